@@ -1,0 +1,37 @@
+# The two commands: `make demo` and `make test`. Both create .venv when it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv lint bench bench-tracking bench-run clean
+
+venv: $(STAMP)
+
+# Stale when pyproject.toml or the pinned constraints change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd examples/diabetes && ../../$(BIN)/shipyard run
+
+test: $(STAMP)
+	bash scripts/install-test-deps.sh
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+
+bench: bench-tracking bench-run
+
+bench-tracking: $(STAMP)
+	$(BIN)/python benchmarks/tracking/bench_tracking.py
+
+bench-run: $(STAMP)
+	$(BIN)/python benchmarks/pipeline/bench_run.py
+
+clean:
+	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs

@@ -1,0 +1,128 @@
+"""Pydantic models of shipyard.yaml. The schema is the documentation: every field has a description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in shipyard.yaml must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WorkspaceSettings(_Strict):
+    """Where the stores live. Precedence: CLI flag > SHIPYARD_* variable > file > default."""
+
+    root: str = Field(".shipyard", description="Workspace folder, relative to the project folder.")
+    database_uri: str | None = Field(
+        None, description="Database URI for MLflow and Shipyard's store; default sqlite:///<root>/shipyard.db"
+    )
+    artifact_uri: str | None = Field(None, description="Artifact store URI; default file://<root>/artifacts")
+    file: str | None = Field(None, description="Optional YAML file holding these settings (relative path).")
+
+
+class DataCheckConfig(_Strict):
+    """The data check step: schema, missing values and distribution against reference statistics."""
+
+    path: str = Field(..., description="CSV file to check (relative to the project).")
+    data_schema: str | None = Field(
+        None, alias="schema", description="pandera schema as 'file.py:Name' (a DataFrameModel or DataFrameSchema)."
+    )
+    reference: str | None = Field(None, description="JSON reference statistics (per column mean and std).")
+    tolerance_std: float = Field(
+        1.0, gt=0, description="Each column's mean and std must lie within this many reference std."
+    )
+    max_missing_fraction: float = Field(0.0, ge=0, le=1, description="Allowed fraction of missing values.")
+
+
+class TrainConfig(_Strict):
+    """The training step: a plain Python script run in a subprocess."""
+
+    script: str = Field("train.py", description="Training script, relative to the project.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters passed to the script.")
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Named input files; default {'data': data_check.path}."
+    )
+    code: list[str] = Field(default_factory=list, description="Extra code files that belong to the cache key.")
+    environment: str | None = Field(None, description="Environment spec (requirements.txt) for the cache key.")
+    timeout_s: float = Field(3600, gt=0, description="Kill the script after this many seconds.")
+
+
+class GateConfig(_Strict):
+    """Evaluation gate: candidate run vs the version holding the production alias."""
+
+    enabled: bool = True
+    metric: str = Field("mse", description="Metric logged by the training run.")
+    direction: Literal["lower", "higher"] = Field("lower", description="Which direction is better.")
+    min_absolute_change: float = Field(0.0, ge=0, description="Required improvement, absolute.")
+    min_relative_change: float = Field(0.0, ge=0, description="Required improvement, relative to the champion.")
+    threshold: float | None = Field(None, description="Absolute bar the candidate must meet (PASSING_POINT).")
+
+
+class RegistryConfig(_Strict):
+    """Model registration in MLflow's registry."""
+
+    model_name: str = Field(..., min_length=1, description="Registered model name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags set on every new version.")
+    metric_tags: list[str] = Field(default_factory=list, description="Run metrics copied onto version tags.")
+    register_alias: str | None = Field("staging", description="Alias set on every newly registered version.")
+    promote_on_pass: bool = Field(True, description="Move the 'production' alias when the gate passes.")
+
+
+class SmokeTestConfig(_Strict):
+    timeout_s: float = Field(60, gt=0, description="Retry the sample request until this deadline.")
+
+
+class DeploymentConfig(_Strict):
+    """A local deployment of the scoring server (the dev environment)."""
+
+    name: str = Field("dev", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Endpoint name.")
+    entry_script: str = Field("score.py", description="Scoring script with init() and run(data).")
+    requirements: str | None = Field(None, description="Pinned requirements for the bundle.")
+    input_sample: str | None = Field(None, description="JSON file with the smoke-test payload.")
+    host: str = Field("127.0.0.1", description="Interface the server binds to.")
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port for each deployment.")
+    health_timeout_s: float = Field(60, gt=0, description="Wait this long for GET / to answer.")
+    smoke_test: SmokeTestConfig = Field(default_factory=SmokeTestConfig)
+
+
+class ProjectConfig(_Strict):
+    """The whole shipyard.yaml."""
+
+    name: str = Field(..., min_length=1, description="Project name.")
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the project name.")
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    data_check: DataCheckConfig | None = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    registry: RegistryConfig
+    deployment: DeploymentConfig | None = None
+
+    # Set by the loader, not by the user.
+    project_dir: Path = Field(default=Path("."), exclude=True)
+    source_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_has_no_spaces(cls, v: str) -> str:
+        if any(c.isspace() for c in v):
+            raise ValueError("must not contain spaces")
+        return v
+
+    @model_validator(mode="after")
+    def _default_inputs(self) -> ProjectConfig:
+        if not self.train.inputs and self.data_check is not None:
+            self.train.inputs = {"data": self.data_check.path}
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.name
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path from the config against the project folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.project_dir / p

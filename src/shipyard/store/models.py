@@ -1,0 +1,109 @@
+"""Tables of Shipyard's own store: what MLflow has no notion of.
+
+They live in the same database as MLflow's tables; names are prefixed `shipyard_` and the
+Alembic version table is `shipyard_alembic_version`, so the two never collide.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PipelineRun(Base):
+    __tablename__ = "shipyard_pipeline_runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed | rejected
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class StepRun(Base):
+    __tablename__ = "shipyard_step_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_run_id: Mapped[str] = mapped_column(String(32), index=True)
+    step: Mapped[str] = mapped_column(String(40))
+    # pending | running | cached | succeeded | failed | skipped
+    status: Mapped[str] = mapped_column(String(20))
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    outputs: Mapped[dict] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class GateDecisionRow(Base):
+    __tablename__ = "shipyard_gate_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    metric: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(10))
+    candidate_run_id: Mapped[str] = mapped_column(String(64))
+    candidate_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    champion_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    champion_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    champion_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(10))  # passed | rejected | skipped
+    reason: Mapped[str] = mapped_column(Text)
+    policy: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AliasEvent(Base):
+    __tablename__ = "shipyard_alias_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    alias: Mapped[str] = mapped_column(String(100))
+    from_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BundleRow(Base):
+    __tablename__ = "shipyard_bundles"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    model_version: Mapped[str] = mapped_column(String(20))
+    uri: Mapped[str] = mapped_column(String(1000))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DeploymentRow(Base):
+    __tablename__ = "shipyard_deployments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(40), default="local")
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(20))
+    bundle_id: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # starting | healthy | active | failed | replaced | deleted
+    state: Mapped[str] = mapped_column(String(20))
+    smoke_passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    smoke_detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    log_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

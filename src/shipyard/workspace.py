@@ -1,0 +1,141 @@
+"""Workspace: the stores behind one database URI and one artifact URI, get-or-create.
+
+The embedded default is a `.shipyard/` folder next to the project: `shipyard.db` (SQLite, shared by
+MLflow's tables and Shipyard's own) and `artifacts/`. Other URIs (postgresql://, s3://) plug in
+through the same two settings. Heavy clients (MLflow) are created lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from shipyard.config.models import WorkspaceSettings
+from shipyard.errors import ConfigError
+from shipyard.store import Store
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+SUPPORTED_ARTIFACT_SCHEMES = ("file", "s3", "gs", "wasbs", "hdfs")
+
+
+class Workspace:
+    """Resolved stores of one workspace. Create with `Workspace.get_or_create(settings)`."""
+
+    def __init__(self, settings: WorkspaceSettings):
+        self.settings = settings
+        self.root = Path(settings.root)
+        self.database_uri: str = settings.database_uri or f"sqlite:///{self.root / 'shipyard.db'}"
+        self.artifact_uri: str = settings.artifact_uri or (self.root / "artifacts").as_uri()
+        _check_uri(self.database_uri, SUPPORTED_DB_SCHEMES, "database_uri")
+        _check_uri(self.artifact_uri, SUPPORTED_ARTIFACT_SCHEMES, "artifact_uri")
+
+    @classmethod
+    def get_or_create(cls, settings: WorkspaceSettings) -> Workspace:
+        ws = cls(settings)
+        ws.root.mkdir(parents=True, exist_ok=True)
+        if ws.artifact_uri.startswith("file:"):
+            ws.local_artifact_dir.mkdir(parents=True, exist_ok=True)
+        with ws.lock("init"):
+            ws.store.migrate()
+        return ws
+
+    # -- locations ---------------------------------------------------------------------------
+    @property
+    def local_artifact_dir(self) -> Path:
+        """Folder of a file:// artifact store (bundles are kept here in the embedded default)."""
+        parsed = urlparse(self.artifact_uri)
+        if parsed.scheme != "file":
+            raise ConfigError(f"artifact_uri {self.artifact_uri!r}: this operation needs a file:// store")
+        return Path(parsed.path)
+
+    def subdir(self, *parts: str) -> Path:
+        """A folder for local state (logs, deployments) under the workspace root."""
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- stores ----------------------------------------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.database_uri)
+
+    @contextmanager
+    def lock(self, name: str, timeout: float = 600) -> Iterator[None]:
+        """An inter-process lock on this workspace (registry writes, initialisation)."""
+        from filelock import FileLock
+
+        with FileLock(str(self.subdir("locks") / f"{name}.lock"), timeout=timeout):
+            yield
+
+    @cached_property
+    def mlflow(self) -> MlflowClient:
+        """An MLflow client on this workspace's tracking and registry store (imports mlflow)."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.database_uri)
+        mlflow.set_registry_uri(self.database_uri)
+        client = MlflowClient(tracking_uri=self.database_uri, registry_uri=self.database_uri)
+        with self.lock("init"):
+            # MLflow creates and migrates its tables on first use; serialise that across processes.
+            client.search_experiments(max_results=1)
+        return client
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create an MLflow experiment whose artifacts live in this workspace."""
+        client = self.mlflow
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        with self.lock("experiments"):
+            exp = client.get_experiment_by_name(name)
+            if exp is not None:
+                return exp.experiment_id
+            return client.create_experiment(name, artifact_location=f"{self.artifact_uri}/mlflow/{name}")
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point a child process (a training script) at this workspace."""
+        return {
+            "SHIPYARD_WORKSPACE": str(self.root),
+            "SHIPYARD_DATABASE_URI": self.database_uri,
+            "SHIPYARD_ARTIFACT_URI": self.artifact_uri,
+            "MLFLOW_TRACKING_URI": self.database_uri,
+            "MLFLOW_REGISTRY_URI": self.database_uri,
+        }
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "root": str(self.root),
+            "database_uri": self.database_uri,
+            "artifact_uri": self.artifact_uri,
+            "store_revision": self.store.current_revision() or "none",
+        }
+
+
+def _check_uri(uri: str, schemes: tuple[str, ...], field: str) -> None:
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in schemes:
+        raise ConfigError(
+            f"workspace.{field}: unsupported URI {uri!r}; expected one of "
+            + ", ".join(f"{s}://" for s in schemes)
+        )
+
+
+def workspace_from_environment(start: Path | None = None) -> Workspace:
+    """The workspace a standalone script should use: SHIPYARD_* variables, else the nearest
+    shipyard.yaml's workspace, else `./.shipyard`."""
+    from shipyard.config.loader import find_project_file, load_project, resolve_workspace_settings
+
+    project = None
+    if not os.environ.get("SHIPYARD_WORKSPACE") and not os.environ.get("SHIPYARD_DATABASE_URI"):
+        found = find_project_file(start)
+        project = load_project(found) if found else None
+    return Workspace.get_or_create(resolve_workspace_settings(project, base_dir=start))
