@@ -78,8 +78,14 @@ class Workspace:
     @cached_property
     def mlflow(self) -> MlflowClient:
         """An MLflow client on this workspace's tracking and registry store (imports mlflow)."""
+        import logging
+
         import mlflow
         from mlflow import MlflowClient
+
+        # MLflow and Alembic announce table creation at INFO; that is noise in a CLI.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         mlflow.set_tracking_uri(self.database_uri)
         mlflow.set_registry_uri(self.database_uri)

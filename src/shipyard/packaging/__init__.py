@@ -1,1 +1,1 @@
-"""packaging."""
+"""Packaging: service bundles (images come later, built from bundles)."""

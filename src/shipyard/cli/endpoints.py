@@ -1,0 +1,106 @@
+"""`shipyard package`, `shipyard deploy`, `shipyard serve`, `shipyard endpoints list|delete`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.errors import ConfigError
+
+app = typer.Typer(help="Endpoints: where deployed models answer.", no_args_is_help=True)
+
+ModelArg = Annotated[
+    str | None,
+    typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS (default: the project's model @production)."),
+]
+
+
+def _bundle(ws, config, model_ref: str | None):
+    from shipyard.packaging.bundle import build_bundle
+    from shipyard.registry import resolve
+
+    if config is None or config.deployment is None:
+        raise ConfigError("this command needs a shipyard.yaml with a `deployment` section (entry_script, ...)")
+    ref = model_ref or f"{config.registry.model_name}@production"
+    model = resolve(ws, ref)
+    d = config.deployment
+    return build_bundle(
+        ws,
+        model,
+        entry_script=config.path(d.entry_script),
+        requirements=config.path(d.requirements) if d.requirements else None,
+        input_sample=config.path(d.input_sample) if d.input_sample else None,
+    )
+
+
+def package_command(
+    model: ModelArg = None, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
+    """Build the service bundle of a model version (model files, score.py, requirements, manifest)."""
+    config, ws = context(project, workspace, required=True)
+    bundle = _bundle(ws, config, model)
+    emit(bundle.to_dict(), output, lambda b: console.print(
+        f"bundle {b['id'][:12]} for {b['model_name']} v{b['model_version']}: {b['path']}"))
+
+
+def deploy_command(
+    model: ModelArg = None,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
+    from shipyard.deploy.endpoints import run_smoke_test, start_deployment
+
+    config, ws = context(project, workspace, required=True)
+    bundle = _bundle(ws, config, model)
+    assert config is not None and config.deployment is not None
+    d = config.deployment
+    with console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
+        dep = start_deployment(ws, bundle, d)
+    with console.status("smoke test…"):
+        dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample") or {}, d.smoke_test.timeout_s)
+    emit(dep.to_dict(), output, lambda x: console.print(
+        f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {x['url']}"))
+
+
+def serve_command(
+    model: ModelArg = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 5001,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Serve a model version in the foreground (Ctrl-C stops it)."""
+    from shipyard.serving.__main__ import main as serve_main
+
+    config, ws = context(project, workspace, required=True)
+    bundle = _bundle(ws, config, model)
+    console.print(f"serving {bundle.model_name} v{bundle.model_version} on http://{host}:{port} (POST /score)")
+    serve_main(["--bundle", bundle.path, "--host", host, "--port", str(port)])
+
+
+@app.command("list")
+def list_cmd(project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text) -> None:
+    """Endpoints with the deployment serving each."""
+    from shipyard.deploy.endpoints import list_endpoints
+
+    _, ws = context(project, workspace)
+    rows = list_endpoints(ws)
+    emit(rows, output, lambda d: table(d, ["endpoint", "state", "url", "model", "deployment_id", "pid"],
+                                       empty="no endpoints"))
+
+
+@app.command("delete")
+def delete_cmd(
+    name: str, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
+    """Stop an endpoint's deployments."""
+    from shipyard.deploy.endpoints import delete_endpoint
+
+    _, ws = context(project, workspace)
+    stopped = delete_endpoint(ws, name)
+    emit({"endpoint": name, "stopped": stopped}, output,
+         lambda d: console.print(f"endpoint {name}: stopped {len(d['stopped'])} deployment(s)"))

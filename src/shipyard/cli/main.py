@@ -1,0 +1,63 @@
+"""The `shipyard` command. User errors print without a traceback and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shipyard.cli import endpoints, gate, models, workspace
+from shipyard.cli.run import run_command
+
+app = typer.Typer(
+    name="shipyard",
+    help="Shipyard: the MLOps loop (data check → train → gate → register → package → deploy → smoke test) "
+    "anywhere.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run_command)
+app.command("package")(endpoints.package_command)
+app.command("deploy")(endpoints.deploy_command)
+app.command("serve")(endpoints.serve_command)
+app.add_typer(models.app, name="models")
+app.add_typer(gate.app, name="gate")
+app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(workspace.workspace_app, name="workspace")
+app.add_typer(workspace.runs_app, name="runs")
+app.add_typer(workspace.data_app, name="data")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    import click
+
+    from shipyard.errors import ShipyardError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except ShipyardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

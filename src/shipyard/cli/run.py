@@ -1,0 +1,159 @@
+"""`shipyard run`: the whole loop, with live progress and a summary (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.panel import Panel
+
+from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, emit, err_console, load_config
+from shipyard.cli.common import open_workspace
+from shipyard.config.loader import parse_param_overrides
+from shipyard.errors import GateRejected, ShipyardError
+from shipyard.pipeline.runner import PipelineResult, run_pipeline
+
+ICONS = {"succeeded": "[green]✓[/green]", "cached": "[cyan]↺[/cyan]", "failed": "[red]✗[/red]",
+         "skipped": "[yellow]-[/yellow]"}
+
+
+class RichReporter:
+    """One line per finished step, a spinner while a step runs."""
+
+    def __init__(self, console_):
+        self.console = console_
+        self.status = None
+
+    def step_started(self, step: str) -> None:
+        self.status = self.console.status(f"[bold]{step}[/bold] running…")
+        self.status.start()
+
+    def step_finished(self, step: str, status: str, duration_s: float, message: str | None) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        note = f"  [dim]{message.splitlines()[0]}[/dim]" if message and status != "failed" else ""
+        self.console.print(f"{ICONS.get(status, '?')} {step:<11} {status:<9} {duration_s:6.2f}s{note}")
+
+
+def curl_command(url: str, payload: Any) -> str:
+    body = json.dumps(payload, separators=(",", ":"))
+    return f"curl -s -X POST {url}/score -H 'Content-Type: application/json' -d '{body}'"
+
+
+def summarize(result: PipelineResult) -> dict[str, Any]:
+    """The facts a user (or CI) wants from a run, as one JSON-able record."""
+    o = result.outputs
+    summary: dict[str, Any] = {
+        "pipeline_run_id": result.pipeline_run_id,
+        "status": result.status,
+        "error": result.error,
+        "steps": [{k: s[k] for k in ("step", "status", "duration_s", "message")} for s in result.steps],
+        "cached_steps": [s["step"] for s in result.steps if s["status"] == "cached"],
+    }
+    if "data_check" in o:
+        summary["data_check"] = {k: o["data_check"].get(k) for k in ("passed", "rows", "dataset_hash")}
+    if "train" in o:
+        summary["run"] = {"run_id": o["train"]["run_id"], "metrics": o["train"]["metrics"],
+                          "params": o["train"].get("params", {})}
+    if "evaluate" in o:
+        g = o["evaluate"]
+        summary["gate"] = {k: g.get(k) for k in ("verdict", "reason", "metric", "direction", "candidate_value",
+                                                 "champion_version", "champion_value")}
+    if "register" in o:
+        r = o["register"]
+        summary["model"] = {"name": r["model_name"], "version": r["version"], "created": r["created"],
+                            "aliases": r["aliases"], "alias_moves": r["alias_moves"]}
+    if "smoke_test" in o:
+        s = o["smoke_test"]
+        payload = s.get("payload") or o.get("package", {}).get("input_sample")
+        summary["endpoint"] = {"url": s["url"], "deployment_id": s["deployment_id"], "smoke_test": "passed",
+                               "latency_ms": s.get("latency_ms")}
+        if payload is not None:
+            summary["endpoint"]["curl"] = curl_command(s["url"], payload)
+    return summary
+
+
+def _render(summary: dict[str, Any]) -> None:
+    lines = []
+    if "data_check" in summary:
+        lines.append(f"Data check   passed ({summary['data_check']['rows']} rows)")
+    if "run" in summary:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary["run"]["metrics"].items()))
+        lines.append(f"Run          {summary['run']['run_id']}  {metrics}")
+    if "gate" in summary:
+        g = summary["gate"]
+        color = {"passed": "green", "rejected": "yellow", "skipped": "cyan"}[g["verdict"]]
+        lines.append(f"Gate         [{color}]{g['verdict']}[/{color}]: {g['reason']}")
+    if "model" in summary:
+        m = summary["model"]
+        state = "registered" if m["created"] else "already registered"
+        lines.append(f"Model        {m['name']} v{m['version']} ({state}; aliases: {', '.join(m['aliases']) or '-'})")
+    if "endpoint" in summary:
+        e = summary["endpoint"]
+        lines.append(f"Endpoint     {e['url']}  (deployment {e['deployment_id'][:8]})")
+        lines.append(f"Smoke test   passed ({e.get('latency_ms') or 0:.0f} ms)")
+        if e.get("curl"):
+            lines.append(f"Try it       {e['curl']}")
+    steps = summary["steps"]
+    if steps and all(s["status"] in ("cached", "skipped") for s in steps):
+        lines.append(f"Cache        all {len(summary['cached_steps'])} steps reused from cache (nothing changed)")
+    elif summary["cached_steps"]:
+        lines.append(f"Cache        reused: {', '.join(summary['cached_steps'])}")
+    if summary["error"]:
+        lines.append(f"[red]Error[/red]        {summary['error']}")
+    style = {"succeeded": "green", "rejected": "yellow"}.get(summary["status"], "red")
+    console.print(Panel("\n".join(lines), title=f"pipeline run {summary['pipeline_run_id'][:8]}: "
+                        f"{summary['status']}", border_style=style, expand=False))
+
+
+def write_outputs(folder: Path, summary: dict[str, Any]) -> list[str]:
+    """The hand-off files for the next CI job: run.json always, model.json and endpoint.json when
+    the run has a model version / a smoke-tested endpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"run.json": {k: summary.get(k) for k in ("pipeline_run_id", "status", "error", "run", "gate",
+                                                      "data_check", "steps")}}
+    if "model" in summary:
+        files["model.json"] = summary["model"]
+    if "endpoint" in summary:
+        files["endpoint.json"] = summary["endpoint"] | {"model": summary.get("model")}
+    for name, data in files.items():
+        (folder / name).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return sorted(files)
+
+
+def run_command(
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Override a parameter: KEY=VALUE.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step, ignore cached outputs.")] = False,
+    from_step: Annotated[str | None, typer.Option("--from", help="Re-run from this step on (earlier steps may "
+                                                   "be cached).")] = None,
+    fail_on_reject: Annotated[bool, typer.Option("--fail-on-reject", help="Exit 3 when the gate rejects.")] = False,
+    outputs: Annotated[Path | None, typer.Option("--outputs", help="Write run.json, model.json, endpoint.json "
+                                                  "here.")] = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Run the pipeline: data check → train → evaluate → register → package → deploy → smoke test."""
+    config = load_config(project)
+    assert config is not None
+    overrides = parse_param_overrides(param or [])
+    ws = open_workspace(config, workspace)
+    ui = err_console if output is Output.json else console
+    if output is Output.text:
+        console.print(f"[bold]shipyard run[/bold] {config.name} — workspace {ws.root}")
+    result = run_pipeline(ws, config, params=overrides, no_cache=no_cache, from_step=from_step,
+                          reporter=RichReporter(ui))
+    summary = summarize(result)
+    if outputs is not None:
+        summary["outputs"] = write_outputs(outputs, summary)
+    emit(summary, output, _render)
+    if result.status == "failed":
+        raise typer.Exit(1)
+    if result.status == "rejected" and fail_on_reject:
+        raise typer.Exit(GateRejected.exit_code)
+
+
+__all__ = ["run_command", "summarize", "ShipyardError"]

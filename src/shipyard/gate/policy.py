@@ -1,0 +1,118 @@
+"""Evaluation policies: is the candidate better than the champion by enough?
+
+Pure functions of the config and the two values, so every rule is unit-testable; the recorded
+decision is written by gate.records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shipyard.config.models import GateConfig
+
+PASSED, REJECTED, SKIPPED = "passed", "rejected", "skipped"
+
+
+@dataclass
+class GateDecision:
+    verdict: str  # passed | rejected | skipped
+    reason: str
+    metric: str
+    direction: str
+    candidate_run_id: str
+    candidate_value: float | None
+    champion_version: str | None = None
+    champion_run_id: str | None = None
+    champion_value: float | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when later steps (register, deploy) should go on."""
+        return self.verdict in (PASSED, SKIPPED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def decide(
+    config: GateConfig,
+    *,
+    candidate_run_id: str,
+    candidate_value: float | None,
+    champion_version: str | None = None,
+    champion_run_id: str | None = None,
+    champion_value: float | None = None,
+    available_metrics: list[str] | None = None,
+) -> GateDecision:
+    """Apply the gate policy. A tie is a rejection; a missing metric is a rejection."""
+
+    def verdict(v: str, reason: str) -> GateDecision:
+        return GateDecision(
+            verdict=v,
+            reason=reason,
+            metric=config.metric,
+            direction=config.direction,
+            candidate_run_id=candidate_run_id,
+            candidate_value=candidate_value,
+            champion_version=champion_version,
+            champion_run_id=champion_run_id,
+            champion_value=champion_value,
+            policy=config.model_dump(),
+        )
+
+    m = config.metric
+    if not config.enabled:
+        return verdict(SKIPPED, "gate disabled in shipyard.yaml (gate.enabled: false)")
+    if candidate_value is None or (isinstance(candidate_value, float) and math.isnan(candidate_value)):
+        logged = ", ".join(sorted(available_metrics or [])) or "none"
+        return verdict(REJECTED, f"candidate run did not log metric {m!r} (logged: {logged})")
+    lower = config.direction == "lower"
+    if config.threshold is not None:
+        meets = candidate_value <= config.threshold if lower else candidate_value >= config.threshold
+        if not meets:
+            op = "<=" if lower else ">="
+            return verdict(
+                REJECTED,
+                f"{m} {_fmt(candidate_value)} does not meet the threshold ({op} {_fmt(config.threshold)})",
+            )
+    if champion_run_id is not None and champion_run_id == candidate_run_id:
+        return verdict(PASSED, f"candidate run is already production v{champion_version}")
+    if champion_version is None:
+        return verdict(PASSED, f"no production model yet; candidate {m} {_fmt(candidate_value)} accepted")
+    if champion_value is None:
+        return verdict(
+            REJECTED,
+            f"production v{champion_version} has no metric {m!r} to compare with; "
+            "set the alias by hand (shipyard models alias set) or disable the gate",
+        )
+    improvement = (champion_value - candidate_value) if lower else (candidate_value - champion_value)
+    relative = improvement / abs(champion_value) if champion_value else math.inf
+    compared = (
+        f"candidate {m} {_fmt(candidate_value)} vs production v{champion_version} {_fmt(champion_value)} "
+        f"({config.direction} is better)"
+    )
+    if improvement == 0:
+        return verdict(REJECTED, f"tie: {compared}")
+    if improvement < 0:
+        return verdict(REJECTED, f"worse: {compared}")
+    if improvement < config.min_absolute_change:
+        return verdict(
+            REJECTED,
+            f"improvement {_fmt(improvement)} below min_absolute_change {_fmt(config.min_absolute_change)}: "
+            f"{compared}",
+        )
+    if relative < config.min_relative_change:
+        return verdict(
+            REJECTED,
+            f"relative improvement {relative:.2%} below min_relative_change "
+            f"{config.min_relative_change:.2%}: {compared}",
+        )
+    return verdict(PASSED, f"better by {_fmt(improvement)} ({relative:.2%}): {compared}")

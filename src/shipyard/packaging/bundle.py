@@ -1,0 +1,162 @@
+"""Service bundles: model files + score.py + pinned requirements + manifest, in the artifact store.
+
+A bundle is the unit that serving loads and that images (a later capability) are built from:
+
+    manifest.json  score.py  requirements.txt  model/<name>/<version>/<model files>
+
+`model/<name>/<version>` is the folder AZUREML_MODEL_DIR points at, as in Azure ML.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shipyard.data.hashing import tree_sha256
+from shipyard.errors import ConfigError, NotFoundError
+from shipyard.registry.models import ModelVersionInfo
+from shipyard.store import utcnow
+from shipyard.store.models import BundleRow
+from shipyard.workspace import Workspace
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Bundle:
+    id: str
+    model_name: str
+    model_version: str
+    path: str
+    content_hash: str
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _signature(sample: dict[str, Any] | None) -> dict[str, Any]:
+    rows = (sample or {}).get("data")
+    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+        return {"inputs": {"data": {"type": "array", "shape": [-1, len(rows[0])], "dtype": "float"}}}
+    return {}
+
+
+def _read_sample(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"deployment.input_sample: file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"deployment.input_sample: {path} is not valid JSON ({exc})") from None
+
+
+def build_bundle(
+    ws: Workspace,
+    model: ModelVersionInfo,
+    *,
+    entry_script: Path,
+    requirements: Path | None,
+    input_sample: Path | None,
+) -> Bundle:
+    """Assemble a bundle for a model version; identical content reuses the recorded bundle."""
+    import mlflow.artifacts
+
+    if not entry_script.is_file():
+        raise ConfigError(f"deployment.entry_script: {entry_script} does not exist")
+    if requirements is not None and not requirements.is_file():
+        raise ConfigError(f"deployment.requirements: {requirements} does not exist")
+    sample = _read_sample(input_sample)
+    bundles_dir = ws.local_artifact_dir / "bundles" / model.name
+    bundles_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".v{model.version}-", dir=bundles_dir))
+    try:
+        model_dir = staging / "model" / model.name / model.version
+        model_dir.parent.mkdir(parents=True)
+        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl")))
+        shutil.move(str(downloaded), model_dir)
+        shutil.rmtree(staging / "dl", ignore_errors=True)
+        shutil.copy2(entry_script, staging / "score.py")
+        if requirements is not None:
+            shutil.copy2(requirements, staging / "requirements.txt")
+        elif (model_dir / "requirements.txt").is_file():
+            shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
+        content_hash = tree_sha256(staging)  # before the manifest, which holds the hash itself
+        manifest = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "run_id": model.run_id,
+            "source": model.source,
+            "entry_script": "score.py",
+            "model_dir": f"model/{model.name}/{model.version}",
+            "requirements": "requirements.txt" if (staging / "requirements.txt").exists() else None,
+            "input_sample": sample,
+            "signature": _signature(sample),
+            "content_hash": content_hash,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        final = bundles_dir / f"v{model.version}-{content_hash[:12]}"
+        existing = _find(ws, content_hash)
+        if existing and Path(existing.path).is_dir():
+            return existing
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _record(ws, model, final, content_hash, manifest)
+
+
+def _record(ws: Workspace, model: ModelVersionInfo, path: Path, content_hash: str, manifest: dict) -> Bundle:
+    bundle_id = content_hash[:32]
+    with ws.store.session() as s:
+        row = s.get(BundleRow, bundle_id)
+        if row is None:
+            s.add(
+                BundleRow(
+                    id=bundle_id,
+                    model_name=model.name,
+                    model_version=model.version,
+                    uri=str(path),
+                    content_hash=content_hash,
+                    manifest=manifest,
+                    created_at=utcnow(),
+                )
+            )
+        else:
+            row.uri = str(path)
+    return Bundle(bundle_id, model.name, model.version, str(path), content_hash, manifest)
+
+
+def _to_bundle(row: BundleRow) -> Bundle:
+    return Bundle(row.id, row.model_name, row.model_version, row.uri, row.content_hash, row.manifest)
+
+
+def _find(ws: Workspace, content_hash: str) -> Bundle | None:
+    with ws.store.session() as s:
+        row = s.get(BundleRow, content_hash[:32])
+        return _to_bundle(row) if row else None
+
+
+def get_bundle(ws: Workspace, bundle_id: str) -> Bundle:
+    with ws.store.session() as s:
+        row = s.get(BundleRow, bundle_id)
+        if row is None:
+            raise NotFoundError(f"no bundle {bundle_id!r} in this workspace")
+        return _to_bundle(row)
+
+
+def list_bundles(ws: Workspace, model_name: str | None = None) -> list[dict[str, Any]]:
+    with ws.store.session() as s:
+        q = select(BundleRow).order_by(BundleRow.created_at.desc())
+        if model_name:
+            q = q.where(BundleRow.model_name == model_name)
+        return [_to_bundle(r).to_dict() | {"created_at": r.created_at.isoformat()} for r in s.scalars(q)]

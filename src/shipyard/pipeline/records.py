@@ -1,0 +1,121 @@
+"""Pipeline runs and step states in Shipyard's store; the step cache is read from them.
+
+A cache hit is the latest *succeeded* step run with the same step name and cache key: there is
+no separate cache table to drift out of step with the history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from shipyard.errors import NotFoundError
+from shipyard.store import utcnow
+from shipyard.store.models import PipelineRun, StepRun
+from shipyard.workspace import Workspace
+
+
+def create_pipeline_run(ws: Workspace, project: str, parameters: dict[str, Any], steps: list[str]) -> str:
+    run_id = uuid.uuid4().hex
+    with ws.store.session() as s:
+        s.add(
+            PipelineRun(
+                id=run_id, project=project, status="running", started_at=utcnow(), parameters=parameters, summary={}
+            )
+        )
+        for step in steps:
+            s.add(StepRun(pipeline_run_id=run_id, step=step, status="pending", outputs={}))
+    return run_id
+
+
+def update_step(ws: Workspace, run_id: str, step: str, **fields: Any) -> None:
+    with ws.store.session() as s:
+        row = s.scalars(select(StepRun).where(StepRun.pipeline_run_id == run_id, StepRun.step == step)).one()
+        for key, value in fields.items():
+            setattr(row, key, value)
+
+
+def finish_pipeline_run(ws: Workspace, run_id: str, status: str, summary: dict, error: str | None = None) -> None:
+    with ws.store.session() as s:
+        row = s.get(PipelineRun, run_id)
+        row.status = status
+        row.finished_at = utcnow()
+        row.summary = summary
+        row.error = error
+
+
+def set_mlflow_run(ws: Workspace, run_id: str, mlflow_run_id: str) -> None:
+    with ws.store.session() as s:
+        s.get(PipelineRun, run_id).mlflow_run_id = mlflow_run_id
+
+
+def cached_outputs(ws: Workspace, step: str, cache_key: str) -> tuple[dict[str, Any], str] | None:
+    """Outputs and pipeline run id of the latest succeeded run of `step` with `cache_key`."""
+    with ws.store.session() as s:
+        row = s.scalars(
+            select(StepRun)
+            .where(StepRun.step == step, StepRun.cache_key == cache_key, StepRun.status == "succeeded")
+            .order_by(StepRun.id.desc())
+            .limit(1)
+        ).first()
+        return (dict(row.outputs), row.pipeline_run_id) if row else None
+
+
+def registered_version(ws: Workspace, model_name: str, run_id: str) -> str | None:
+    """The version a pipeline registered from `run_id` under `model_name`, from step records."""
+    with ws.store.session() as s:
+        rows = s.scalars(
+            select(StepRun.outputs).where(StepRun.step == "register", StepRun.status == "succeeded")
+        )
+        for outputs in rows:
+            if outputs.get("model_name") == model_name and outputs.get("run_id") == run_id:
+                return outputs.get("version")
+    return None
+
+
+def _step_dict(r: StepRun) -> dict[str, Any]:
+    return {
+        "step": r.step,
+        "status": r.status,
+        "duration_s": round(r.duration_s, 3) if r.duration_s is not None else None,
+        "cache_key": r.cache_key,
+        "message": r.message,
+        "outputs": r.outputs,
+    }
+
+
+def get_pipeline_run(ws: Workspace, run_id: str) -> dict[str, Any]:
+    with ws.store.session() as s:
+        matches = list(s.scalars(select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)))
+        if len(matches) != 1:
+            raise NotFoundError(f"no single pipeline run matches {run_id!r}; see `shipyard runs list`")
+        run = matches[0]
+        steps = s.scalars(select(StepRun).where(StepRun.pipeline_run_id == run.id).order_by(StepRun.id))
+        return {
+            "id": run.id,
+            "project": run.project,
+            "status": run.status,
+            "started_at": run.started_at.isoformat(timespec="seconds"),
+            "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+            "parameters": run.parameters,
+            "mlflow_run_id": run.mlflow_run_id,
+            "error": run.error,
+            "steps": [_step_dict(r) for r in steps],
+        }
+
+
+def list_pipeline_runs(ws: Workspace, limit: int = 20) -> list[dict[str, Any]]:
+    with ws.store.session() as s:
+        runs = s.scalars(select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit))
+        return [
+            {
+                "id": r.id,
+                "project": r.project,
+                "status": r.status,
+                "started_at": r.started_at.isoformat(timespec="seconds"),
+                "duration_s": round((r.finished_at - r.started_at).total_seconds(), 2) if r.finished_at else None,
+            }
+            for r in runs
+        ]

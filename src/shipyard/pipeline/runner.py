@@ -1,0 +1,175 @@
+"""Run the pipeline: pick the steps, reuse cached outputs, record every state, stop on failure.
+
+The gate section (evaluate → register) runs under the workspace's `gate` lock, so concurrent
+pipelines compare against the champion that is current when they register.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shipyard.config.models import ProjectConfig
+from shipyard.errors import ShipyardError, UsageError
+from shipyard.pipeline import records
+from shipyard.pipeline.context import StepContext
+from shipyard.pipeline.steps import ALL_STEPS, STEP_NAMES, Step
+from shipyard.store import utcnow
+from shipyard.workspace import Workspace
+
+GATE_SECTION = ("evaluate", "register")
+
+
+class Reporter(Protocol):
+    def step_started(self, step: str) -> None: ...
+
+    def step_finished(self, step: str, status: str, duration_s: float, message: str | None) -> None: ...
+
+
+class SilentReporter:
+    def step_started(self, step: str) -> None:
+        pass
+
+    def step_finished(self, step: str, status: str, duration_s: float, message: str | None) -> None:
+        pass
+
+
+@dataclass
+class PipelineResult:
+    pipeline_run_id: str
+    status: str  # succeeded | rejected | failed
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def gate(self) -> dict[str, Any] | None:
+        return self.outputs.get("evaluate")
+
+
+def select_steps(config: ProjectConfig) -> list[Step]:
+    """The steps this project has: data_check only with a data_check section; package, deploy and
+    smoke_test only with a deployment."""
+    steps = []
+    for cls in ALL_STEPS:
+        if cls.name == "data_check" and config.data_check is None:
+            continue
+        if cls.name in ("package", "deploy", "smoke_test") and config.deployment is None:
+            continue
+        steps.append(cls())
+    return steps
+
+
+def run_pipeline(
+    ws: Workspace,
+    config: ProjectConfig,
+    *,
+    params: dict[str, Any] | None = None,
+    no_cache: bool = False,
+    from_step: str | None = None,
+    reporter: Reporter | None = None,
+) -> PipelineResult:
+    """Run the project's pipeline in `ws`. Never raises for a step failure: the result says."""
+    reporter = reporter or SilentReporter()
+    steps = select_steps(config)
+    names = [s.name for s in steps]
+    if from_step is not None and from_step not in names:
+        raise UsageError(f"--from {from_step!r}: this pipeline's steps are {', '.join(names)}")
+    merged = {**config.train.parameters, **(params or {})}
+    run_id = records.create_pipeline_run(ws, config.name, merged, names)
+    ctx = StepContext(ws=ws, config=config, pipeline_run_id=run_id, params=merged)
+    result = PipelineResult(pipeline_run_id=run_id, status="running")
+    force = no_cache
+    stopped: str | None = None
+    with ExitStack() as gate_lock:
+        try:
+            for step in steps:
+                if step.name == from_step:
+                    force = True
+                if stopped:
+                    _skip(ws, result, reporter, run_id, step.name, stopped)
+                    continue
+                if step.name == GATE_SECTION[0]:
+                    gate_lock.enter_context(ws.lock("gate"))
+                _run_step(ctx, step, force, result, reporter)
+                if step.name == GATE_SECTION[-1]:
+                    gate_lock.close()
+                if step.name == "evaluate" and not ctx.outputs["evaluate"]["accepted"]:
+                    stopped = f"gate rejected: {ctx.outputs['evaluate']['reason']}"
+                    gate_lock.close()
+                    result.status = "rejected"
+        except ShipyardError as exc:
+            result.status, result.error = "failed", str(exc)
+        except KeyboardInterrupt:
+            result.status, result.error = "failed", "interrupted"
+            _finish(ws, ctx, result)
+            raise
+    if result.status == "running":
+        result.status = "succeeded"
+    result.outputs = ctx.outputs
+    _finish(ws, ctx, result)
+    return result
+
+
+def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult, reporter: Reporter) -> None:
+    ws, run_id = ctx.ws, ctx.pipeline_run_id
+    started = time.perf_counter()
+    reporter.step_started(step.name)
+    records.update_step(ws, run_id, step.name, status="running", started_at=utcnow())
+    try:
+        key = step.cache_key(ctx)
+        hit = None if (force or key is None) else records.cached_outputs(ws, step.name, key)
+        if hit is not None and step.still_valid(ctx, hit[0]):
+            outputs, source_run = hit
+            status, message = "cached", f"reused from pipeline run {source_run[:8]}"
+        else:
+            outputs = step.run(ctx)
+            status, message = "succeeded", None
+    except (ShipyardError, KeyboardInterrupt, Exception) as exc:
+        duration = time.perf_counter() - started
+        text = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        records.update_step(
+            ws, run_id, step.name, status="failed", finished_at=utcnow(), duration_s=duration, message=text
+        )
+        result.steps.append({"step": step.name, "status": "failed", "duration_s": duration, "message": text})
+        reporter.step_finished(step.name, "failed", duration, text)
+        if isinstance(exc, ShipyardError | KeyboardInterrupt):
+            raise
+        raise ShipyardError(f"step {step.name} crashed: {type(exc).__name__}: {exc}") from exc
+    duration = time.perf_counter() - started
+    ctx.outputs[step.name] = outputs
+    # A cached step records its own (cache) status but succeeded-like outputs for later hits.
+    records.update_step(
+        ws,
+        run_id,
+        step.name,
+        status="succeeded" if status == "succeeded" else "cached",
+        cache_key=key,
+        outputs=outputs,
+        finished_at=utcnow(),
+        duration_s=duration,
+        message=message,
+    )
+    result.steps.append({"step": step.name, "status": status, "duration_s": duration, "message": message})
+    reporter.step_finished(step.name, status, duration, message)
+
+
+def _skip(ws: Workspace, result: PipelineResult, reporter: Reporter, run_id: str, step: str, why: str) -> None:
+    records.update_step(ws, run_id, step, status="skipped", message=why)
+    result.steps.append({"step": step, "status": "skipped", "duration_s": 0.0, "message": why})
+    reporter.step_finished(step, "skipped", 0.0, why)
+
+
+def _finish(ws: Workspace, ctx: StepContext, result: PipelineResult) -> None:
+    # Steps after a failure stay visible as skipped.
+    done = {s["step"] for s in result.steps}
+    for name in STEP_NAMES:
+        if name not in done and name in [s.name for s in select_steps(ctx.config)]:
+            records.update_step(ws, ctx.pipeline_run_id, name, status="skipped", message="not reached")
+    summary = {"status": result.status, "steps": result.steps}
+    records.finish_pipeline_run(ws, ctx.pipeline_run_id, result.status, summary, result.error)
+    if ctx.parent_mlflow_run_id:
+        mlflow_status = {"succeeded": "FINISHED", "rejected": "FINISHED"}.get(result.status, "FAILED")
+        ctx.ws.mlflow.set_terminated(ctx.parent_mlflow_run_id, mlflow_status)

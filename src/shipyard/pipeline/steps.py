@@ -1,0 +1,349 @@
+"""The steps of the loop. Each has a cache key (content hashes of what it depends on), a run
+function returning a JSON-able output record, and optionally a check that cached outputs are
+still usable (a deployment still serving). Heavy imports stay inside `run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from shipyard.errors import DataCheckFailed, StepFailed
+from shipyard.pipeline.context import StepContext
+
+
+class Step:
+    name = ""
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        """None means: never cached."""
+        return None
+
+    def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
+        return True
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class DataCheckStep(Step):
+    name = "data_check"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        dc = ctx.config.data_check
+        assert dc is not None
+        schema_file = dc.data_schema.split(":")[0] if dc.data_schema else None
+        return ctx.key(
+            self.name,
+            {"files": ctx.hash_files([dc.path, schema_file, dc.reference]), "config": dc.model_dump()},
+        )
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.data.checks import run_data_check
+
+        dc = ctx.config.data_check
+        assert dc is not None
+        report = run_data_check(
+            ctx.config.path(dc.path),
+            schema_ref=dc.data_schema,
+            reference_path=ctx.config.path(dc.reference) if dc.reference else None,
+            tolerance_std=dc.tolerance_std,
+            max_missing_fraction=dc.max_missing_fraction,
+            project_dir=ctx.config.project_dir,
+        )
+        if not report.passed:
+            raise DataCheckFailed(f"data check failed for {dc.path}:\n{report.summary()}")
+        return report.to_dict()
+
+
+class TrainStep(Step):
+    name = "train"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        t = ctx.config.train
+        return ctx.key(
+            self.name,
+            {
+                "code": ctx.hash_files([t.script, *t.code]),
+                "params": ctx.params,
+                "inputs": ctx.hash_files(list(t.inputs.values())),
+                "environment": ctx.environment_key(t.environment),
+                "experiment": ctx.config.experiment_name,
+            },
+        )
+
+    def _environment(self, ctx: StepContext, run_id: str) -> dict[str, str]:
+        t = ctx.config.train
+        env = dict(os.environ)
+        env.update(ctx.ws.environment())
+        env.update(
+            {
+                "SHIPYARD_RUN_ID": run_id,
+                "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
+                "SHIPYARD_PARAMS": json.dumps(ctx.params),
+                "SHIPYARD_INPUTS": json.dumps({k: str(ctx.config.path(v)) for k, v in t.inputs.items()}),
+                "SHIPYARD_OUTPUTS": str(ctx.ws.subdir("outputs", ctx.pipeline_run_id, "train")),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from mlflow.entities import Param
+
+        from shipyard.deploy.local import log_tail
+
+        t = ctx.config.train
+        script = ctx.config.path(t.script)
+        if not script.is_file():
+            raise StepFailed(f"train.script: {script} does not exist")
+        client = ctx.ws.mlflow
+        tags = {
+            "mlflow.parentRunId": ctx.parent_run(),
+            "mlflow.source.name": t.script,
+            "shipyard.pipeline_run_id": ctx.pipeline_run_id,
+            "shipyard.step": self.name,
+        }
+        if ctx.git_commit:
+            tags["mlflow.source.git.commit"] = ctx.git_commit
+        if "data_check" in ctx.outputs:
+            tags["shipyard.dataset_hash"] = ctx.outputs["data_check"].get("dataset_hash", "")
+        run = client.create_run(ctx.ws.experiment_id(ctx.config.experiment_name), run_name="train", tags=tags)
+        run_id = run.info.run_id
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items())])
+        log_path = ctx.log_dir() / "train.log"
+        status = "FAILED"
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.run(
+                    [sys.executable, str(script)],
+                    cwd=ctx.config.project_dir,
+                    env=self._environment(ctx, run_id),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=t.timeout_s,
+                )
+            if proc.returncode != 0:
+                raise StepFailed(
+                    f"{t.script} exited with code {proc.returncode}; log {log_path}, last lines:\n"
+                    + log_tail(log_path, 20)
+                )
+            status = "FINISHED"
+        except subprocess.TimeoutExpired:
+            raise StepFailed(f"{t.script} ran longer than train.timeout_s={t.timeout_s:g}s") from None
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            client.set_terminated(run_id, status)
+        data = client.get_run(run_id).data
+        artifact = data.tags.get("shipyard.model_artifact")
+        if not artifact:
+            raise StepFailed(f"{t.script} logged no model: call shipyard.log_model(model) in the script")
+        return {
+            "run_id": run_id,
+            "experiment_id": run.info.experiment_id,
+            "metrics": dict(data.metrics),
+            "params": dict(data.params),
+            "model_uri": f"runs:/{run_id}/{artifact}",
+            "dataset_hash": tags.get("shipyard.dataset_hash"),
+            "log_path": str(log_path),
+        }
+
+
+class EvaluateStep(Step):
+    name = "evaluate"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        from shipyard.pipeline.records import registered_version
+        from shipyard.registry.models import champion_for_cache
+
+        run_id = ctx.outputs["train"]["run_id"]
+        own = registered_version(ctx.ws, ctx.model_name, run_id)
+        return ctx.key(
+            self.name,
+            {
+                "run_id": run_id,
+                "gate": ctx.config.gate.model_dump(),
+                "model": ctx.model_name,
+                "champion": champion_for_cache(ctx.ws, ctx.model_name, "production", own),
+            },
+        )
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.gate.policy import decide
+        from shipyard.gate.records import record_decision
+        from shipyard.registry.models import alias_version
+
+        train = ctx.outputs["train"]
+        gate = ctx.config.gate
+        champion = alias_version(ctx.ws, ctx.model_name, "production") if gate.enabled else None
+        champion_value = None
+        if champion is not None and champion.run_id:
+            champion_value = ctx.ws.mlflow.get_run(champion.run_id).data.metrics.get(gate.metric)
+        decision = decide(
+            gate,
+            candidate_run_id=train["run_id"],
+            candidate_value=train["metrics"].get(gate.metric),
+            champion_version=champion.version if champion else None,
+            champion_run_id=champion.run_id if champion else None,
+            champion_value=champion_value,
+            available_metrics=list(train["metrics"]),
+        )
+        record_decision(ctx.ws, ctx.model_name, decision, ctx.pipeline_run_id)
+        return decision.to_dict() | {"accepted": decision.accepted}
+
+
+class RegisterStep(Step):
+    name = "register"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        gate = ctx.outputs["evaluate"]
+        return ctx.key(
+            self.name,
+            {
+                "run_id": ctx.outputs["train"]["run_id"],
+                "registry": ctx.config.registry.model_dump(),
+                "verdict": gate["verdict"],
+                "champion": gate.get("champion_version"),
+            },
+        )
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.registry.models import register, set_alias
+
+        reg = ctx.config.registry
+        train, gate = ctx.outputs["train"], ctx.outputs["evaluate"]
+        tags = dict(reg.tags)
+        tags.update(
+            {
+                "shipyard.run_id": train["run_id"],
+                "shipyard.experiment": ctx.config.experiment_name,
+                "shipyard.pipeline_run_id": ctx.pipeline_run_id,
+            }
+        )
+        if train.get("dataset_hash"):
+            tags["shipyard.dataset_hash"] = train["dataset_hash"]
+        if ctx.git_commit:
+            tags["shipyard.git_commit"] = ctx.git_commit
+        for metric in reg.metric_tags:
+            if metric in train["metrics"]:
+                tags[f"metric.{metric}"] = f"{train['metrics'][metric]:.6g}"
+        info, created = register(
+            ctx.ws, ctx.model_name, train["run_id"], train["model_uri"], tags, reuse_existing=True
+        )
+        moves = []
+        if reg.register_alias:
+            moves.append(
+                set_alias(ctx.ws, info.name, reg.register_alias, info.version,
+                          reason=f"registered by pipeline run {ctx.pipeline_run_id}",
+                          pipeline_run_id=ctx.pipeline_run_id)
+            )
+        if gate["accepted"] and reg.promote_on_pass:
+            moves.append(
+                set_alias(ctx.ws, info.name, "production", info.version,
+                          reason=f"gate {gate['verdict']}: {gate['reason']}", pipeline_run_id=ctx.pipeline_run_id)
+            )
+        return {
+            "model_name": info.name,
+            "version": info.version,
+            "run_id": train["run_id"],
+            "created": created,
+            "source": info.source,
+            "alias_moves": [m for m in moves if m["moved"]],
+            "aliases": sorted({m["alias"] for m in moves}),
+        }
+
+
+class PackageStep(Step):
+    name = "package"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        d = ctx.config.deployment
+        assert d is not None
+        reg = ctx.outputs["register"]
+        return ctx.key(
+            self.name,
+            {
+                "model": [reg["model_name"], reg["version"], reg["source"]],
+                "files": ctx.hash_files([d.entry_script, d.requirements, d.input_sample]),
+                "environment": ctx.environment_key(None),
+            },
+        )
+
+    def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
+        from pathlib import Path
+
+        return Path(outputs.get("path", "")).joinpath("manifest.json").is_file()
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.packaging.bundle import build_bundle
+        from shipyard.registry.models import resolve
+
+        d = ctx.config.deployment
+        assert d is not None
+        reg = ctx.outputs["register"]
+        model = resolve(ctx.ws, f"{reg['model_name']}:{reg['version']}")
+        bundle = build_bundle(
+            ctx.ws,
+            model,
+            entry_script=ctx.config.path(d.entry_script),
+            requirements=ctx.config.path(d.requirements) if d.requirements else None,
+            input_sample=ctx.config.path(d.input_sample) if d.input_sample else None,
+        )
+        return {"bundle_id": bundle.id, "path": bundle.path, "content_hash": bundle.content_hash}
+
+
+class DeployStep(Step):
+    name = "deploy"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        d = ctx.config.deployment
+        assert d is not None
+        return ctx.key(self.name, {"bundle": ctx.outputs["package"]["bundle_id"], "config": d.model_dump()})
+
+    def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
+        from shipyard.deploy.endpoints import deployment_is_serving
+
+        return deployment_is_serving(ctx.ws, outputs.get("deployment_id", ""))
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.deploy.endpoints import start_deployment
+        from shipyard.packaging.bundle import get_bundle
+
+        d = ctx.config.deployment
+        assert d is not None
+        dep = start_deployment(ctx.ws, get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]), d)
+        return {"deployment_id": dep.id, "endpoint": dep.endpoint, "url": dep.url, "pid": dep.pid, "port": dep.port}
+
+
+class SmokeTestStep(Step):
+    name = "smoke_test"
+
+    def cache_key(self, ctx: StepContext) -> str | None:
+        return ctx.key(self.name, {"deployment": ctx.outputs["deploy"]["deployment_id"]})
+
+    still_valid = DeployStep.still_valid
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from shipyard.deploy.endpoints import run_smoke_test
+        from shipyard.packaging.bundle import get_bundle
+
+        d = ctx.config.deployment
+        assert d is not None
+        bundle = get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"])
+        payload = bundle.manifest.get("input_sample")
+        if not payload:
+            raise StepFailed("deployment.input_sample is not set: the smoke test needs a sample request")
+        dep = run_smoke_test(ctx.ws, ctx.outputs["deploy"]["deployment_id"], payload, d.smoke_test.timeout_s)
+        return {"deployment_id": dep.id, "url": dep.url, **dep.smoke_detail, "passed": True, "payload": payload}
+
+
+ALL_STEPS: list[type[Step]] = [
+    DataCheckStep, TrainStep, EvaluateStep, RegisterStep, PackageStep, DeployStep, SmokeTestStep
+]
+STEP_NAMES = [s.name for s in ALL_STEPS]

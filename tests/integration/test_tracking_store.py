@@ -1,0 +1,127 @@
+"""Training scripts in a subprocess, checked through a plain MlflowClient on the workspace store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import joblib
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.integration
+
+PROJECT_YAML = "name: demo\nregistry:\n  model_name: demo-model\n"
+
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    import shipyard
+
+    params = shipyard.parameters(alpha=0.5, epochs=100)
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    y = X @ np.array([1.0, -2.0])
+    for epoch in range(params["epochs"]):
+        shipyard.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+    model = Ridge(alpha=params["alpha"]).fit(X, y)
+    shipyard.set_tag("kind", "ridge")
+    print(shipyard.log_model(model))
+    print("RUN_ID", shipyard.active_run().run_id)
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A minimal project folder and an environment free of the developer's SHIPYARD_*/MLFLOW_*."""
+    for var in list(os.environ):
+        if var.startswith(("SHIPYARD_", "MLFLOW_")):
+            monkeypatch.delenv(var)
+    (tmp_path / "shipyard.yaml").write_text(PROJECT_YAML)
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT)
+    return tmp_path
+
+
+def run_script(project: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "train.py"],
+        cwd=project,
+        env={**os.environ, **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def store_client(project: Path) -> MlflowClient:
+    uri = f"sqlite:///{project / '.shipyard' / 'shipyard.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_standalone_script_logs_run_metrics_params_and_model(project: Path):
+    proc = run_script(project)
+    run_id = proc.stdout.split("RUN_ID")[1].strip()
+    client = store_client(project)
+
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "demo"
+    assert run.info.status == "FINISHED"  # ended by the atexit hook
+    assert run.data.params == {"alpha": "0.5", "epochs": "100"}
+    assert run.data.tags["kind"] == "ridge" and run.data.tags["shipyard.model_artifact"] == "model"
+    loss = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
+    assert loss == [(i, 1.0 / (i + 1)) for i in range(100)]
+
+    files = {a.path for a in client.list_artifacts(run_id, "model")}
+    assert {"model/model.pkl", "model/MLmodel"} <= files
+    local = Path(client.download_artifacts(run_id, "model", str(project / "dl")))
+    model = joblib.load(local / "model.pkl")
+    assert model.alpha == 0.5
+    requirements = (local / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "numpy==" in requirements
+    # Artifacts live in the workspace, not in ./mlruns.
+    assert (project / ".shipyard" / "artifacts").is_dir() and not (project / "mlruns").exists()
+
+
+def test_script_attaches_to_runner_run_and_leaves_it_running(project: Path):
+    import shipyard.workspace as workspace_module
+
+    ws = workspace_module.workspace_from_environment(project)
+    client = ws.mlflow
+    run_id = client.create_run(ws.experiment_id("pipeline"), run_name="runner").info.run_id
+
+    env = {**ws.environment(), "SHIPYARD_RUN_ID": run_id, "SHIPYARD_PARAMS": '{"alpha": 2.0, "epochs": 5}'}
+    proc = run_script(project, env)
+    assert proc.stdout.split("RUN_ID")[1].strip() == run_id
+
+    run = store_client(project).get_run(run_id)
+    assert run.info.status == "RUNNING"  # the runner, not the script, ends its run
+    assert run.data.params == {"alpha": "2.0", "epochs": "5"}
+    assert len(client.get_metric_history(run_id, "loss")) == 5
+    assert run.data.tags["shipyard.model_artifact"] == "model"
+    # No other run was created.
+    assert [r.info.run_id for r in client.search_runs([ws.experiment_id("pipeline"), "0"])] == [run_id]
+
+
+def test_failing_script_marks_standalone_run_failed_and_keeps_metrics(project: Path):
+    (project / "train.py").write_text(
+        "import shipyard\n"
+        "for i in range(2500):\n"
+        "    shipyard.log_metric('loss', float(i), step=i)\n"
+        "print('RUN_ID', shipyard.active_run().run_id, flush=True)\n"
+        "raise SystemError('out of memory')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "train.py"], cwd=project, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode != 0 and "out of memory" in proc.stderr
+    run_id = proc.stdout.split("RUN_ID")[1].strip()
+    client = store_client(project)
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert len(client.get_metric_history(run_id, "loss")) == 2500
