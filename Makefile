@@ -20,7 +20,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install-test-deps.sh
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || { rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check tests/ and testpaths" >&2; fi; exit $$rc; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

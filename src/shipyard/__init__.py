@@ -35,7 +35,23 @@ _LAZY = {
     "output_dir": "shipyard.tracking.fluent",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "ActiveRun",
+    "__version__",
+    "active_run",
+    "input_path",
+    "log_artifact",
+    "log_artifacts",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "output_dir",
+    "parameters",
+    "set_tag",
+    "start_run",
+]
 
 if TYPE_CHECKING:
     from shipyard.tracking.fluent import (

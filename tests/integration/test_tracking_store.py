@@ -39,9 +39,11 @@ TRAIN_SCRIPT = textwrap.dedent(
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A minimal project folder and an environment free of the developer's SHIPYARD_*/MLFLOW_*."""
-    for var in list(os.environ):
-        if var.startswith(("SHIPYARD_", "MLFLOW_")):
-            monkeypatch.delenv(var)
+    names = {v for v in os.environ if v.startswith(("SHIPYARD_", "MLFLOW_"))}
+    for var in names | {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"}:
+        # setenv first so that teardown also undoes what mlflow.set_tracking_uri exports.
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     (tmp_path / "shipyard.yaml").write_text(PROJECT_YAML)
     (tmp_path / "train.py").write_text(TRAIN_SCRIPT)
     return tmp_path

@@ -41,7 +41,10 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ws_env(store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
     """A clean script environment: cwd in tmp_path, the module's workspace, a per-test experiment."""
     for var in SCRIPT_VARS:
-        monkeypatch.delenv(var, raising=False)
+        # setenv first so that teardown restores the original state even for variables that
+        # code under test sets (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI).
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SHIPYARD_WORKSPACE", str(store_dir))
     monkeypatch.setenv("SHIPYARD_EXPERIMENT", request.node.name)
@@ -226,7 +229,9 @@ def test_input_path_and_output_dir(ws_env, tmp_path, monkeypatch):
 
 
 def test_import_shipyard_is_cheap():
-    code = "import sys, shipyard; print(sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    code = (
+        "import sys, shipyard; print(sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert shipyard.__version__ == "0.1.0"

@@ -63,7 +63,9 @@ class MetricBuffer:
         self._thread.start()
 
     # -- the hot path ------------------------------------------------------------------------
-    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
         """Queue one metric value; returns immediately. `timestamp` is in ms since the epoch."""
         if key not in self._known_keys:
             self._check_key(key)
@@ -98,7 +100,7 @@ class MetricBuffer:
     # -- writing -----------------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        """Number of metrics queued but not yet written."""
+        """Number of metrics queued and not yet taken by a write (in-flight batches excluded)."""
         with self._lock:
             return len(self._pending)
 

@@ -265,7 +265,9 @@ def _attach(run_id: str, experiment: str | None, tags: dict[str, Any] | None) ->
     return run
 
 
-def _adopt(run: ActiveRun, name: str | None, experiment: str | None, tags: dict[str, Any] | None) -> ActiveRun:
+def _adopt(
+    run: ActiveRun, name: str | None, experiment: str | None, tags: dict[str, Any] | None
+) -> ActiveRun:
     if experiment and not run.attached:
         exp = run.client.get_experiment(run.experiment_id)
         if exp.name != experiment:

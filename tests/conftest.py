@@ -1,0 +1,31 @@
+"""Shared by every test folder: where the repository, the example project and the CLI are."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = REPO_ROOT / "examples" / "diabetes"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def example_dir() -> Path:
+    """The seed sample (never written to: tests work on copies)."""
+    return EXAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def shipyard_bin() -> Path:
+    """The `shipyard` console script of the interpreter running the tests (the project venv)."""
+    exe = Path(sys.executable).with_name("shipyard")
+    if not exe.is_file():
+        pytest.skip(f"no shipyard console script next to {sys.executable}; install the package")
+    return exe

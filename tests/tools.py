@@ -1,0 +1,20 @@
+"""Tests that need a system tool call `require_tool`: it skips with a message naming the Debian
+package to install, except in CI (CI set), where a missing tool is a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_tool(command: str, package: str) -> str:
+    """Path of `command`, or skip (fail in CI) naming the package that provides it."""
+    path = shutil.which(command)
+    if path:
+        return path
+    message = f"{command} not found: install the Debian package {package!r} (make test does so as root)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,85 @@
+"""Gate policies: every rule of decide(), as values."""
+
+import pytest
+
+from shipyard.config.models import GateConfig
+from shipyard.gate.policy import PASSED, REJECTED, SKIPPED, decide
+
+
+def _decide(cfg: GateConfig, cand, champ=None, version="1", **kw):
+    return decide(
+        cfg,
+        candidate_run_id="cand",
+        candidate_value=cand,
+        champion_version=version if champ is not None or kw.get("force_champion") else None,
+        champion_run_id="champ" if champ is not None else None,
+        champion_value=champ,
+        available_metrics=["r2"],
+    )
+
+
+def test_lower_is_better_passes_when_smaller():
+    d = _decide(GateConfig(metric="mse", direction="lower"), 90.0, 100.0)
+    assert d.verdict == PASSED and d.accepted
+    assert "90" in d.reason and "100" in d.reason and "v1" in d.reason
+
+
+def test_higher_is_better_rejects_when_smaller():
+    d = _decide(GateConfig(metric="r2", direction="higher"), 0.4, 0.5)
+    assert d.verdict == REJECTED and not d.accepted
+    assert d.reason.startswith("worse")
+
+
+def test_tie_is_a_rejection():
+    d = _decide(GateConfig(metric="mse"), 100.0, 100.0)
+    assert d.verdict == REJECTED and d.reason.startswith("tie")
+
+
+def test_missing_candidate_metric_is_a_rejection_naming_what_was_logged():
+    d = _decide(GateConfig(metric="mse"), None, 100.0)
+    assert d.verdict == REJECTED
+    assert "'mse'" in d.reason and "r2" in d.reason
+
+
+def test_no_champion_passes_if_threshold_met():
+    cfg = GateConfig(metric="mse", threshold=4000)
+    assert _decide(cfg, 3000.0).verdict == PASSED
+    d = _decide(cfg, 4500.0)
+    assert d.verdict == REJECTED and "threshold" in d.reason
+
+
+def test_threshold_applies_with_champion_too():
+    d = _decide(GateConfig(metric="r2", direction="higher", threshold=0.5), 0.45, 0.40)
+    assert d.verdict == REJECTED and ">= 0.5" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("cfg", "cand", "champ", "verdict"),
+    [
+        (GateConfig(metric="mse", min_absolute_change=5), 96.0, 100.0, REJECTED),
+        (GateConfig(metric="mse", min_absolute_change=5), 94.0, 100.0, PASSED),
+        (GateConfig(metric="mse", min_relative_change=0.05), 96.0, 100.0, REJECTED),
+        (GateConfig(metric="mse", min_relative_change=0.05), 94.0, 100.0, PASSED),
+        (GateConfig(metric="acc", direction="higher", min_relative_change=0.1), 0.85, 0.8, REJECTED),
+        (GateConfig(metric="acc", direction="higher", min_relative_change=0.1), 0.9, 0.8, PASSED),
+    ],
+)
+def test_minimum_changes(cfg, cand, champ, verdict):
+    assert _decide(cfg, cand, champ).verdict == verdict
+
+
+def test_disabled_gate_is_skipped_and_accepted():
+    d = _decide(GateConfig(enabled=False), None, 1.0)
+    assert d.verdict == SKIPPED and d.accepted
+
+
+def test_champion_without_metric_is_rejected():
+    d = decide(GateConfig(metric="mse"), candidate_run_id="c", candidate_value=1.0, champion_version="2",
+               champion_run_id="x", champion_value=None)
+    assert d.verdict == REJECTED and "v2" in d.reason
+
+
+def test_candidate_that_already_is_production_passes():
+    d = decide(GateConfig(metric="mse"), candidate_run_id="same", candidate_value=1.0, champion_version="3",
+               champion_run_id="same", champion_value=1.0)
+    assert d.verdict == PASSED and "already production v3" in d.reason
