@@ -18,7 +18,9 @@ def machine() -> str:
 def write_section(title: str, lines: list[str], command: str) -> None:
     """Replace (or append) `## title` in docs/benchmarks.md with a dated body."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([f"## {title}", "", f"Measured {stamp} on {machine()} with `{command}`.", "", *lines, ""])
+    body = "\n".join(
+        [f"## {title}", "", f"Measured {stamp} on {machine()} with `{command}`.", "", *lines, ""]
+    )
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body

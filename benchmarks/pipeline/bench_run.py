@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from report import machine, write_section  # noqa: E402
+from report import write_section  # noqa: E402
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
@@ -34,8 +34,11 @@ def main(repeats: int = 3) -> None:
         colds, cacheds, bares = [], [], []
         for i in range(repeats):
             proj = Path(tmp) / f"p{i}"
-            shutil.copytree(ROOT / "examples" / "diabetes", proj,
-                            ignore=shutil.ignore_patterns(".shipyard", "outputs", "__pycache__"))
+            shutil.copytree(
+                ROOT / "examples" / "diabetes",
+                proj,
+                ignore=shutil.ignore_patterns(".shipyard", "outputs", "__pycache__"),
+            )
             env = dict(os.environ, SHIPYARD_WORKSPACE=str(proj / ".shipyard"))
             bare_env = dict(os.environ, SHIPYARD_WORKSPACE=str(proj / ".bare"))
             bares.append(timed([sys.executable, "train.py"], proj, bare_env))
@@ -43,8 +46,13 @@ def main(repeats: int = 3) -> None:
                 colds.append(timed([SHIPYARD, "run"], proj, env))
                 cacheds.append(timed([SHIPYARD, "run"], proj, env))
             finally:
-                subprocess.run([SHIPYARD, "endpoints", "delete", "dev"], cwd=proj, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [SHIPYARD, "endpoints", "delete", "dev"],
+                    cwd=proj,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
         bare, cold, cached = (statistics.median(x) for x in (bares, colds, cacheds))
         rows = [
             ("`python train.py` alone (the script, standalone tracking)", bare, 1.0),

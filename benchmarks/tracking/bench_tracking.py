@@ -14,11 +14,8 @@ Usage: python benchmarks/tracking/bench_tracking.py [--n-mlflow 2000] [--n-shipy
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -26,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = REPO / "docs" / "benchmarks.md"
+sys.path.insert(0, str(REPO / "benchmarks"))
+from report import write_section  # noqa: E402
+
 KEY = "loss"
 
 
@@ -108,17 +107,6 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def update_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Tracking\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-mlflow", type=int, default=2000, help="synchronous mlflow calls")
@@ -144,23 +132,21 @@ def main() -> int:
 
     ship, sync = results[-1], results[0]
     ratio_call, ratio_total = ship.call_rate / sync.call_rate, ship.total_rate / sync.total_rate
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    section = (
-        "## Tracking\n\n"
-        f"Metric logging into a fresh SQLite store, one run, one key with steps. {now}; {machine}; "
-        f"MLflow {mlflow.__version__}.\n\n"
-        f"{table(results)}\n\n"
+    lines = [
+        f"Metric logging into a fresh SQLite store, one run, one key with steps; "
+        f"MLflow {mlflow.__version__}.",
+        "",
+        table(results),
+        "",
         f"shipyard vs synchronous mlflow: **{ratio_call:,.0f}×** per call, **{ratio_total:,.0f}×** "
         "including the final flush (target ≥ 20×). The metric count in each store was checked "
-        "against the number of calls.\n\n"
-        "Command: `make bench-tracking` (see benchmarks/tracking/README.md).\n"
-    )
+        "against the number of calls. See benchmarks/tracking/README.md.",
+    ]
     print(table(results))
     print(f"\nratio shipyard/mlflow: {ratio_call:,.1f}x per call, {ratio_total:,.1f}x including flush")
     if not args.no_docs:
-        update_docs(section)
-        print(f"updated {DOCS.relative_to(REPO)}")
+        write_section("Tracking", lines, "make bench-tracking")
+        print("updated docs/benchmarks.md")
     return 0 if ratio_total >= 20 else 1
 
 

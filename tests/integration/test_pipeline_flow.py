@@ -84,7 +84,7 @@ def version_numbers(client) -> list[int]:
 
 
 def production(client) -> str:
-    return client.get_model_version_by_alias(MODEL, "production").version
+    return str(client.get_model_version_by_alias(MODEL, "production").version)
 
 
 def served(http, url: str) -> dict:
@@ -276,7 +276,7 @@ def test_mlflow_client_sees_versions_tags_and_aliases(flow, mlflow_client):
         parent = client.get_run(run.data.tags["mlflow.parentRunId"])
         assert parent.info.status == "FINISHED"
     assert client.get_run(flow.state["v2_run"]).data.params["alpha"] == "0.1"
-    assert client.get_model_version_by_alias(MODEL, "staging").version == "2"
+    assert str(client.get_model_version_by_alias(MODEL, "staging").version) == "2"
 
 
 def test_models_show_unknown_model_lists_existing_models(flow):

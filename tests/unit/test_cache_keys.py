@@ -23,7 +23,9 @@ def project(tmp_path):
 def ctx_for(project: Path, params=None) -> StepContext:
     cfg = load_project(project / "shipyard.yaml")
     ws = Workspace.get_or_create(resolve_workspace_settings(cfg, env={}))
-    return StepContext(ws=ws, config=cfg, pipeline_run_id="x" * 32, params=params or dict(cfg.train.parameters))
+    return StepContext(
+        ws=ws, config=cfg, pipeline_run_id="x" * 32, params=params or dict(cfg.train.parameters)
+    )
 
 
 def test_train_key_is_stable_for_the_same_content(project):

@@ -77,7 +77,11 @@ def test_workspace_file_section(tmp_path):
 
 def test_param_overrides_keep_types():
     assert parse_param_overrides(["alpha=0.1", "n=3", "flag=true", "name=ridge"]) == {
-        "alpha": 0.1, "n": 3, "flag": True, "name": "ridge"}
+        "alpha": 0.1,
+        "n": 3,
+        "flag": True,
+        "name": "ridge",
+    }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_param_overrides(["alpha"])
 

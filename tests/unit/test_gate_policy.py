@@ -74,12 +74,24 @@ def test_disabled_gate_is_skipped_and_accepted():
 
 
 def test_champion_without_metric_is_rejected():
-    d = decide(GateConfig(metric="mse"), candidate_run_id="c", candidate_value=1.0, champion_version="2",
-               champion_run_id="x", champion_value=None)
+    d = decide(
+        GateConfig(metric="mse"),
+        candidate_run_id="c",
+        candidate_value=1.0,
+        champion_version="2",
+        champion_run_id="x",
+        champion_value=None,
+    )
     assert d.verdict == REJECTED and "v2" in d.reason
 
 
 def test_candidate_that_already_is_production_passes():
-    d = decide(GateConfig(metric="mse"), candidate_run_id="same", candidate_value=1.0, champion_version="3",
-               champion_run_id="same", champion_value=1.0)
+    d = decide(
+        GateConfig(metric="mse"),
+        candidate_run_id="same",
+        candidate_value=1.0,
+        champion_version="3",
+        champion_run_id="same",
+        champion_value=1.0,
+    )
     assert d.verdict == PASSED and "already production v3" in d.reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     text = "text"
     json = "json"
 
@@ -32,7 +32,9 @@ ProjectOpt = Annotated[
 ]
 WorkspaceOpt = Annotated[
     str | None,
-    typer.Option("--workspace", "-w", help="Workspace folder (overrides SHIPYARD_WORKSPACE and shipyard.yaml)."),
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (overrides SHIPYARD_WORKSPACE and shipyard.yaml)."
+    ),
 ]
 
 
@@ -73,7 +75,9 @@ def emit(data: Any, output: Output, render=None) -> None:
         render(data)
 
 
-def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, empty: str = "nothing yet"):
+def table(
+    rows: list[dict[str, Any]], columns: list[str], title: str | None = None, empty: str = "nothing yet"
+):
     """A Rich table of dict rows."""
     from rich.table import Table
 

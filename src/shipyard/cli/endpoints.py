@@ -22,7 +22,9 @@ def _bundle(ws, config, model_ref: str | None):
     from shipyard.registry import resolve
 
     if config is None or config.deployment is None:
-        raise ConfigError("this command needs a shipyard.yaml with a `deployment` section (entry_script, ...)")
+        raise ConfigError(
+            "this command needs a shipyard.yaml with a `deployment` section (entry_script, ...)"
+        )
     ref = model_ref or f"{config.registry.model_name}@production"
     model = resolve(ws, ref)
     d = config.deployment
@@ -36,13 +38,21 @@ def _bundle(ws, config, model_ref: str | None):
 
 
 def package_command(
-    model: ModelArg = None, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+    model: ModelArg = None,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Build the service bundle of a model version (model files, score.py, requirements, manifest)."""
     config, ws = context(project, workspace, required=True)
     bundle = _bundle(ws, config, model)
-    emit(bundle.to_dict(), output, lambda b: console.print(
-        f"bundle {b['id'][:12]} for {b['model_name']} v{b['model_version']}: {b['path']}"))
+    emit(
+        bundle.to_dict(),
+        output,
+        lambda b: console.print(
+            f"bundle {b['id'][:12]} for {b['model_name']} v{b['model_version']}: {b['path']}"
+        ),
+    )
 
 
 def deploy_command(
@@ -62,8 +72,13 @@ def deploy_command(
         dep = start_deployment(ws, bundle, d)
     with console.status("smoke test…"):
         dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample") or {}, d.smoke_test.timeout_s)
-    emit(dep.to_dict(), output, lambda x: console.print(
-        f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {x['url']}"))
+    emit(
+        dep.to_dict(),
+        output,
+        lambda x: console.print(
+            f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {x['url']}"
+        ),
+    )
 
 
 def serve_command(
@@ -78,19 +93,28 @@ def serve_command(
 
     config, ws = context(project, workspace, required=True)
     bundle = _bundle(ws, config, model)
-    console.print(f"serving {bundle.model_name} v{bundle.model_version} on http://{host}:{port} (POST /score)")
+    console.print(
+        f"serving {bundle.model_name} v{bundle.model_version} on http://{host}:{port} (POST /score)"
+    )
     serve_main(["--bundle", bundle.path, "--host", host, "--port", str(port)])
 
 
 @app.command("list")
-def list_cmd(project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text) -> None:
+def list_cmd(
+    project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """Endpoints with the deployment serving each."""
     from shipyard.deploy.endpoints import list_endpoints
 
     _, ws = context(project, workspace)
     rows = list_endpoints(ws)
-    emit(rows, output, lambda d: table(d, ["endpoint", "state", "url", "model", "deployment_id", "pid"],
-                                       empty="no endpoints"))
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            d, ["endpoint", "state", "url", "model", "deployment_id", "pid"], empty="no endpoints"
+        ),
+    )
 
 
 @app.command("delete")
@@ -102,5 +126,8 @@ def delete_cmd(
 
     _, ws = context(project, workspace)
     stopped = delete_endpoint(ws, name)
-    emit({"endpoint": name, "stopped": stopped}, output,
-         lambda d: console.print(f"endpoint {name}: stopped {len(d['stopped'])} deployment(s)"))
+    emit(
+        {"endpoint": name, "stopped": stopped},
+        output,
+        lambda d: console.print(f"endpoint {name}: stopped {len(d['stopped'])} deployment(s)"),
+    )

@@ -28,12 +28,20 @@ def show_cmd(
 
     def render(data):
         shown = [
-            r | {"candidate": f"{r['candidate_run_id'][:8]} {_num(r['candidate_value'])}",
-                 "champion": f"v{r['champion_version']} {_num(r['champion_value'])}" if r["champion_version"] else "-"}
+            r
+            | {
+                "candidate": f"{r['candidate_run_id'][:8]} {_num(r['candidate_value'])}",
+                "champion": f"v{r['champion_version']} {_num(r['champion_value'])}"
+                if r["champion_version"]
+                else "-",
+            }
             for r in data
         ]
-        table(shown, ["id", "created_at", "model_name", "metric", "candidate", "champion", "verdict", "reason"],
-              empty="no gate decisions yet")
+        table(
+            shown,
+            ["id", "created_at", "model_name", "metric", "candidate", "champion", "verdict", "reason"],
+            empty="no gate decisions yet",
+        )
 
     emit(rows, output, render)
 

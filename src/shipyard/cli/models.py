@@ -12,7 +12,9 @@ app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_he
 
 
 @app.command("list")
-def list_cmd(project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text) -> None:
+def list_cmd(
+    project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """List registered models with their latest version and aliases."""
     from shipyard.registry import list_models
 
@@ -65,7 +67,11 @@ def history_cmd(
     _, ws = context(project, workspace)
     resolve(ws, name)  # a clear error for unknown models
     rows = alias_history(ws, name, alias)
-    emit(rows, output, lambda d: table(d, ["when", "alias", "from", "to", "who", "why"], empty="no alias moves"))
+    emit(
+        rows,
+        output,
+        lambda d: table(d, ["when", "alias", "from", "to", "who", "why"], empty="no alias moves"),
+    )
 
 
 alias_app = typer.Typer(help="Move aliases (recorded in the history).", no_args_is_help=True)

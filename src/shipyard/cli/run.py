@@ -9,14 +9,27 @@ from typing import Annotated, Any
 import typer
 from rich.panel import Panel
 
-from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, emit, err_console, load_config
-from shipyard.cli.common import open_workspace
+from shipyard.cli.common import (
+    Output,
+    OutputOpt,
+    ProjectOpt,
+    WorkspaceOpt,
+    console,
+    emit,
+    err_console,
+    load_config,
+    open_workspace,
+)
 from shipyard.config.loader import parse_param_overrides
 from shipyard.errors import GateRejected, ShipyardError
 from shipyard.pipeline.runner import PipelineResult, run_pipeline
 
-ICONS = {"succeeded": "[green]✓[/green]", "cached": "[cyan]↺[/cyan]", "failed": "[red]✗[/red]",
-         "skipped": "[yellow]-[/yellow]"}
+ICONS = {
+    "succeeded": "[green]✓[/green]",
+    "cached": "[cyan]↺[/cyan]",
+    "failed": "[red]✗[/red]",
+    "skipped": "[yellow]-[/yellow]",
+}
 
 
 class RichReporter:
@@ -56,21 +69,43 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
     if "data_check" in o:
         summary["data_check"] = {k: o["data_check"].get(k) for k in ("passed", "rows", "dataset_hash")}
     if "train" in o:
-        summary["run"] = {"run_id": o["train"]["run_id"], "metrics": o["train"]["metrics"],
-                          "params": o["train"].get("params", {})}
+        summary["run"] = {
+            "run_id": o["train"]["run_id"],
+            "metrics": o["train"]["metrics"],
+            "params": o["train"].get("params", {}),
+        }
     if "evaluate" in o:
         g = o["evaluate"]
-        summary["gate"] = {k: g.get(k) for k in ("verdict", "reason", "metric", "direction", "candidate_value",
-                                                 "champion_version", "champion_value")}
+        summary["gate"] = {
+            k: g.get(k)
+            for k in (
+                "verdict",
+                "reason",
+                "metric",
+                "direction",
+                "candidate_value",
+                "champion_version",
+                "champion_value",
+            )
+        }
     if "register" in o:
         r = o["register"]
-        summary["model"] = {"name": r["model_name"], "version": r["version"], "created": r["created"],
-                            "aliases": r["aliases"], "alias_moves": r["alias_moves"]}
+        summary["model"] = {
+            "name": r["model_name"],
+            "version": r["version"],
+            "created": r["created"],
+            "aliases": r["aliases"],
+            "alias_moves": r["alias_moves"],
+        }
     if "smoke_test" in o:
         s = o["smoke_test"]
         payload = s.get("payload") or o.get("package", {}).get("input_sample")
-        summary["endpoint"] = {"url": s["url"], "deployment_id": s["deployment_id"], "smoke_test": "passed",
-                               "latency_ms": s.get("latency_ms")}
+        summary["endpoint"] = {
+            "url": s["url"],
+            "deployment_id": s["deployment_id"],
+            "smoke_test": "passed",
+            "latency_ms": s.get("latency_ms"),
+        }
         if payload is not None:
             summary["endpoint"]["curl"] = curl_command(s["url"], payload)
     return summary
@@ -90,7 +125,9 @@ def _render(summary: dict[str, Any]) -> None:
     if "model" in summary:
         m = summary["model"]
         state = "registered" if m["created"] else "already registered"
-        lines.append(f"Model        {m['name']} v{m['version']} ({state}; aliases: {', '.join(m['aliases']) or '-'})")
+        lines.append(
+            f"Model        {m['name']} v{m['version']} ({state}; aliases: {', '.join(m['aliases']) or '-'})"
+        )
     if "endpoint" in summary:
         e = summary["endpoint"]
         lines.append(f"Endpoint     {e['url']}  (deployment {e['deployment_id'][:8]})")
@@ -99,22 +136,34 @@ def _render(summary: dict[str, Any]) -> None:
             lines.append(f"Try it       {e['curl']}")
     steps = summary["steps"]
     if steps and all(s["status"] in ("cached", "skipped") for s in steps):
-        lines.append(f"Cache        all {len(summary['cached_steps'])} steps reused from cache (nothing changed)")
+        lines.append(
+            f"Cache        all {len(summary['cached_steps'])} steps reused from cache (nothing changed)"
+        )
     elif summary["cached_steps"]:
         lines.append(f"Cache        reused: {', '.join(summary['cached_steps'])}")
     if summary["error"]:
         lines.append(f"[red]Error[/red]        {summary['error']}")
     style = {"succeeded": "green", "rejected": "yellow"}.get(summary["status"], "red")
-    console.print(Panel("\n".join(lines), title=f"pipeline run {summary['pipeline_run_id'][:8]}: "
-                        f"{summary['status']}", border_style=style, expand=False))
+    console.print(
+        Panel(
+            "\n".join(lines),
+            title=f"pipeline run {summary['pipeline_run_id'][:8]}: {summary['status']}",
+            border_style=style,
+            expand=False,
+        )
+    )
 
 
 def write_outputs(folder: Path, summary: dict[str, Any]) -> list[str]:
     """The hand-off files for the next CI job: run.json always, model.json and endpoint.json when
     the run has a model version / a smoke-tested endpoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"run.json": {k: summary.get(k) for k in ("pipeline_run_id", "status", "error", "run", "gate",
-                                                      "data_check", "steps")}}
+    files = {
+        "run.json": {
+            k: summary.get(k)
+            for k in ("pipeline_run_id", "status", "error", "run", "gate", "data_check", "steps")
+        }
+    }
     if "model" in summary:
         files["model.json"] = summary["model"]
     if "endpoint" in summary:
@@ -127,13 +176,21 @@ def write_outputs(folder: Path, summary: dict[str, Any]) -> list[str]:
 def run_command(
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
-    param: Annotated[list[str] | None, typer.Option("--param", help="Override a parameter: KEY=VALUE.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step, ignore cached outputs.")] = False,
-    from_step: Annotated[str | None, typer.Option("--from", help="Re-run from this step on (earlier steps may "
-                                                   "be cached).")] = None,
-    fail_on_reject: Annotated[bool, typer.Option("--fail-on-reject", help="Exit 3 when the gate rejects.")] = False,
-    outputs: Annotated[Path | None, typer.Option("--outputs", help="Write run.json, model.json, endpoint.json "
-                                                  "here.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Override a parameter: KEY=VALUE.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every step, ignore cached outputs.")
+    ] = False,
+    from_step: Annotated[
+        str | None, typer.Option("--from", help="Re-run from this step on (earlier steps may be cached).")
+    ] = None,
+    fail_on_reject: Annotated[
+        bool, typer.Option("--fail-on-reject", help="Exit 3 when the gate rejects.")
+    ] = False,
+    outputs: Annotated[
+        Path | None, typer.Option("--outputs", help="Write run.json, model.json, endpoint.json here.")
+    ] = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Run the pipeline: data check → train → evaluate → register → package → deploy → smoke test."""
@@ -144,8 +201,9 @@ def run_command(
     ui = err_console if output is Output.json else console
     if output is Output.text:
         console.print(f"[bold]shipyard run[/bold] {config.name} — workspace {ws.root}")
-    result = run_pipeline(ws, config, params=overrides, no_cache=no_cache, from_step=from_step,
-                          reporter=RichReporter(ui))
+    result = run_pipeline(
+        ws, config, params=overrides, no_cache=no_cache, from_step=from_step, reporter=RichReporter(ui)
+    )
     summary = summarize(result)
     if outputs is not None:
         summary["outputs"] = write_outputs(outputs, summary)

@@ -14,7 +14,9 @@ data_app = typer.Typer(help="Data checks.", no_args_is_help=True)
 
 
 @workspace_app.command("show")
-def show_cmd(project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text) -> None:
+def show_cmd(
+    project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """Where this project's workspace is (get-or-create)."""
     config, ws = context(project, workspace)
     data = ws.describe() | {"project": str(config.source_file) if config else None}
@@ -33,8 +35,13 @@ def runs_list(
 
     _, ws = context(project, workspace)
     rows = list_pipeline_runs(ws, limit)
-    emit(rows, output, lambda d: table(d, ["id", "project", "status", "started_at", "duration_s"],
-                                       empty="no pipeline runs yet"))
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            d, ["id", "project", "status", "started_at", "duration_s"], empty="no pipeline runs yet"
+        ),
+    )
 
 
 @runs_app.command("show")

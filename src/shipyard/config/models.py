@@ -29,7 +29,9 @@ class DataCheckConfig(_Strict):
 
     path: str = Field(..., description="CSV file to check (relative to the project).")
     data_schema: str | None = Field(
-        None, alias="schema", description="pandera schema as 'file.py:Name' (a DataFrameModel or DataFrameSchema)."
+        None,
+        alias="schema",
+        description="pandera schema as 'file.py:Name' (a DataFrameModel or DataFrameSchema).",
     )
     reference: str | None = Field(None, description="JSON reference statistics (per column mean and std).")
     tolerance_std: float = Field(
@@ -42,12 +44,18 @@ class TrainConfig(_Strict):
     """The training step: a plain Python script run in a subprocess."""
 
     script: str = Field("train.py", description="Training script, relative to the project.")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters passed to the script.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Hyper-parameters passed to the script."
+    )
     inputs: dict[str, str] = Field(
         default_factory=dict, description="Named input files; default {'data': data_check.path}."
     )
-    code: list[str] = Field(default_factory=list, description="Extra code files that belong to the cache key.")
-    environment: str | None = Field(None, description="Environment spec (requirements.txt) for the cache key.")
+    code: list[str] = Field(
+        default_factory=list, description="Extra code files that belong to the cache key."
+    )
+    environment: str | None = Field(
+        None, description="Environment spec (requirements.txt) for the cache key."
+    )
     timeout_s: float = Field(3600, gt=0, description="Kill the script after this many seconds.")
 
 
@@ -58,7 +66,9 @@ class GateConfig(_Strict):
     metric: str = Field("mse", description="Metric logged by the training run.")
     direction: Literal["lower", "higher"] = Field("lower", description="Which direction is better.")
     min_absolute_change: float = Field(0.0, ge=0, description="Required improvement, absolute.")
-    min_relative_change: float = Field(0.0, ge=0, description="Required improvement, relative to the champion.")
+    min_relative_change: float = Field(
+        0.0, ge=0, description="Required improvement, relative to the champion."
+    )
     threshold: float | None = Field(None, description="Absolute bar the candidate must meet (PASSING_POINT).")
 
 

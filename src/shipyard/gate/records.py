@@ -10,7 +10,9 @@ from shipyard.store.models import GateDecisionRow
 from shipyard.workspace import Workspace
 
 
-def record_decision(ws: Workspace, model_name: str, decision: GateDecision, pipeline_run_id: str | None) -> int:
+def record_decision(
+    ws: Workspace, model_name: str, decision: GateDecision, pipeline_run_id: str | None
+) -> int:
     """Persist a decision; returns its id."""
     with ws.store.session() as s:
         row = GateDecisionRow(

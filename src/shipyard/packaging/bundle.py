@@ -81,7 +81,9 @@ def build_bundle(
     try:
         model_dir = staging / "model" / model.name / model.version
         model_dir.parent.mkdir(parents=True)
-        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl")))
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl"))
+        )
         shutil.move(str(downloaded), model_dir)
         shutil.rmtree(staging / "dl", ignore_errors=True)
         shutil.copy2(entry_script, staging / "score.py")

@@ -22,7 +22,12 @@ def create_pipeline_run(ws: Workspace, project: str, parameters: dict[str, Any],
     with ws.store.session() as s:
         s.add(
             PipelineRun(
-                id=run_id, project=project, status="running", started_at=utcnow(), parameters=parameters, summary={}
+                id=run_id,
+                project=project,
+                status="running",
+                started_at=utcnow(),
+                parameters=parameters,
+                summary={},
             )
         )
         for step in steps:
@@ -37,7 +42,9 @@ def update_step(ws: Workspace, run_id: str, step: str, **fields: Any) -> None:
             setattr(row, key, value)
 
 
-def finish_pipeline_run(ws: Workspace, run_id: str, status: str, summary: dict, error: str | None = None) -> None:
+def finish_pipeline_run(
+    ws: Workspace, run_id: str, status: str, summary: dict, error: str | None = None
+) -> None:
     with ws.store.session() as s:
         row = s.get(PipelineRun, run_id)
         row.status = status
@@ -115,7 +122,9 @@ def list_pipeline_runs(ws: Workspace, limit: int = 20) -> list[dict[str, Any]]:
                 "project": r.project,
                 "status": r.status,
                 "started_at": r.started_at.isoformat(timespec="seconds"),
-                "duration_s": round((r.finished_at - r.started_at).total_seconds(), 2) if r.finished_at else None,
+                "duration_s": round((r.finished_at - r.started_at).total_seconds(), 2)
+                if r.finished_at
+                else None,
             }
             for r in runs
         ]

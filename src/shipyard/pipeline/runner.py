@@ -156,7 +156,9 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
     reporter.step_finished(step.name, status, duration, message)
 
 
-def _skip(ws: Workspace, result: PipelineResult, reporter: Reporter, run_id: str, step: str, why: str) -> None:
+def _skip(
+    ws: Workspace, result: PipelineResult, reporter: Reporter, run_id: str, step: str, why: str
+) -> None:
     records.update_step(ws, run_id, step, status="skipped", message=why)
     result.steps.append({"step": step, "status": "skipped", "duration_s": 0.0, "message": why})
     reporter.step_finished(step, "skipped", 0.0, why)

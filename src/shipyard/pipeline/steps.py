@@ -239,14 +239,25 @@ class RegisterStep(Step):
         moves = []
         if reg.register_alias:
             moves.append(
-                set_alias(ctx.ws, info.name, reg.register_alias, info.version,
-                          reason=f"registered by pipeline run {ctx.pipeline_run_id}",
-                          pipeline_run_id=ctx.pipeline_run_id)
+                set_alias(
+                    ctx.ws,
+                    info.name,
+                    reg.register_alias,
+                    info.version,
+                    reason=f"registered by pipeline run {ctx.pipeline_run_id}",
+                    pipeline_run_id=ctx.pipeline_run_id,
+                )
             )
         if gate["accepted"] and reg.promote_on_pass:
             moves.append(
-                set_alias(ctx.ws, info.name, "production", info.version,
-                          reason=f"gate {gate['verdict']}: {gate['reason']}", pipeline_run_id=ctx.pipeline_run_id)
+                set_alias(
+                    ctx.ws,
+                    info.name,
+                    "production",
+                    info.version,
+                    reason=f"gate {gate['verdict']}: {gate['reason']}",
+                    pipeline_run_id=ctx.pipeline_run_id,
+                )
             )
         return {
             "model_name": info.name,
@@ -318,7 +329,13 @@ class DeployStep(Step):
         d = ctx.config.deployment
         assert d is not None
         dep = start_deployment(ctx.ws, get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]), d)
-        return {"deployment_id": dep.id, "endpoint": dep.endpoint, "url": dep.url, "pid": dep.pid, "port": dep.port}
+        return {
+            "deployment_id": dep.id,
+            "endpoint": dep.endpoint,
+            "url": dep.url,
+            "pid": dep.pid,
+            "port": dep.port,
+        }
 
 
 class SmokeTestStep(Step):
@@ -340,10 +357,22 @@ class SmokeTestStep(Step):
         if not payload:
             raise StepFailed("deployment.input_sample is not set: the smoke test needs a sample request")
         dep = run_smoke_test(ctx.ws, ctx.outputs["deploy"]["deployment_id"], payload, d.smoke_test.timeout_s)
-        return {"deployment_id": dep.id, "url": dep.url, **dep.smoke_detail, "passed": True, "payload": payload}
+        return {
+            "deployment_id": dep.id,
+            "url": dep.url,
+            **dep.smoke_detail,
+            "passed": True,
+            "payload": payload,
+        }
 
 
 ALL_STEPS: list[type[Step]] = [
-    DataCheckStep, TrainStep, EvaluateStep, RegisterStep, PackageStep, DeployStep, SmokeTestStep
+    DataCheckStep,
+    TrainStep,
+    EvaluateStep,
+    RegisterStep,
+    PackageStep,
+    DeployStep,
+    SmokeTestStep,
 ]
 STEP_NAMES = [s.name for s in ALL_STEPS]
