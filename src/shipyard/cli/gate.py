@@ -30,8 +30,9 @@ def show_cmd(
         shown = [
             r
             | {
-                "candidate": f"{r['candidate_run_id'][:8]} {_num(r['candidate_value'])}",
-                "champion": f"v{r['champion_version']} {_num(r['champion_value'])}"
+                "when": r["created_at"].replace("T", " "),
+                "candidate": f"{r['metric']}={_num(r['candidate_value'])} (run {r['candidate_run_id'][:8]})",
+                "production": f"v{r['champion_version']}: {_num(r['champion_value'])}"
                 if r["champion_version"]
                 else "-",
             }
@@ -39,7 +40,7 @@ def show_cmd(
         ]
         table(
             shown,
-            ["id", "created_at", "model_name", "metric", "candidate", "champion", "verdict", "reason"],
+            ["id", "when", "verdict", "candidate", "production", "reason"],
             empty="no gate decisions yet",
         )
 

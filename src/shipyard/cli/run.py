@@ -132,8 +132,6 @@ def _render(summary: dict[str, Any]) -> None:
         e = summary["endpoint"]
         lines.append(f"Endpoint     {e['url']}  (deployment {e['deployment_id'][:8]})")
         lines.append(f"Smoke test   passed ({e.get('latency_ms') or 0:.0f} ms)")
-        if e.get("curl"):
-            lines.append(f"Try it       {e['curl']}")
     steps = summary["steps"]
     if steps and all(s["status"] in ("cached", "skipped") for s in steps):
         lines.append(
@@ -144,6 +142,7 @@ def _render(summary: dict[str, Any]) -> None:
     if summary["error"]:
         lines.append(f"[red]Error[/red]        {summary['error']}")
     style = {"succeeded": "green", "rejected": "yellow"}.get(summary["status"], "red")
+    curl = summary.get("endpoint", {}).get("curl")
     console.print(
         Panel(
             "\n".join(lines),
@@ -152,6 +151,10 @@ def _render(summary: dict[str, Any]) -> None:
             expand=False,
         )
     )
+    if curl:
+        # Outside the panel so that it copies as one line.
+        console.print("Try it:", style="bold")
+        console.print(curl, soft_wrap=True, markup=False, highlight=False)
 
 
 def write_outputs(folder: Path, summary: dict[str, Any]) -> list[str]:
