@@ -87,6 +87,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 5001,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Serve a model version in the foreground (Ctrl-C stops it)."""
     from shipyard.serving.__main__ import main as serve_main
