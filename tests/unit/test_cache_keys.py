@@ -60,3 +60,24 @@ def test_data_check_key_follows_reference_and_tolerance(project):
     ref = project / "data" / "reference_stats.json"
     ref.write_text(ref.read_text().replace('"rows"', '"rows_"'))
     assert DataCheckStep().cache_key(ctx_for(project)) != before
+
+
+def test_git_commit_of_the_project(project):
+    import subprocess
+
+    from tools import require_tool
+
+    git = require_tool("git", "git")
+    assert ctx_for(project).git_commit is None  # not a repository yet
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run([git, *cmd], cwd=project, check=True, env={**env, "PATH": "/usr/bin:/bin"})
+    head = subprocess.run(
+        [git, "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True
+    ).stdout.strip()
+    assert ctx_for(project).git_commit == head and len(head) == 40
