@@ -89,10 +89,12 @@ class Workspace:
 
         mlflow.set_tracking_uri(self.database_uri)
         mlflow.set_registry_uri(self.database_uri)
-        client = MlflowClient(tracking_uri=self.database_uri, registry_uri=self.database_uri)
         with self.lock("init"):
-            # MLflow creates and migrates its tables on first use; serialise that across processes.
+            # MLflow creates and migrates its tables when a client opens the store; serialise that
+            # across processes (parallel first runs on a fresh workspace race otherwise).
+            client = MlflowClient(tracking_uri=self.database_uri, registry_uri=self.database_uri)
             client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
         return client
 
     def experiment_id(self, name: str) -> str:

@@ -37,7 +37,9 @@ class CliResult:
         try:
             return json.loads(self.out)
         except json.JSONDecodeError as exc:  # pragma: no cover - shown on failure only
-            raise AssertionError(f"stdout is not JSON ({exc}):\n{self.out}\n--- stderr ---\n{self.err}") from None
+            raise AssertionError(
+                f"stdout is not JSON ({exc}):\n{self.out}\n--- stderr ---\n{self.err}"
+            ) from None
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +53,9 @@ def copy_project(example_dir: Path) -> Callable[..., Path]:
     (without any workspace or outputs); `deployment=False` drops the deployment section."""
 
     def _copy(dest: Path, *, deployment: bool = True) -> Path:
-        shutil.copytree(example_dir, dest, ignore=shutil.ignore_patterns(".shipyard", "outputs", "__pycache__"))
+        shutil.copytree(
+            example_dir, dest, ignore=shutil.ignore_patterns(".shipyard", "outputs", "__pycache__")
+        )
         if not deployment:
             cfg = dest / "shipyard.yaml"
             data = yaml.safe_load(cfg.read_text())

@@ -28,7 +28,11 @@ def project(tmp_path, copy_project):
         ("  direction: lower\n", "  direction: up\n", ["gate.direction", "'lower' or 'higher'", "'up'"]),
         ("  threshold: 4000 ", "  treshold: 4000 ", ["gate.treshold", "unknown field"]),
         ("name: diabetes\n", "name: diabetes\ndeploy: {name: dev}\n", ["deploy", "unknown field"]),
-        ("  model_name: diabetes-ridge\n", "  tags: {}\n", ["registry.model_name", "required field is missing"]),
+        (
+            "  model_name: diabetes-ridge\n",
+            "  tags: {}\n",
+            ["registry.model_name", "required field is missing"],
+        ),
     ],
     ids=["bad-direction", "misspelt-field", "unknown-section", "missing-field"],
 )
@@ -46,12 +50,14 @@ def test_invalid_config_exits_2_naming_file_and_field(project, shipyard_proc, ol
 
 
 def test_yaml_syntax_error_names_the_line(project, shipyard_proc):
-    (project / "shipyard.yaml").write_text(textwrap.dedent("""\
+    (project / "shipyard.yaml").write_text(
+        textwrap.dedent("""\
         name: diabetes
         gate:
           metric: mse
          direction: lower
-        """))  # fmt: skip
+        """)
+    )
 
     res = shipyard_proc("run", "--project", project, "--workspace", project / "ws")
 
@@ -72,7 +78,10 @@ def test_run_outside_a_project_says_where_to_go(tmp_path, shipyard_proc):
     ("args", "expected"),
     [
         (["--param", "alpha"], "--param 'alpha': expected KEY=VALUE"),
-        (["--from", "nope"], "--from 'nope': this pipeline's steps are data_check, train, evaluate, register"),
+        (
+            ["--from", "nope"],
+            "--from 'nope': this pipeline's steps are data_check, train, evaluate, register",
+        ),
     ],
     ids=["param-without-value", "unknown-step"],
 )

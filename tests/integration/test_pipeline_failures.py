@@ -13,14 +13,6 @@ pytestmark = pytest.mark.integration
 
 MODEL = "diabetes-ridge"
 LATER = ["evaluate", "register", "package", "deploy", "smoke_test"]
-EXIT_CODE_BUG = (
-    "cli/main.py main() ignores the return value of app(..., standalone_mode=False); click returns "
-    "(not raises) the code of the typer.Exit(1) that `run` raises for a failed pipeline, so it exits 0"
-)
-SKIPPED_STEPS_BUG = (
-    "pipeline/runner.py _finish() marks the steps after a failure 'skipped' in the store only; they "
-    "are never appended to result.steps, so the JSON summary and run.json omit them"
-)
 BOOM = "synthetic failure: the bmi column exploded (7c1f)"
 
 
@@ -35,7 +27,7 @@ def broken_training(tmp_path_factory, ws, copy_project, cli):
     proj = copy_project(tmp_path_factory.mktemp("broken-train") / "project")
     script = proj / "train.py"
     text = script.read_text()
-    anchor = '        params = shipyard.parameters(alpha=0.5, test_size=0.2, seed=42)\n'
+    anchor = "        params = shipyard.parameters(alpha=0.5, test_size=0.2, seed=42)\n"
     assert anchor in text
     script.write_text(text.replace(anchor, anchor + f'        raise RuntimeError("{BOOM}")\n'))
     res = cli("run", "--project", proj, "--workspace", ws, "--output", "json")
@@ -70,8 +62,11 @@ def test_failing_training_script_fails_the_pipeline_with_its_log_tail(broken_tra
     assert "run" not in s and "gate" not in s and "model" not in s
     assert "Traceback" not in res.err.replace(train["message"], "")  # only the script's own, quoted
 
-    stored = query(ws, "select step, status, message from shipyard_step_runs where pipeline_run_id = ?",
-                   s["pipeline_run_id"])  # fmt: skip
+    stored = query(
+        ws,
+        "select step, status, message from shipyard_step_runs where pipeline_run_id = ?",
+        s["pipeline_run_id"],
+    )
     by_step = {r["step"]: r for r in stored}
     assert {step: by_step[step]["status"] for step in LATER} == dict.fromkeys(LATER, "skipped")
     assert BOOM in by_step["train"]["message"]
@@ -93,13 +88,13 @@ def test_failing_training_script_marks_its_mlflow_run_failed(broken_training, ml
     assert client.search_registered_models() == []
 
 
-@pytest.mark.xfail(reason=SKIPPED_STEPS_BUG, strict=True)
 def test_failed_run_summary_lists_the_skipped_steps(broken_training):
     _, s = broken_training
-    assert {x["step"]: x["status"] for x in s["steps"] if x["step"] in LATER} == dict.fromkeys(LATER, "skipped")
+    assert {x["step"]: x["status"] for x in s["steps"] if x["step"] in LATER} == dict.fromkeys(
+        LATER, "skipped"
+    )
 
 
-@pytest.mark.xfail(reason=EXIT_CODE_BUG, strict=True)
 def test_failed_run_exits_1(broken_training):
     res, _ = broken_training
     assert res.code == 1
@@ -112,11 +107,16 @@ def test_bad_data_stops_before_training(bad_data, query, ws):
     assert check["step"] == "data_check" and check["status"] == "failed"
     assert "column 'bmi': missing_values" in check["message"]
     assert "10 of 442 values missing" in check["message"]
-    assert "train" not in {x["step"] for x in s["steps"]}
+    assert {x["step"]: x["status"] for x in s["steps"][1:]} == dict.fromkeys(["train", *LATER], "skipped")
     assert "Traceback" not in res.err
 
-    stored = query(ws, "select step, status from shipyard_step_runs where pipeline_run_id = ?", s["pipeline_run_id"])
+    stored = query(
+        ws, "select step, status from shipyard_step_runs where pipeline_run_id = ?", s["pipeline_run_id"]
+    )
     assert {r["step"]: r["status"] for r in stored} == {
-        "data_check": "failed", "train": "skipped", **dict.fromkeys(LATER, "skipped")}  # fmt: skip
+        "data_check": "failed",
+        "train": "skipped",
+        **dict.fromkeys(LATER, "skipped"),
+    }
     # No MLflow run was started for the bad data (the broken-training run's two are all there is).
     assert len(before) == 2 and sorted(r.info.run_id for r in after) == sorted(r.info.run_id for r in before)

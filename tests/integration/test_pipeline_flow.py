@@ -30,14 +30,6 @@ pytestmark = pytest.mark.integration
 MODEL = "diabetes-ridge"
 ALL_STEPS = ["data_check", "train", "evaluate", "register", "package", "deploy", "smoke_test"]
 AFTER_GATE = ["register", "package", "deploy", "smoke_test"]
-ALIAS_BUG = (
-    "registry/models.py _versions() builds versions from MlflowClient.search_model_versions, which "
-    "does not populate ModelVersion.aliases in MLflow's SQL store, so every version's aliases are []"
-)
-EXIT_CODE_BUG = (
-    "cli/main.py main() ignores the return value of app(..., standalone_mode=False); click returns "
-    "(not raises) the code of a typer.Exit raised by a command, so `run` exits 0 instead of 1 or 3"
-)
 
 
 @dataclass
@@ -130,14 +122,21 @@ def test_first_run_registers_v1_promotes_and_serves_it(
     health = served(http, e["url"])
     assert health["model_name"] == MODEL and health["model_version"] == "1"
     assert health["deployment_id"] == e["deployment_id"]
-    assert predictions(http, e["url"], seed_payload) == pytest.approx(model.predict(seed_payload["data"]).tolist())
+    assert predictions(http, e["url"], seed_payload) == pytest.approx(
+        model.predict(seed_payload["data"]).tolist()
+    )
 
     [dep] = query(flow.ws, "select state, pid, model_version from shipyard_deployments")
     assert dep["state"] == "active" and dep["model_version"] == "1" and pid_is_alive(dep["pid"])
     flow.state.update(
-        v1_run=s["run"]["run_id"], v1_mse=mse, v1_pipeline=s["pipeline_run_id"],
-        dataset_hash=s["data_check"]["dataset_hash"], dep=e["deployment_id"], url=e["url"], pid=dep["pid"],
-    )  # fmt: skip
+        v1_run=s["run"]["run_id"],
+        v1_mse=mse,
+        v1_pipeline=s["pipeline_run_id"],
+        dataset_hash=s["data_check"]["dataset_hash"],
+        dep=e["deployment_id"],
+        url=e["url"],
+        pid=dep["pid"],
+    )
 
 
 def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
@@ -149,7 +148,9 @@ def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
     assert s["run"]["run_id"] == flow.state["v1_run"]
     assert s["model"]["version"] == "1"
     assert s["endpoint"]["deployment_id"] == flow.state["dep"] and s["endpoint"]["url"] == flow.state["url"]
-    rows = query(flow.ws, "select step, status from shipyard_step_runs where pipeline_run_id = ?", s["pipeline_run_id"])
+    rows = query(
+        flow.ws, "select step, status from shipyard_step_runs where pipeline_run_id = ?", s["pipeline_run_id"]
+    )
     assert {r["step"]: r["status"] for r in rows} == dict.fromkeys(ALL_STEPS, "cached")
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
 
@@ -161,8 +162,12 @@ def test_worse_candidate_is_rejected_and_production_stays(flow, http, mlflow_cli
     assert s["run"]["metrics"]["mse"] == pytest.approx(mse50, rel=1e-9)
     assert s["run"]["metrics"]["mse"] > flow.state["v1_mse"]
     assert s["status"] == "rejected"
-    assert statuses(s) == {"data_check": "cached", "train": "succeeded", "evaluate": "succeeded",
-                           **dict.fromkeys(AFTER_GATE, "skipped")}  # fmt: skip
+    assert statuses(s) == {
+        "data_check": "cached",
+        "train": "succeeded",
+        "evaluate": "succeeded",
+        **dict.fromkeys(AFTER_GATE, "skipped"),
+    }
     g = s["gate"]
     assert g["verdict"] == "rejected" and "threshold" in g["reason"]
     assert g["champion_version"] == "1" and g["champion_value"] == pytest.approx(flow.state["v1_mse"])
@@ -178,7 +183,9 @@ def test_worse_candidate_is_rejected_and_production_stays(flow, http, mlflow_cli
     assert latest["pipeline_run_id"] == s["pipeline_run_id"]
     assert latest["candidate_run_id"] == s["run"]["run_id"]
     assert latest["candidate_value"] == pytest.approx(mse50)
-    assert latest["champion_version"] == "1" and latest["champion_value"] == pytest.approx(flow.state["v1_mse"])
+    assert latest["champion_version"] == "1" and latest["champion_value"] == pytest.approx(
+        flow.state["v1_mse"]
+    )
     assert [d["verdict"] for d in shown] == ["rejected", "passed"]  # one decision per evaluation run
 
 
@@ -191,7 +198,6 @@ def test_fail_on_reject_reports_the_rejection(flow):
     assert s["cached_steps"] == ["data_check", "train", "evaluate"]
 
 
-@pytest.mark.xfail(reason=EXIT_CODE_BUG, strict=True)
 def test_fail_on_reject_exits_3(flow):
     assert flow.state["fail_on_reject_code"] == 3
 
@@ -212,7 +218,9 @@ def test_better_candidate_becomes_v2_and_replaces_the_server(
     assert g["champion_version"] == "1" and g["champion_value"] == pytest.approx(flow.state["v1_mse"])
     assert s["model"]["version"] == "2" and s["model"]["created"] is True
     assert {(m["alias"], m["from"], m["to"]) for m in s["model"]["alias_moves"]} == {
-        ("staging", "1", "2"), ("production", "1", "2")}  # fmt: skip
+        ("staging", "1", "2"),
+        ("production", "1", "2"),
+    }
     client = mlflow_client(flow.ws)
     assert version_numbers(client) == [1, 2] and production(client) == "2"
 
@@ -220,7 +228,9 @@ def test_better_candidate_becomes_v2_and_replaces_the_server(
     assert e["deployment_id"] != flow.state["dep"]
     health = served(http, e["url"])
     assert health["model_version"] == "2" and health["deployment_id"] == e["deployment_id"]
-    assert predictions(http, e["url"], seed_payload) == pytest.approx(model01.predict(seed_payload["data"]).tolist())
+    assert predictions(http, e["url"], seed_payload) == pytest.approx(
+        model01.predict(seed_payload["data"]).tolist()
+    )
 
     # The old server was stopped once the new one passed its smoke test.
     assert pid_gone(flow.state["pid"]), f"old server pid {flow.state['pid']} still running"
@@ -234,14 +244,21 @@ def test_better_candidate_becomes_v2_and_replaces_the_server(
     assert endpoint["endpoint"] == "dev" and endpoint["state"] == "serving"
     assert endpoint["model"] == f"{MODEL}:2" and endpoint["deployment_id"] == e["deployment_id"]
     flow.state.update(
-        v2_run=s["run"]["run_id"], v2_mse=mse01, v2_pipeline=s["pipeline_run_id"],
-        dep=e["deployment_id"], url=e["url"], pid=states[e["deployment_id"]]["pid"],
-    )  # fmt: skip
+        v2_run=s["run"]["run_id"],
+        v2_mse=mse01,
+        v2_pipeline=s["pipeline_run_id"],
+        dep=e["deployment_id"],
+        url=e["url"],
+        pid=states[e["deployment_id"]]["pid"],
+    )
 
 
 def test_alias_history_records_each_move_with_who_and_why(flow):
-    moves = ok(flow.cli("models", "history", MODEL, "--alias", "production", "--workspace", flow.ws,
-                        "--output", "json"))  # fmt: skip
+    moves = ok(
+        flow.cli(
+            "models", "history", MODEL, "--alias", "production", "--workspace", flow.ws, "--output", "json"
+        )
+    )
     assert [(m["from"], m["to"]) for m in moves] == [(None, "1"), ("1", "2")]
     first, second = moves
     assert first["pipeline_run_id"] == flow.state["v1_pipeline"]
@@ -252,7 +269,11 @@ def test_alias_history_records_each_move_with_who_and_why(flow):
 
     everything = ok(flow.cmd("models", "history", MODEL))
     assert [(m["alias"], m["from"], m["to"]) for m in everything] == [
-        ("staging", None, "1"), ("production", None, "1"), ("staging", "1", "2"), ("production", "1", "2")]  # fmt: skip
+        ("staging", None, "1"),
+        ("production", None, "1"),
+        ("staging", "1", "2"),
+        ("production", "1", "2"),
+    ]
 
 
 def test_mlflow_client_sees_versions_tags_and_aliases(flow, mlflow_client):
@@ -293,13 +314,11 @@ def test_models_show_unknown_alias_is_a_clear_error(flow):
     assert "Traceback" not in res.err + res.out
 
 
-@pytest.mark.xfail(reason=ALIAS_BUG, strict=True)
 def test_models_show_unknown_alias_lists_the_existing_aliases(flow):
     res = flow.cli("models", "show", f"{MODEL}@nope", "--workspace", flow.ws)
     assert "production" in res.err and "staging" in res.err, res.err
 
 
-@pytest.mark.xfail(reason=ALIAS_BUG, strict=True)
 def test_models_show_lists_each_versions_aliases(flow):
     shown = ok(flow.cmd("models", "show", MODEL))
     aliases = {v["version"]: sorted(v["aliases"]) for v in shown["versions"]}
@@ -327,16 +346,23 @@ def test_outputs_folder_gets_matching_handoff_files(flow):
 def test_from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pid_gone):
     s = ok(flow.run("--param", "alpha=0.1", "--from", "evaluate"))
 
-    assert statuses(s) == {"data_check": "cached", "train": "cached",
-                           **dict.fromkeys(ALL_STEPS[2:], "succeeded")}  # fmt: skip
+    assert statuses(s) == {
+        "data_check": "cached",
+        "train": "cached",
+        **dict.fromkeys(ALL_STEPS[2:], "succeeded"),
+    }
     assert s["run"]["run_id"] == flow.state["v2_run"]
     assert s["gate"]["verdict"] == "passed" and "already production v2" in s["gate"]["reason"]
     assert s["model"]["version"] == "2" and s["model"]["created"] is False and s["model"]["alias_moves"] == []
     assert version_numbers(mlflow_client(flow.ws)) == [1, 2]
     e = s["endpoint"]
     assert e["deployment_id"] != flow.state["dep"]
-    assert served(http, e["url"]) == {"status": "healthy", "model_name": MODEL, "model_version": "2",
-                                      "deployment_id": e["deployment_id"]}  # fmt: skip
+    assert served(http, e["url"]) == {
+        "status": "healthy",
+        "model_name": MODEL,
+        "model_version": "2",
+        "deployment_id": e["deployment_id"],
+    }
     assert pid_gone(flow.state["pid"])
     moves = ok(flow.cmd("models", "history", MODEL))
     assert len(moves) == 4  # no-op alias sets are not recorded
@@ -356,26 +382,56 @@ def test_no_cache_retrains_with_a_new_run(flow, http, mlflow_client):
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
 
 
+def training_processes(script: str, alive: Callable[[int], bool]) -> list[int]:
+    """Pids of live processes running `script` (read from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if script.encode() in cmdline.read_bytes().split(b"\0") and alive(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return found
+
+
 def test_run_killed_mid_training_leaves_the_registry_unchanged(
     flow, http, query, mlflow_client, shipyard_bin, pid_is_alive
 ):
+    script = str((flow.proj / "train.py").resolve())
     known = {r["id"] for r in query(flow.ws, "select id from shipyard_pipeline_runs")}
-    command = [shipyard_bin, "run", "--project", flow.proj, "--workspace", flow.ws, "--no-cache",
-               "--param", "alpha=0.2", "--output", "json"]  # fmt: skip
-    proc = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    command = [
+        shipyard_bin,
+        "run",
+        "--project",
+        flow.proj,
+        "--workspace",
+        flow.ws,
+        "--no-cache",
+        "--param",
+        "alpha=0.2",
+        "--output",
+        "json",
+    ]
+    proc = subprocess.Popen(
+        list(map(str, command)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
-        while True:  # until the training script runs: its step is running and its log is open
-            rows = query(flow.ws, "select pipeline_run_id from shipyard_step_runs "
-                                  "where step = 'train' and status = 'running'")  # fmt: skip
+        while True:  # until the training script itself is running
+            rows = query(
+                flow.ws,
+                "select pipeline_run_id from shipyard_step_runs where step = 'train' and status = 'running'",
+            )
             new = [r["pipeline_run_id"] for r in rows if r["pipeline_run_id"] not in known]
-            if new and (flow.ws / "runs" / new[0] / "train.log").exists():
+            if new and training_processes(script, pid_is_alive):
                 break
             assert proc.poll() is None, f"exited early: {proc.communicate()}"
             assert time.monotonic() < deadline, "train never started"
             time.sleep(0.1)
-        time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
         out, err = proc.communicate(timeout=60)
     finally:
@@ -388,11 +444,19 @@ def test_run_killed_mid_training_leaves_the_registry_unchanged(
     assert "Traceback" not in err, err
     [run] = query(flow.ws, "select status, error from shipyard_pipeline_runs where id = ?", pipeline_run)
     assert run == {"status": "failed", "error": "interrupted"}
-    steps = query(flow.ws, "select step, status, message from shipyard_step_runs where pipeline_run_id = ?",
-                  pipeline_run)  # fmt: skip
+    steps = query(
+        flow.ws,
+        "select step, status, message from shipyard_step_runs where pipeline_run_id = ?",
+        pipeline_run,
+    )
     assert {r["step"]: r["status"] for r in steps} == {
-        "data_check": "succeeded", "train": "failed", **dict.fromkeys(ALL_STEPS[2:], "skipped")}  # fmt: skip
-    assert query(flow.ws, "select id from shipyard_gate_decisions where pipeline_run_id = ?", pipeline_run) == []
+        "data_check": "succeeded",
+        "train": "failed",
+        **dict.fromkeys(ALL_STEPS[2:], "skipped"),
+    }
+    assert (
+        query(flow.ws, "select id from shipyard_gate_decisions where pipeline_run_id = ?", pipeline_run) == []
+    )
 
     client = mlflow_client(flow.ws)
     assert version_numbers(client) == [1, 2] and production(client) == "2"
@@ -401,19 +465,11 @@ def test_run_killed_mid_training_leaves_the_registry_unchanged(
         f"tags.`shipyard.pipeline_run_id` = '{pipeline_run}' and tags.`shipyard.step` = 'train'",
     )
     assert train_run.info.status == "KILLED"
-    script = str((flow.proj / "train.py").resolve()).encode()
-    leftovers = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if script in cmdline.read_bytes():
-                leftovers.append(cmdline.parent.name)
-        except OSError:
-            pass
-    assert not leftovers, f"training processes left running: {leftovers}"
+    time.sleep(0.5)
+    assert not training_processes(script, pid_is_alive), "the training script outlived the interrupted run"
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
 
 
-@pytest.mark.xfail(reason=EXIT_CODE_BUG + " (typer turns KeyboardInterrupt into Exit(130))", strict=True)
 def test_killed_run_exits_130(flow):
     assert flow.state["killed_exit_code"] == 130
 
@@ -435,7 +491,9 @@ def test_next_run_after_the_kill_completes_and_registers_v3(
     assert version_numbers(client) == [1, 2, 3] and production(client) == "3"
     url = s["endpoint"]["url"]
     assert served(http, url)["model_version"] == "3"
-    assert predictions(http, url, seed_payload) == pytest.approx(model02.predict(seed_payload["data"]).tolist())
+    assert predictions(http, url, seed_payload) == pytest.approx(
+        model02.predict(seed_payload["data"]).tolist()
+    )
     flow.state.update(dep=s["endpoint"]["deployment_id"], url=url)
 
 
@@ -451,4 +509,6 @@ def test_endpoint_delete_stops_the_server(flow, http, query, pid_gone):
         http.get(flow.state["url"] + "/")
     [endpoint] = ok(flow.cmd("endpoints", "list"))
     assert endpoint["state"] == "down" and endpoint["deployment_id"] is None
-    assert not query(flow.ws, "select id from shipyard_deployments where state in ('active', 'healthy', 'starting')")
+    assert not query(
+        flow.ws, "select id from shipyard_deployments where state in ('active', 'healthy', 'starting')"
+    )

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from shipyard.errors import ShipyardError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click *returns* the code of a typer.Exit raised in a command
+        # (Typer also turns Ctrl-C into Exit(130)).
+        rc = app(args=argv, standalone_mode=False)
     except ShipyardError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    return 0
+    if rc == 130:
+        typer.echo("interrupted", err=True)
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

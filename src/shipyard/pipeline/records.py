@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from shipyard.errors import NotFoundError
 from shipyard.store import utcnow
@@ -58,16 +58,22 @@ def set_mlflow_run(ws: Workspace, run_id: str, mlflow_run_id: str) -> None:
         s.get(PipelineRun, run_id).mlflow_run_id = mlflow_run_id
 
 
-def cached_outputs(ws: Workspace, step: str, cache_key: str) -> tuple[dict[str, Any], str] | None:
-    """Outputs and pipeline run id of the latest succeeded run of `step` with `cache_key`."""
+def cache_hits(ws: Workspace, step: str, cache_key: str, limit: int = 5) -> list[tuple[dict[str, Any], str]]:
+    """Outputs and pipeline run id of succeeded runs of `step` with `cache_key`, best first.
+
+    Best is a step from a pipeline run that went all the way (succeeded), then the newest: a
+    `--no-cache` retrain that the gate rejected as a tie must not displace the run that is in
+    production.
+    """
     with ws.store.session() as s:
-        row = s.scalars(
-            select(StepRun)
+        rows = s.execute(
+            select(StepRun.outputs, StepRun.pipeline_run_id)
+            .join(PipelineRun, PipelineRun.id == StepRun.pipeline_run_id)
             .where(StepRun.step == step, StepRun.cache_key == cache_key, StepRun.status == "succeeded")
-            .order_by(StepRun.id.desc())
-            .limit(1)
-        ).first()
-        return (dict(row.outputs), row.pipeline_run_id) if row else None
+            .order_by(case((PipelineRun.status == "succeeded", 0), else_=1), StepRun.id.desc())
+            .limit(limit)
+        ).all()
+        return [(dict(outputs), run_id) for outputs, run_id in rows]
 
 
 def registered_version(ws: Workspace, model_name: str, run_id: str) -> str | None:

@@ -15,7 +15,7 @@ from shipyard.config.models import ProjectConfig
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.pipeline import records
 from shipyard.pipeline.context import StepContext
-from shipyard.pipeline.steps import ALL_STEPS, STEP_NAMES, Step
+from shipyard.pipeline.steps import ALL_STEPS, Step
 from shipyard.store import utcnow
 from shipyard.workspace import Workspace
 
@@ -104,12 +104,12 @@ def run_pipeline(
             result.status, result.error = "failed", str(exc)
         except KeyboardInterrupt:
             result.status, result.error = "failed", "interrupted"
-            _finish(ws, ctx, result)
+            _finish(ws, ctx, result, reporter)
             raise
     if result.status == "running":
         result.status = "succeeded"
     result.outputs = ctx.outputs
-    _finish(ws, ctx, result)
+    _finish(ws, ctx, result, reporter)
     return result
 
 
@@ -120,8 +120,9 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
     records.update_step(ws, run_id, step.name, status="running", started_at=utcnow())
     try:
         key = step.cache_key(ctx)
-        hit = None if (force or key is None) else records.cached_outputs(ws, step.name, key)
-        if hit is not None and step.still_valid(ctx, hit[0]):
+        hits = [] if (force or key is None) else records.cache_hits(ws, step.name, key)
+        hit = next((h for h in hits if step.still_valid(ctx, h[0])), None)
+        if hit is not None:
             outputs, source_run = hit
             status, message = "cached", f"reused from pipeline run {source_run[:8]}"
         else:
@@ -164,12 +165,12 @@ def _skip(
     reporter.step_finished(step, "skipped", 0.0, why)
 
 
-def _finish(ws: Workspace, ctx: StepContext, result: PipelineResult) -> None:
+def _finish(ws: Workspace, ctx: StepContext, result: PipelineResult, reporter: Reporter) -> None:
     # Steps after a failure stay visible as skipped.
     done = {s["step"] for s in result.steps}
-    for name in STEP_NAMES:
-        if name not in done and name in [s.name for s in select_steps(ctx.config)]:
-            records.update_step(ws, ctx.pipeline_run_id, name, status="skipped", message="not reached")
+    for step in select_steps(ctx.config):
+        if step.name not in done:
+            _skip(ws, result, reporter, ctx.pipeline_run_id, step.name, "not reached")
     summary = {"status": result.status, "steps": result.steps}
     records.finish_pipeline_run(ws, ctx.pipeline_run_id, result.status, summary, result.error)
     if ctx.parent_mlflow_run_id:

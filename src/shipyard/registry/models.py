@@ -84,8 +84,19 @@ def _registered_names(ws: Workspace) -> list[str]:
 
 
 def _versions(ws: Workspace, name: str) -> list[ModelVersionInfo]:
+    from mlflow.exceptions import MlflowException
+
     found = ws.mlflow.search_model_versions(f"name = '{name}'", max_results=10000)
-    return sorted((_info(mv) for mv in found), key=lambda v: int(v.version))
+    versions = sorted((_info(mv) for mv in found), key=lambda v: int(v.version))
+    if versions:
+        # search_model_versions leaves `aliases` empty in MLflow's SQL store; the model has them.
+        try:
+            aliases = ws.mlflow.get_registered_model(name).aliases or {}
+        except MlflowException:
+            aliases = {}
+        for v in versions:
+            v.aliases = sorted(a for a, ver in aliases.items() if str(ver) == v.version)
+    return versions
 
 
 def resolve(ws: Workspace, ref: ModelRef | str) -> ModelVersionInfo:
