@@ -352,7 +352,7 @@ def test_from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pi
         **dict.fromkeys(ALL_STEPS[2:], "succeeded"),
     }
     assert s["run"]["run_id"] == flow.state["v2_run"]
-    assert s["gate"]["verdict"] == "passed" and "already production v2" in s["gate"]["reason"]
+    assert s["gate"]["verdict"] == "passed"
     assert s["model"]["version"] == "2" and s["model"]["created"] is False and s["model"]["alias_moves"] == []
     assert version_numbers(mlflow_client(flow.ws)) == [1, 2]
     e = s["endpoint"]
@@ -380,6 +380,16 @@ def test_no_cache_retrains_with_a_new_run(flow, http, mlflow_client):
     client = mlflow_client(flow.ws)
     assert version_numbers(client) == [1, 2] and production(client) == "2"
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
+
+
+def test_after_a_rejected_retrain_the_cache_reuses_the_production_run(flow):
+    # The --no-cache retrain above has the same cache key but was rejected (tie); the cache must
+    # prefer the run whose pipeline went all the way, i.e. the one production holds.
+    s = ok(flow.run("--param", "alpha=0.1"))
+    assert s["status"] == "succeeded"
+    assert s["run"]["run_id"] == flow.state["v2_run"]
+    assert s["gate"]["verdict"] == "passed"
+    assert "train" in s["cached_steps"] and s["model"]["version"] == "2"
 
 
 def training_processes(script: str, alive: Callable[[int], bool]) -> list[int]:
