@@ -10,31 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import joblib
 import numpy as np
 import pytest
-from sklearn.linear_model import Ridge
+from bundles import SCORE_PY, SEED, make_bundle
 
 from shipyard.deploy.local import LocalProcess, process_alive, start_server, stop_server, wait_healthy
 from shipyard.deploy.smoke import smoke_test
 from shipyard.errors import DeploymentError
 
 pytestmark = pytest.mark.integration
-
-SEED = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
-
-SCORE_PY = """\
-import json, os
-from pathlib import Path
-import joblib, numpy as np
-model = None
-def init():
-    global model
-    model = joblib.load(Path(os.environ["AZUREML_MODEL_DIR"]) / "model.pkl")
-def run(raw_data):
-    data = np.array(json.loads(raw_data)["data"], dtype=float)
-    return {"result": model.predict(data).tolist()}
-"""
 
 BROKEN_INIT_PY = """\
 def init():
@@ -44,27 +28,6 @@ def run(raw_data):
 """
 
 DROPS_A_ROW_PY = SCORE_PY.replace("model.predict(data).tolist()", "model.predict(data).tolist()[:-1]")
-
-
-def make_bundle(root: Path, score_py: str = SCORE_PY) -> tuple[Path, Ridge]:
-    """A bundle folder as packaging builds it: manifest, score.py, model/<name>/<version>/model.pkl."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 10))
-    model = Ridge(alpha=1.0).fit(x, x @ np.arange(1, 11) + 3.0)
-    model_dir = root / "model" / "diabetes-ridge" / "3"
-    model_dir.mkdir(parents=True)
-    joblib.dump(model, model_dir / "model.pkl")
-    (root / "score.py").write_text(score_py)
-    manifest = {
-        "model_name": "diabetes-ridge",
-        "model_version": "3",
-        "entry_script": "score.py",
-        "model_dir": "model/diabetes-ridge/3",
-        "input_sample": SEED,
-        "signature": {"inputs": {"data": {"type": "array", "shape": [-1, 10], "dtype": "float"}}},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root, model
 
 
 @pytest.fixture

@@ -6,29 +6,14 @@ import json
 import logging
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
+from bundles import SEED, make_bundle
 from sklearn.linear_model import Ridge
 from starlette.testclient import TestClient
 
 from shipyard.serving.app import create_app
 from shipyard.serving.scoring import ScoringInputError, ScoringScript, parse_signature, validate_payload
-
-SEED = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
-
-SCORE_PY = """\
-import json, os
-from pathlib import Path
-import joblib, numpy as np
-model = None
-def init():
-    global model
-    model = joblib.load(Path(os.environ["AZUREML_MODEL_DIR"]) / "model.pkl")
-def run(raw_data):
-    data = np.array(json.loads(raw_data)["data"], dtype=float)
-    return {"result": model.predict(data).tolist()}
-"""
 
 FAILING_RUN_PY = """\
 import json
@@ -49,28 +34,6 @@ def init():
 def run(raw_data, headers):
     return '{"result": [1.5], "tenant": "%s"}' % headers.get("x-tenant", "")
 """
-
-
-def make_bundle(root: Path, score_py: str = SCORE_PY) -> tuple[Path, Ridge]:
-    """A bundle folder as packaging builds it: manifest, score.py, model/<name>/<version>/model.pkl."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 10))
-    model = Ridge(alpha=1.0).fit(x, x @ np.arange(1, 11) + 3.0)
-    model_dir = root / "model" / "diabetes-ridge" / "3"
-    model_dir.mkdir(parents=True)
-    joblib.dump(model, model_dir / "model.pkl")
-    (root / "score.py").write_text(score_py)
-    (root / "requirements.txt").write_text("scikit-learn\njoblib\nnumpy\n")
-    manifest = {
-        "model_name": "diabetes-ridge",
-        "model_version": "3",
-        "entry_script": "score.py",
-        "model_dir": "model/diabetes-ridge/3",
-        "input_sample": SEED,
-        "signature": {"inputs": {"data": {"type": "array", "shape": [-1, 10], "dtype": "float"}}},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root, model
 
 
 @pytest.fixture

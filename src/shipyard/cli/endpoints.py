@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
-from shipyard.errors import ConfigError
 
 app = typer.Typer(help="Endpoints: where deployed models answer.", no_args_is_help=True)
 
@@ -18,23 +17,11 @@ ModelArg = Annotated[
 
 
 def _bundle(ws, config, model_ref: str | None):
-    from shipyard.packaging.bundle import build_bundle
+    from shipyard.packaging.bundle import bundle_for_deployment
     from shipyard.registry import resolve
 
-    if config is None or config.deployment is None:
-        raise ConfigError(
-            "this command needs a shipyard.yaml with a `deployment` section (entry_script, ...)"
-        )
-    ref = model_ref or f"{config.registry.model_name}@production"
-    model = resolve(ws, ref)
-    d = config.deployment
-    return build_bundle(
-        ws,
-        model,
-        entry_script=config.path(d.entry_script),
-        requirements=config.path(d.requirements) if d.requirements else None,
-        input_sample=config.path(d.input_sample) if d.input_sample else None,
-    )
+    model = resolve(ws, model_ref or f"{config.registry.model_name}@production")
+    return bundle_for_deployment(ws, model, config)
 
 
 def package_command(
@@ -71,7 +58,7 @@ def deploy_command(
     with console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
         dep = start_deployment(ws, bundle, d)
     with console.status("smoke test…"):
-        dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample") or {}, d.smoke_test.timeout_s)
+        dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
     emit(
         dep.to_dict(),
         output,

@@ -123,12 +123,22 @@ def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) ->
     return _update(ws, dep_id, state="healthy")
 
 
-def run_smoke_test(ws: Workspace, deployment_id: str, payload: dict, timeout_s: float) -> DeploymentInfo:
+def run_smoke_test(
+    ws: Workspace, deployment_id: str, payload: dict | None, timeout_s: float
+) -> DeploymentInfo:
     """Smoke-test a started deployment; on success make it active and stop the one it replaces.
 
     On failure the new deployment is stopped and marked failed; the previous one keeps serving.
     """
     dep = get_deployment(ws, deployment_id)
+    if not payload:
+        if dep.pid:
+            stop_server(dep.pid)
+        _update(ws, dep.id, state="failed", message="no smoke-test payload")
+        raise DeploymentError(
+            "deployment.input_sample is not set in shipyard.yaml: the smoke test needs a sample request "
+            "(a JSON file such as sample_request.json)"
+        )
     if dep.url is None:
         raise DeploymentError(f"deployment {deployment_id} has no URL (state {dep.state})")
     rows = payload.get("data") if isinstance(payload, dict) else None

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.config.models import ProjectConfig
 from shipyard.data.hashing import tree_sha256
 from shipyard.errors import ConfigError, NotFoundError
 from shipyard.registry.models import ModelVersionInfo
@@ -115,6 +116,23 @@ def build_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _record(ws, model, final, content_hash, manifest)
+
+
+def bundle_for_deployment(ws: Workspace, model: ModelVersionInfo, project: ProjectConfig) -> Bundle:
+    """The bundle of `model` with the project's deployment files (score.py, requirements, sample)."""
+    d = project.deployment
+    if d is None:
+        raise ConfigError(
+            f"{project.source_file}: packaging needs a `deployment` section (entry_script, requirements, "
+            "input_sample)"
+        )
+    return build_bundle(
+        ws,
+        model,
+        entry_script=project.path(d.entry_script),
+        requirements=project.path(d.requirements) if d.requirements else None,
+        input_sample=project.path(d.input_sample) if d.input_sample else None,
+    )
 
 
 def _record(ws: Workspace, model: ModelVersionInfo, path: Path, content_hash: str, manifest: dict) -> Bundle:

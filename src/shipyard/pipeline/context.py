@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard import __version__
-from shipyard.config.models import ProjectConfig
+from shipyard.config.models import DataCheckConfig, DeploymentConfig, ProjectConfig
 from shipyard.data.hashing import files_sha256, json_sha256
 from shipyard.workspace import Workspace
 
@@ -27,6 +27,17 @@ class StepContext:
     @property
     def model_name(self) -> str:
         return self.config.registry.model_name
+
+    @property
+    def deployment(self) -> DeploymentConfig:
+        # package/deploy/smoke_test are only selected when the project has a deployment.
+        assert self.config.deployment is not None
+        return self.config.deployment
+
+    @property
+    def data_check(self) -> DataCheckConfig:
+        assert self.config.data_check is not None
+        return self.config.data_check
 
     def log_dir(self) -> Path:
         return self.ws.subdir("runs", self.pipeline_run_id)

@@ -33,8 +33,7 @@ class DataCheckStep(Step):
     name = "data_check"
 
     def cache_key(self, ctx: StepContext) -> str | None:
-        dc = ctx.config.data_check
-        assert dc is not None
+        dc = ctx.data_check
         schema_file = dc.data_schema.split(":")[0] if dc.data_schema else None
         return ctx.key(
             self.name,
@@ -44,8 +43,7 @@ class DataCheckStep(Step):
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from shipyard.data.checks import run_data_check
 
-        dc = ctx.config.data_check
-        assert dc is not None
+        dc = ctx.data_check
         report = run_data_check(
             ctx.config.path(dc.path),
             schema_ref=dc.data_schema,
@@ -274,8 +272,7 @@ class PackageStep(Step):
     name = "package"
 
     def cache_key(self, ctx: StepContext) -> str | None:
-        d = ctx.config.deployment
-        assert d is not None
+        d = ctx.deployment
         reg = ctx.outputs["register"]
         return ctx.key(
             self.name,
@@ -292,20 +289,12 @@ class PackageStep(Step):
         return Path(outputs.get("path", "")).joinpath("manifest.json").is_file()
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        from shipyard.packaging.bundle import build_bundle
+        from shipyard.packaging.bundle import bundle_for_deployment
         from shipyard.registry.models import resolve
 
-        d = ctx.config.deployment
-        assert d is not None
         reg = ctx.outputs["register"]
         model = resolve(ctx.ws, f"{reg['model_name']}:{reg['version']}")
-        bundle = build_bundle(
-            ctx.ws,
-            model,
-            entry_script=ctx.config.path(d.entry_script),
-            requirements=ctx.config.path(d.requirements) if d.requirements else None,
-            input_sample=ctx.config.path(d.input_sample) if d.input_sample else None,
-        )
+        bundle = bundle_for_deployment(ctx.ws, model, ctx.config)
         return {"bundle_id": bundle.id, "path": bundle.path, "content_hash": bundle.content_hash}
 
 
@@ -313,8 +302,7 @@ class DeployStep(Step):
     name = "deploy"
 
     def cache_key(self, ctx: StepContext) -> str | None:
-        d = ctx.config.deployment
-        assert d is not None
+        d = ctx.deployment
         return ctx.key(self.name, {"bundle": ctx.outputs["package"]["bundle_id"], "config": d.model_dump()})
 
     def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
@@ -326,8 +314,7 @@ class DeployStep(Step):
         from shipyard.deploy.endpoints import start_deployment
         from shipyard.packaging.bundle import get_bundle
 
-        d = ctx.config.deployment
-        assert d is not None
+        d = ctx.deployment
         dep = start_deployment(ctx.ws, get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]), d)
         return {
             "deployment_id": dep.id,
@@ -350,12 +337,8 @@ class SmokeTestStep(Step):
         from shipyard.deploy.endpoints import run_smoke_test
         from shipyard.packaging.bundle import get_bundle
 
-        d = ctx.config.deployment
-        assert d is not None
-        bundle = get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"])
-        payload = bundle.manifest.get("input_sample")
-        if not payload:
-            raise StepFailed("deployment.input_sample is not set: the smoke test needs a sample request")
+        d = ctx.deployment
+        payload = get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]).manifest.get("input_sample")
         dep = run_smoke_test(ctx.ws, ctx.outputs["deploy"]["deployment_id"], payload, d.smoke_test.timeout_s)
         return {
             "deployment_id": dep.id,
