@@ -86,17 +86,58 @@ class SmokeTestConfig(_Strict):
     timeout_s: float = Field(60, gt=0, description="Retry the sample request until this deadline.")
 
 
+class BatchingConfig(_Strict):
+    """Adaptive micro-batching: concurrent requests are stacked, scored once and split back."""
+
+    max_batch_size: int = Field(0, ge=0, description="Rows per batch; 0 turns batching off.")
+    max_latency_ms: float = Field(5.0, gt=0, description="Longest a request waits for a batch to fill.")
+
+
+class CaptureConfig(_Strict):
+    """Data capture (Azure ML's ModelDataCollector): inputs and outputs to rotating JSONL files."""
+
+    enabled: bool = False
+    sample_rate: float = Field(1.0, gt=0, le=1, description="Fraction of requests captured.")
+    max_file_mb: float = Field(64, gt=0, description="Start a new file past this size.")
+    folder: str | None = Field(None, description="Default: <workspace>/capture/<endpoint>.")
+
+
+class ServingConfig(_Strict):
+    """Protection and operation of the scoring server. Azure ML's field names are accepted too."""
+
+    auth: bool | None = Field(
+        None, alias="authEnabled", description="Key auth; default on for deployments, off for `serve`."
+    )
+    max_body_mb: float = Field(5, gt=0, description="Larger request bodies get 413.")
+    scoring_timeout_ms: int = Field(
+        5000, gt=0, alias="scoringTimeoutMs", description="Slower scoring gets 504."
+    )
+    max_concurrent_requests: int = Field(
+        32, ge=1, alias="maxConcurrentRequestsPerContainer", description="Scoring at once, per worker."
+    )
+    max_queue_wait_ms: int = Field(
+        500, ge=0, alias="maxQueueWaitMs", description="Wait this long for a slot, then 503 + Retry-After."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Server processes.")
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+
+
 class DeploymentConfig(_Strict):
     """A local deployment of the scoring server (the dev environment)."""
 
     name: str = Field("dev", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Endpoint name.")
-    entry_script: str = Field("score.py", description="Scoring script with init() and run(data).")
+    entry_script: str | None = Field(
+        "score.py",
+        description="Scoring script with init() and run(data); null serves the MLflow model (pyfunc).",
+    )
     requirements: str | None = Field(None, description="Pinned requirements for the bundle.")
     input_sample: str | None = Field(None, description="JSON file with the smoke-test payload.")
     host: str = Field("127.0.0.1", description="Interface the server binds to.")
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port for each deployment.")
     health_timeout_s: float = Field(60, gt=0, description="Wait this long for GET / to answer.")
     smoke_test: SmokeTestConfig = Field(default_factory=SmokeTestConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
 
 class ProjectConfig(_Strict):

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from shipyard.errors import ShipyardError
+from shipyard.serving.servable import check_predictions
 
 MANIFEST_FILE = "manifest.json"
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
@@ -250,6 +251,25 @@ class ScoringScript:
         if self.run_takes_headers:
             return self.module.run(raw_body, dict(headers or {}))
         return self.module.run(raw_body)
+
+    def input_spec(self) -> dict[str, Any] | None:
+        """The first signature input as a tensor spec (name, datatype, shape)."""
+        if not self.checks:
+            return None
+        check = self.checks[0]
+        shape = [-1] if check.flat else [-1, check.width or -1]
+        return {"name": check.name, "datatype": "INT64" if check.integer else "FP64", "shape": shape}
+
+    def predict_rows(self, rows: list[Any]) -> list[Any]:
+        """Score rows through run() with the script's own contract: {"<input>": rows} in,
+        {"result": [...]} (or a bare list) out."""
+        name = self.checks[0].name if self.checks else "data"
+        result = self.run(json.dumps({name: rows}))
+        if isinstance(result, str | bytes):
+            result = json.loads(result)
+        if isinstance(result, dict) and "result" in result:
+            result = result["result"]
+        return check_predictions(rows, result)
 
     def score(self, raw_body: str | bytes, headers: Mapping[str, str] | None = None) -> Any:
         """Validate the body, then return what the script's run() returns."""
