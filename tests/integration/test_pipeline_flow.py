@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,12 @@ def test_first_run_registers_v1_promotes_and_serves_it(
     e = s["endpoint"]
     assert e["url"].startswith("http://127.0.0.1:") and e["smoke_test"] == "passed"
     assert f"{e['url']}/score" in e["curl"] and json.dumps(seed_payload, separators=(",", ":")) in e["curl"]
+    # Auth is on by default for deployments: keys shown once, referenced (never written) in the curl.
+    keys = s["new_keys"]
+    assert set(keys) == {"primary", "secondary"}
+    assert "$SHIPYARD_ENDPOINT_KEY" in e["curl"] and keys["primary"] not in e["curl"] and e["auth"] is True
+    assert http.post(e["url"] + "/score", json=seed_payload).status_code == 401
+    http.headers["Authorization"] = f"Bearer {keys['primary']}"
     health = served(http, e["url"])
     assert health["model_name"] == MODEL and health["model_version"] == "1"
     assert health["deployment_id"] == e["deployment_id"]
@@ -129,6 +136,7 @@ def test_first_run_registers_v1_promotes_and_serves_it(
     [dep] = query(flow.ws, "select state, pid, model_version from shipyard_deployments")
     assert dep["state"] == "active" and dep["model_version"] == "1" and pid_is_alive(dep["pid"])
     flow.state.update(
+        keys=keys,
         v1_run=s["run"]["run_id"],
         v1_mse=mse,
         v1_pipeline=s["pipeline_run_id"],
@@ -147,6 +155,7 @@ def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
     assert s["pipeline_run_id"] != flow.state["v1_pipeline"]
     assert s["run"]["run_id"] == flow.state["v1_run"]
     assert s["model"]["version"] == "1"
+    assert "new_keys" not in s  # keys are shown once, at creation
     assert s["endpoint"]["deployment_id"] == flow.state["dep"] and s["endpoint"]["url"] == flow.state["url"]
     rows = query(
         flow.ws, "select step, status from shipyard_step_runs where pipeline_run_id = ?", s["pipeline_run_id"]
@@ -341,6 +350,24 @@ def test_outputs_folder_gets_matching_handoff_files(flow):
     assert model["name"] == MODEL and model["version"] == "2"
     assert endpoint["deployment_id"] == flow.state["dep"] and endpoint["url"] == flow.state["url"]
     assert endpoint["model"]["version"] == "2"
+    # No secret in the hand-off files, the store or the logs of the workspace. Scanned in a child
+    # process: opening the SQLite file here would drop this process's POSIX locks on it.
+    scan = (
+        "import sys, pathlib\n"
+        "keys = [k.encode() for k in sys.stdin.read().split()]\n"
+        "for root in sys.argv[1:3]:\n"
+        "    for p in pathlib.Path(root).rglob('*'):\n"
+        "        if p.is_file() and any(k in p.read_bytes() for k in keys):\n"
+        "            print(p)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", scan, str(folder), str(flow.ws)],
+        input="\n".join(flow.state["keys"].values()),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert found == ""
 
 
 def test_from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pid_gone):

@@ -51,9 +51,14 @@ class RichReporter:
         self.console.print(f"{ICONS.get(status, '?')} {step:<11} {status:<9} {duration_s:6.2f}s{note}")
 
 
-def curl_command(url: str, payload: Any) -> str:
+KEY_VAR = "SHIPYARD_ENDPOINT_KEY"
+
+
+def curl_command(url: str, payload: Any, auth: bool) -> str:
+    """A ready-to-paste request; the key is referenced, never written into the command."""
     body = json.dumps(payload, separators=(",", ":"))
-    return f"curl -s -X POST {url}/score -H 'Content-Type: application/json' -d '{body}'"
+    key = f' -H "Authorization: Bearer ${KEY_VAR}"' if auth else ""
+    return f"curl -s -X POST {url}/score -H 'Content-Type: application/json'{key} -d '{body}'"
 
 
 def summarize(result: PipelineResult) -> dict[str, Any]:
@@ -106,8 +111,11 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
             "smoke_test": "passed",
             "latency_ms": s.get("latency_ms"),
         }
+        summary["endpoint"]["auth"] = bool(s.get("auth"))
         if payload is not None:
-            summary["endpoint"]["curl"] = curl_command(s["url"], payload)
+            summary["endpoint"]["curl"] = curl_command(s["url"], payload, bool(s.get("auth")))
+    if result.new_keys:
+        summary["new_keys"] = result.new_keys
     return summary
 
 
@@ -151,8 +159,20 @@ def _render(summary: dict[str, Any]) -> None:
             expand=False,
         )
     )
+    if summary.get("new_keys"):
+        keys = summary["new_keys"]
+        console.print("Endpoint keys (shown once, stored only as hashes):", style="bold yellow")
+        for slot, key in keys.items():
+            console.print(f"  {slot}: {key}", soft_wrap=True, markup=False, highlight=False)
     if curl:
         # Outside the panel so that it copies as one line.
+        if summary["endpoint"].get("auth"):
+            hint = (
+                f"export {KEY_VAR}=<primary key>"
+                if summary.get("new_keys")
+                else f"export {KEY_VAR}=<a key of this endpoint>  # keys rotate makes one"
+            )
+            console.print(hint, soft_wrap=True, markup=False, highlight=False)
         console.print("Try it:", style="bold")
         console.print(curl, soft_wrap=True, markup=False, highlight=False)
 

@@ -8,6 +8,7 @@ serving.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.config.models import DeploymentConfig
+from shipyard.deploy.keys import ensure_keys, keys_file, temporary_key
 from shipyard.deploy.local import process_alive, start_server, stop_server, wait_healthy
 from shipyard.deploy.smoke import smoke_test
 from shipyard.errors import DeploymentError, NotFoundError
@@ -43,9 +45,11 @@ class DeploymentInfo:
     log_path: str | None
     message: str | None
     created_at: str
+    # Plain keys, only in the result of the call that created them: never stored or logged.
+    new_keys: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "new_keys"}
 
 
 def _info(row: DeploymentRow) -> DeploymentInfo:
@@ -79,6 +83,32 @@ def _update(ws: Workspace, deployment_id: str, **fields: Any) -> DeploymentInfo:
         return _info(row)
 
 
+def _settings_path(ws: Workspace, endpoint: str, deployment_id: str) -> Path:
+    return ws.subdir("deployments", endpoint) / f"{deployment_id}.settings.json"
+
+
+def _server_args(ws: Workspace, config: DeploymentConfig, dep_id: str) -> tuple[list[str], dict | None]:
+    """The server's settings file (auth on by default for deployments), keys and capture folder;
+    plus the endpoint's plain keys when this call created them."""
+    serving = config.serving.model_copy(deep=True)
+    if serving.auth is None:
+        serving.auth = True
+    path = _settings_path(ws, config.name, dep_id)
+    path.write_text(json.dumps(serving.model_dump(), indent=2))
+    args, created = ["--settings", str(path)], None
+    if serving.auth:
+        created = ensure_keys(ws, config.name)
+        args += ["--keys-file", str(keys_file(ws, config.name))]
+    if serving.capture.enabled:
+        args += ["--capture-dir", str(ws.subdir("capture", config.name))]
+    return args, created
+
+
+def auth_enabled(ws: Workspace, dep: DeploymentInfo) -> bool:
+    path = _settings_path(ws, dep.endpoint, dep.id)
+    return bool(path.is_file() and json.loads(path.read_text()).get("auth"))
+
+
 def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) -> DeploymentInfo:
     """Start the bundle's server beside any active deployment and wait until it is healthy."""
     dep_id = uuid.uuid4().hex
@@ -108,9 +138,15 @@ def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) ->
         if current.pid:
             stop_server(current.pid)
         _update(ws, current.id, state="replaced", message="stopped to free its fixed port")
+    args, created_keys = _server_args(ws, config, dep_id)
     try:
         proc = start_server(
-            Path(bundle.path), host=config.host, port=port, log_path=log_path, deployment_id=dep_id
+            Path(bundle.path),
+            host=config.host,
+            port=port,
+            log_path=log_path,
+            deployment_id=dep_id,
+            extra_args=args,
         )
         _update(ws, dep_id, pid=proc.pid, port=proc.port, url=proc.url)
         wait_healthy(proc.url, config.health_timeout_s, expected_deployment_id=dep_id)
@@ -120,7 +156,9 @@ def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) ->
             stop_server(info.pid)
         _update(ws, dep_id, state="failed", message=str(exc))
         raise
-    return _update(ws, dep_id, state="healthy")
+    info = _update(ws, dep_id, state="healthy")
+    info.new_keys = created_keys
+    return info
 
 
 def run_smoke_test(
@@ -141,10 +179,11 @@ def run_smoke_test(
         )
     if dep.url is None:
         raise DeploymentError(f"deployment {deployment_id} has no URL (state {dep.state})")
-    rows = payload.get("data") if isinstance(payload, dict) else None
-    result = smoke_test(
-        dep.url, payload, timeout_s, expected_rows=len(rows) if isinstance(rows, list) else None
-    )
+    if auth_enabled(ws, dep):
+        with temporary_key(ws, dep.endpoint) as key:
+            result = smoke_test(dep.url, payload, timeout_s, key=key)
+    else:
+        result = smoke_test(dep.url, payload, timeout_s)
     if not result.passed:
         if dep.pid:
             stop_server(dep.pid)

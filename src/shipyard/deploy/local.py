@@ -103,11 +103,13 @@ def start_server(
     log_path: Path,
     deployment_id: str,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> LocalProcess:
     """Launch the scoring server for ``bundle_dir`` detached; return once its port is bound.
 
     ``port=0`` picks a free port. The model may still be loading: call ``wait_healthy`` next.
-    ``env`` adds to (and overrides) this process's environment.
+    ``env`` adds to (and overrides) this process's environment; ``extra_args`` go to the server
+    (``--settings``, ``--keys-file``, ``--capture-dir``).
     """
     bundle_dir = Path(bundle_dir).resolve()
     if not (bundle_dir / "manifest.json").is_file():
@@ -123,6 +125,7 @@ def start_server(
             "--port", str(port),
             "--port-file", str(port_file),
             "--deployment-id", deployment_id,
+            *(extra_args or []),
         ]  # fmt: skip
         child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as log:

@@ -32,6 +32,26 @@ class SmokeResult:
         return asdict(self)
 
 
+MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def is_mlflow_payload(payload: Any) -> bool:
+    """A payload in one of MLflow's /invocations formats (sent there instead of /score)."""
+    return isinstance(payload, dict) and any(k in payload for k in MLFLOW_KEYS)
+
+
+def payload_rows(payload: Any) -> int | None:
+    """How many rows a sample payload has (one prediction is expected per row)."""
+    if not isinstance(payload, dict):
+        return None
+    for key, rows in (("data", payload.get("data")), *((k, payload.get(k)) for k in MLFLOW_KEYS)):
+        if key == "dataframe_split" and isinstance(rows, dict):
+            rows = rows.get("data")
+        if isinstance(rows, list):
+            return len(rows)
+    return None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -40,6 +60,8 @@ def check_predictions(body: Any, expected_rows: int | None) -> str | None:
     """Return what is wrong with a scoring response body, or None if it looks right."""
     if isinstance(body, dict) and "result" in body:
         predictions = body["result"]
+    elif isinstance(body, dict) and "predictions" in body:  # MLflow's /invocations
+        predictions = body["predictions"]
     elif isinstance(body, list):
         predictions = body
     elif isinstance(body, dict):
@@ -69,20 +91,22 @@ def smoke_test(
     payload: dict[str, Any],
     timeout_s: float,
     expected_rows: int | None = None,
+    key: str | None = None,
 ) -> SmokeResult:
     """POST ``payload`` to ``{url}/score`` and check the answer has one number per input row.
 
     Connection errors and 5xx answers are retried until ``timeout_s`` has passed. ``expected_rows``
     defaults to ``len(payload["data"])`` when the payload has a ``data`` list.
     """
-    if expected_rows is None and isinstance(payload.get("data"), list):
-        expected_rows = len(payload["data"])
-    endpoint = url.rstrip("/") + "/score"
+    if expected_rows is None:
+        expected_rows = payload_rows(payload)
+    endpoint = url.rstrip("/") + ("/invocations" if is_mlflow_payload(payload) else "/score")
     deadline = time.monotonic() + timeout_s
     attempts = 0
     sleep = _RETRY_SLEEP_S
     last = SmokeResult(False, None, 0, None, f"no attempt made within {timeout_s:g} s")
-    with httpx.Client(trust_env=False) as client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(trust_env=False, headers=headers) as client:
         while True:
             attempts += 1
             remaining = max(deadline - time.monotonic(), 0.5)

@@ -2,9 +2,11 @@
 
 A bundle is the unit that serving loads and that images (a later capability) are built from:
 
-    manifest.json  score.py  requirements.txt  model/<name>/<version>/<model files>
+    manifest.json  [score.py]  requirements.txt  model/<name>/<version>/<model files>
 
-`model/<name>/<version>` is the folder AZUREML_MODEL_DIR points at, as in Azure ML.
+`model/<name>/<version>` is the folder AZUREML_MODEL_DIR points at, as in Azure ML. The manifest's
+`flavor` says how it is served: `azureml` runs score.py's init()/run(); `pyfunc` (no entry script)
+serves the MLflow model itself with MLflow's scoring protocol.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.config.models import ProjectConfig
-from shipyard.data.hashing import tree_sha256
+from shipyard.data.hashing import json_sha256, tree_sha256
 from shipyard.errors import ConfigError, NotFoundError
 from shipyard.registry.models import ModelVersionInfo
 from shipyard.store import utcnow
@@ -27,6 +29,8 @@ from shipyard.store.models import BundleRow
 from shipyard.workspace import Workspace
 
 MANIFEST = "manifest.json"
+FLAVOR_AZUREML = "azureml"
+FLAVOR_PYFUNC = "pyfunc"
 
 
 @dataclass
@@ -64,14 +68,19 @@ def build_bundle(
     ws: Workspace,
     model: ModelVersionInfo,
     *,
-    entry_script: Path,
+    entry_script: Path | None,
     requirements: Path | None,
     input_sample: Path | None,
 ) -> Bundle:
-    """Assemble a bundle for a model version; identical content reuses the recorded bundle."""
+    """Assemble a bundle for a model version; identical content reuses the recorded bundle.
+
+    With an entry script the bundle is an Azure ML one (`flavor: azureml`, score.py); without one
+    (`entry_script=None`) it serves the MLflow model itself (`flavor: pyfunc`, no score.py), which
+    must then have MLflow's python_function flavor.
+    """
     import mlflow.artifacts
 
-    if not entry_script.is_file():
+    if entry_script is not None and not entry_script.is_file():
         raise ConfigError(f"deployment.entry_script: {entry_script} does not exist")
     if requirements is not None and not requirements.is_file():
         raise ConfigError(f"deployment.requirements: {requirements} does not exist")
@@ -87,18 +96,24 @@ def build_bundle(
         )
         shutil.move(str(downloaded), model_dir)
         shutil.rmtree(staging / "dl", ignore_errors=True)
-        shutil.copy2(entry_script, staging / "score.py")
+        if entry_script is not None:
+            shutil.copy2(entry_script, staging / "score.py")
+        else:
+            _check_pyfunc_model(model, model_dir)
         if requirements is not None:
             shutil.copy2(requirements, staging / "requirements.txt")
         elif (model_dir / "requirements.txt").is_file():
             shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
-        content_hash = tree_sha256(staging)  # before the manifest, which holds the hash itself
+        content_hash = json_sha256(
+            [tree_sha256(staging), sample]
+        )  # before the manifest, which holds the hash itself
         manifest = {
             "model_name": model.name,
             "model_version": model.version,
             "run_id": model.run_id,
             "source": model.source,
-            "entry_script": "score.py",
+            "flavor": FLAVOR_AZUREML if entry_script is not None else FLAVOR_PYFUNC,
+            "entry_script": "score.py" if entry_script is not None else None,
             "model_dir": f"model/{model.name}/{model.version}",
             "requirements": "requirements.txt" if (staging / "requirements.txt").exists() else None,
             "input_sample": sample,
@@ -118,8 +133,35 @@ def build_bundle(
     return _record(ws, model, final, content_hash, manifest)
 
 
+def _check_pyfunc_model(model: ModelVersionInfo, model_dir: Path) -> None:
+    """A bundle without an entry script needs an MLflow model with the python_function flavor."""
+    import yaml
+
+    mlmodel = model_dir / "MLmodel"
+    hint = "set deployment.entry_script to a score.py with init() and run()"
+    if not mlmodel.is_file():
+        raise ConfigError(
+            f"model {model.name} version {model.version} ({model.source}) is not an MLflow model "
+            f"(no MLmodel file), so it cannot be served without an entry script: {hint}"
+        )
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"model {model.name} version {model.version}: cannot read its MLmodel file ({exc})"
+        ) from None
+    if "python_function" not in flavors:
+        raise ConfigError(
+            f"model {model.name} version {model.version} has no python_function flavor (flavors: "
+            f"{', '.join(flavors) or 'none'}), so it cannot be served without an entry script: {hint}"
+        )
+
+
 def bundle_for_deployment(ws: Workspace, model: ModelVersionInfo, project: ProjectConfig) -> Bundle:
-    """The bundle of `model` with the project's deployment files (score.py, requirements, sample)."""
+    """The bundle of `model` with the project's deployment files (score.py, requirements, sample).
+
+    `deployment.entry_script: null` builds a pyfunc bundle that serves the MLflow model itself.
+    """
     d = project.deployment
     if d is None:
         raise ConfigError(
@@ -129,7 +171,7 @@ def bundle_for_deployment(ws: Workspace, model: ModelVersionInfo, project: Proje
     return build_bundle(
         ws,
         model,
-        entry_script=project.path(d.entry_script),
+        entry_script=project.path(d.entry_script) if d.entry_script else None,
         requirements=project.path(d.requirements) if d.requirements else None,
         input_sample=project.path(d.input_sample) if d.input_sample else None,
     )

@@ -23,6 +23,8 @@ class StepContext:
     params: dict[str, Any]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     parent_mlflow_run_id: str | None = None
+    # In memory only, never recorded: plain endpoint keys a step created, shown once by the CLI.
+    secrets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:

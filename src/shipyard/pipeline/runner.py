@@ -43,6 +43,7 @@ class PipelineResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
+    new_keys: dict[str, str] | None = None  # plain endpoint keys created by this run (shown once)
 
     @property
     def gate(self) -> dict[str, Any] | None:
@@ -109,6 +110,7 @@ def run_pipeline(
     if result.status == "running":
         result.status = "succeeded"
     result.outputs = ctx.outputs
+    result.new_keys = ctx.secrets.get("endpoint_keys")
     _finish(ws, ctx, result, reporter)
     return result
 

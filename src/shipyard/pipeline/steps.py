@@ -316,6 +316,8 @@ class DeployStep(Step):
 
         d = ctx.deployment
         dep = start_deployment(ctx.ws, get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]), d)
+        if dep.new_keys:
+            ctx.secrets["endpoint_keys"] = dep.new_keys
         return {
             "deployment_id": dep.id,
             "endpoint": dep.endpoint,
@@ -334,7 +336,7 @@ class SmokeTestStep(Step):
     still_valid = DeployStep.still_valid
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        from shipyard.deploy.endpoints import run_smoke_test
+        from shipyard.deploy.endpoints import auth_enabled, run_smoke_test
         from shipyard.packaging.bundle import get_bundle
 
         d = ctx.deployment
@@ -346,6 +348,7 @@ class SmokeTestStep(Step):
             **dep.smoke_detail,
             "passed": True,
             "payload": payload,
+            "auth": auth_enabled(ctx.ws, dep),
         }
 
 

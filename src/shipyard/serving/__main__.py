@@ -9,6 +9,7 @@ poll ``GET /`` for readiness. Exit code 3 means the bundle could not be loaded.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -26,7 +27,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", default=0, type=int, help="port to bind; 0 picks a free one")
     parser.add_argument("--port-file", type=Path, help="write the bound port to this file")
     parser.add_argument("--deployment-id", help="reported by GET / so callers know whom they reach")
+    parser.add_argument("--settings", type=Path, help="JSON of the deployment's serving settings")
+    parser.add_argument("--keys-file", type=Path, help="JSON of the endpoint's key hashes (turns auth on)")
+    parser.add_argument("--capture-dir", type=Path, help="folder for data capture files")
+    parser.add_argument("--workers", type=int, help="server processes (overrides the settings)")
     return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace):
+    """The serving settings from --settings, with --keys-file and --workers applied."""
+    from shipyard.config.models import ServingConfig
+
+    data = json.loads(args.settings.read_text()) if args.settings else {}
+    settings = ServingConfig.model_validate(data)
+    if args.keys_file is not None and settings.auth is None:
+        settings.auth = True
+    if args.workers:
+        settings.workers = args.workers
+    return settings
 
 
 def configure_logging() -> None:
@@ -36,11 +54,13 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    access = logging.getLogger("shipyard.serving.access")
-    access_handler = logging.StreamHandler(sys.stderr)
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(access_handler)
-    access.propagate = False
+    # The access log and print() lines from run() are JSON lines already: no prefix.
+    json_lines = logging.StreamHandler(sys.stderr)
+    json_lines.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("shipyard.serving.access", "shipyard.serving.user"):
+        log = logging.getLogger(name)
+        log.addHandler(json_lines)
+        log.propagate = False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -74,10 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s is not a bundle folder: manifest.json not found", args.bundle)
         return STARTUP_FAILURE
 
-    import uvicorn
-
-    from shipyard.serving.app import create_app
-
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
@@ -88,21 +104,54 @@ def main(argv: list[str] | None = None) -> int:
         write_port_file(args.port_file, port)
     log.info("bound %s:%s; loading bundle %s", args.host, port, args.bundle)
 
-    config = uvicorn.Config(
-        create_app(args.bundle, deployment_id=args.deployment_id),
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
-    except SystemExit as exc:  # uvicorn exits this way when the app's startup fails
-        return STARTUP_FAILURE if exc.code else 0
-    finally:
-        sock.close()
-    return 0 if server.started else STARTUP_FAILURE
+    settings = load_settings(args)
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Before anything imports prometheus_client: it picks its mode at import time.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shipyard-metrics-")
+
+    def serve() -> int:
+        import uvicorn
+
+        from shipyard.serving.app import create_app
+
+        app = create_app(
+            args.bundle,
+            deployment_id=args.deployment_id,
+            settings=settings,
+            keys_file=args.keys_file,
+            capture_dir=args.capture_dir,
+        )
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            loop="uvloop" if _has("uvloop") else "asyncio",
+            http="httptools" if _has("httptools") else "h11",
+        )
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits this way when the app's startup fails
+            return STARTUP_FAILURE if exc.code else 0
+        finally:
+            sock.close()
+        return 0 if server.started else STARTUP_FAILURE
+
+    if settings.workers <= 1:
+        return serve()
+    from shipyard.serving.workers import run_workers
+
+    return run_workers(serve, settings.workers)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

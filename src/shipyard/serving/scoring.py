@@ -4,6 +4,13 @@ A bundle is a folder with ``manifest.json``, the entry script and the model file
 sets ``AZUREML_MODEL_DIR`` (as Azure ML does), imports the entry script from its file and calls
 ``init()`` once. Requests are validated against the manifest's signature before ``run()`` so that
 callers get a 4xx naming the bad field instead of a stack trace from inside the model.
+
+run() is called the way Azure ML's inference server calls it (see ``aml_schema``): without
+inference-schema decorators it gets the body as a JSON string; with ``@input_schema`` it gets the
+body's keys as keyword arguments, converted by the decorators, and a value they reject is a 422
+naming the field. A parameter named ``request_headers`` gets the request headers (as a keyword);
+an undecorated ``run(raw, headers)`` gets them as its second argument too (Shipyard's own
+convention, kept for existing scripts).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 from shipyard.errors import ShipyardError
+from shipyard.serving import aml_schema
+from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
 
 MANIFEST_FILE = "manifest.json"
@@ -158,6 +167,50 @@ def _accepts_two_args(func: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
+def _takes_request_headers(func: Callable[..., Any]) -> bool:
+    try:
+        return aml_schema.HEADERS_PARAM in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class RequestHeaders(dict[str, str]):
+    """The request headers run() gets: names stored lower-case, looked up in any case.
+
+    Azure ML's server hands run() Flask's headers, whose names are Title-Case
+    (``request_headers["X-Request-Id"]``); Shipyard's have always been lower-case. Both work.
+    """
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__((str(k).lower(), v) for k, v in (headers or {}).items())
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower() if isinstance(key, str) else key)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The header's value, whatever the case of ``key``."""
+        return super().get(key.lower() if isinstance(key, str) else key, default)
+
+
+class ParsedBody(str):
+    """A validated request body: its text, plus the parsed JSON for a schema-decorated run().
+
+    A ``str`` so that callers that pass ``validate()``'s result on to ``run()`` (and log or
+    capture it) need not know which kind of script they serve; ``run()`` uses ``payload`` to
+    avoid parsing the body twice.
+    """
+
+    payload: Any
+
+    def __new__(cls, text: str, payload: Any) -> ParsedBody:
+        body = super().__new__(cls, text)
+        body.payload = payload
+        return body
+
+
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     """Read and minimally check ``manifest.json`` of a bundle."""
     path = bundle_dir / MANIFEST_FILE
@@ -181,6 +234,11 @@ class ScoringScript:
     module: ModuleType
     checks: list[MatrixInput] = field(default_factory=list)
     run_takes_headers: bool = False
+    # Set when run() carries inference-schema decorators: how to call it, and its input parameter.
+    schema: aml_schema.RunSignature | None = None
+    input_name: str | None = None
+    headers_keyword: bool = False
+    swagger_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def model_name(self) -> str | None:
@@ -214,6 +272,9 @@ class ScoringScript:
         if spec is None or spec.loader is None:
             raise BundleError(f"cannot import {script_path}")
         module = importlib.util.module_from_spec(spec)
+        # inference-schema records the decorators' schemas per "<module>.run" for the process;
+        # a second load of this script under the same module name must start from a clean slate.
+        aml_schema.forget_schemas(module_name)
         # Helper modules next to score.py must be importable while it loads and initialises,
         # as they are in Azure ML; we do not leave the bundle on sys.path afterwards.
         sys.path.insert(0, str(bundle_dir))
@@ -226,44 +287,129 @@ class ScoringScript:
             module.init()
         except BaseException:
             sys.modules.pop(module_name, None)
+            aml_schema.forget_schemas(module_name)
             raise
         finally:
             try:
                 sys.path.remove(str(bundle_dir))
             except ValueError:
                 pass
+        schema: aml_schema.RunSignature | None = None
+        input_name: str | None = None
+        if aml_schema.is_schema_decorated(module.run):
+            try:
+                schema = aml_schema.run_signature(module.run)
+            except aml_schema.ScriptContractError as exc:
+                raise BundleError(f"{script_path}: {exc}") from exc
+            input_name = aml_schema.input_parameter(module.run, schema)
         return cls(
             bundle_dir=bundle_dir,
             manifest=manifest,
             module=module,
             checks=parse_signature(manifest.get("signature")),
-            run_takes_headers=_accepts_two_args(module.run),
+            # A decorated run()'s other parameters are body fields, never the headers.
+            run_takes_headers=schema is None and _accepts_two_args(module.run),
+            schema=schema,
+            input_name=input_name,
+            headers_keyword=_takes_request_headers(module.run),
         )
 
+    @property
+    def schema_decorated(self) -> bool:
+        """True if run() carries inference-schema decorators (it takes keyword arguments)."""
+        return self.schema is not None
+
     def validate(self, raw_body: str | bytes) -> str:
-        """Parse the body and check it against the signature; return the body as text."""
+        """Parse the body and check it against the signature; return the body as text.
+
+        For a schema-decorated run() the body must also be a JSON object holding every parameter
+        without a default; the text returned is then a ParsedBody carrying the parsed JSON.
+        """
         text, payload = parse_body(raw_body)
         validate_payload(payload, self.checks)
-        return text
+        if self.schema is None:
+            return text
+        self._call_arguments(payload)
+        return ParsedBody(text, payload)
+
+    def _call_arguments(self, payload: Any) -> dict[str, Any]:
+        assert self.schema is not None
+        try:
+            return aml_schema.call_arguments(self.schema, payload)
+        except aml_schema.SchemaInputError as exc:
+            raise ScoringInputError(str(exc), exc.field) from None
+
+    def _headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        result = RequestHeaders(headers)
+        request_id = REQUEST_ID.get()
+        if request_id and "x-request-id" not in result:
+            result["x-request-id"] = request_id
+        return result
 
     def run(self, raw_body: str, headers: Mapping[str, str] | None = None) -> Any:
-        """Call the script's run() on an already validated body (headers if it takes two args)."""
-        if self.run_takes_headers:
-            return self.module.run(raw_body, dict(headers or {}))
-        return self.module.run(raw_body)
+        """Call the script's run() on a body, the way Azure ML's server does.
+
+        Undecorated: run(text) (with the headers as second argument if it takes two). Decorated:
+        run(**body fields) with the decorators converting them; a value they reject raises
+        ScoringInputError naming the field. ``request_headers=`` is passed to a run() with a
+        parameter of that name.
+        """
+        if self.schema is None:
+            if self.headers_keyword:
+                return self.module.run(raw_body, request_headers=self._headers(headers))
+            if self.run_takes_headers:
+                return self.module.run(raw_body, self._headers(headers))
+            return self.module.run(raw_body)
+        if isinstance(raw_body, ParsedBody):
+            payload = raw_body.payload
+        else:
+            _, payload = parse_body(raw_body)
+            validate_payload(payload, self.checks)
+        kwargs = self._call_arguments(payload)
+        if self.schema.request_headers:
+            kwargs[aml_schema.HEADERS_PARAM] = self._headers(headers)
+        try:
+            return self.module.run(**kwargs)
+        except Exception as exc:
+            where = aml_schema.conversion_field(exc, self.module.run)
+            if where is None:
+                raise
+            raise ScoringInputError(f"{where}: {exc}", where) from exc
 
     def input_spec(self) -> dict[str, Any] | None:
-        """The first signature input as a tensor spec (name, datatype, shape)."""
+        """The first signature input as a tensor spec (name, datatype, shape).
+
+        Without a manifest signature, a schema-decorated run()'s input parameter is described
+        from its decorator when that is an array of numbers (rows of any width: whether the
+        decorator enforces the sample's width cannot be read from its schema).
+        """
         if not self.checks:
-            return None
+            return self._schema_input_spec()
         check = self.checks[0]
         shape = [-1] if check.flat else [-1, check.width or -1]
         return {"name": check.name, "datatype": "INT64" if check.integer else "FP64", "shape": shape}
 
+    def _schema_input_spec(self) -> dict[str, Any] | None:
+        if self.schema is None or self.input_name is None:
+            return None
+        spec = aml_schema.input_schema_of(self.module.run, self.input_name)
+        if not spec or spec.get("type") != "array":
+            return None
+        items = spec.get("items") or {}
+        shape = [-1]
+        if items.get("type") == "array":
+            items = items.get("items") or {}
+            shape = [-1, -1]
+        datatype = {"number": "FP64", "integer": "INT64"}.get(items.get("type"))
+        if datatype is None:
+            return None
+        return {"name": self.input_name, "datatype": datatype, "shape": shape}
+
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         """Score rows through run() with the script's own contract: {"<input>": rows} in,
-        {"result": [...]} (or a bare list) out."""
-        name = self.checks[0].name if self.checks else "data"
+        {"result": [...]} (or a bare list) out. A schema-decorated run() gets the rows as its
+        input parameter (converted by its decorator)."""
+        name = self.input_name or (self.checks[0].name if self.checks else "data")
         result = self.run(json.dumps({name: rows}))
         if isinstance(result, str | bytes):
             result = json.loads(result)

@@ -107,3 +107,13 @@ class DeploymentRow(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class EndpointKey(Base):
+    """An endpoint's primary or secondary key, stored as its SHA-256 hash only."""
+
+    __tablename__ = "shipyard_endpoint_keys"
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)
+    slot: Mapped[str] = mapped_column(String(20), primary_key=True)  # primary | secondary
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)

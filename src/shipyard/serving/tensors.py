@@ -1,0 +1,294 @@
+"""Typed tensors of the Open Inference Protocol (KServe V2) in their JSON form.
+
+A request input is ``{"name", "shape", "datatype", "data"}``; ``data`` holds the elements in
+row-major order, either flat (``[1, 2, 3, 4]`` for shape ``[2, 2]``) or in the tensor's natural
+nesting (``[[1, 2], [3, 4]]``). Decoding checks the shape, that the element count matches it,
+and that every value is of the JSON type the datatype needs and fits its range, and raises
+`TensorError` naming the input and the element otherwise, so that the route can answer 400.
+
+Values are checked strictly rather than coerced (the protocol allows either): a ``true`` in an
+FP64 tensor or ``1.5`` in an INT64 tensor is far more likely a client bug than an intent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ShipyardError
+
+# Datatype -> numpy dtype of the decoded array. BYTES elements stay Python str (JSON strings).
+DTYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+INTEGER_TYPES = frozenset(name for name in DTYPES if name.startswith(("INT", "UINT")))
+FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
+NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
+
+# The JSON values (as orjson/json decode them) each datatype accepts; bool is not an int here.
+_ACCEPTED: dict[str, frozenset[type]] = {
+    **{name: frozenset({int}) for name in INTEGER_TYPES},
+    **{name: frozenset({int, float}) for name in FLOAT_TYPES},
+    "BOOL": frozenset({bool}),
+    "BYTES": frozenset({str}),
+}
+_EXPECTED = {
+    **{name: "an integer" for name in INTEGER_TYPES},
+    **{name: "a number" for name in FLOAT_TYPES},
+    "BOOL": "true or false",
+    "BYTES": "a string",
+}
+# Known to the protocol but not sent as JSON: there is no standard JSON form of a bfloat16.
+_BINARY_ONLY = {"BF16"}
+
+
+class TensorError(ShipyardError):
+    """A tensor in a request is malformed: bad shape, datatype, element count or value (HTTP 400)."""
+
+    status_code = 400
+
+
+@dataclass
+class Tensor:
+    """A decoded, validated request input: its elements in row-major order (``values``), as a
+    numpy array of its shape (``array``) and as rows for `Servable.predict_rows` (``rows()``).
+
+    The array and the rows are built on first use: an FP64 tensor of JSON floats, the common
+    case, becomes rows without a round trip through numpy.
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    values: list[Any]
+    _array: np.ndarray | None = field(default=None, repr=False)
+    _rows: list[Any] | None = field(default=None, repr=False)
+
+    @property
+    def array(self) -> np.ndarray:
+        """The elements as a numpy array of the tensor's datatype and shape."""
+        if self._array is None:
+            self._array = np.array(self.values, dtype=DTYPES[self.datatype]).reshape(self.shape)
+        return self._array
+
+    def rows(self) -> list[Any]:
+        """The tensor split along its first (batch) dimension, as plain Python values:
+        shape [N] gives N scalars, [N, F] gives N lists of F values, and so on."""
+        if self._rows is None:
+            self._rows = self.array.tolist()
+        return self._rows
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if value is None:
+        return "null"
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _index(position: int, shape: tuple[int, ...], nested: bool) -> str:
+    if not nested or len(shape) < 2:
+        return f"data[{position}]"
+    return "data" + "".join(f"[{int(i)}]" for i in np.unravel_index(position, shape))
+
+
+def _check_shape(where: str, shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, list) or not shape:
+        raise TensorError(f"{where}: 'shape' must be a non-empty array of sizes, got {_describe(shape)}")
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise TensorError(f"{where}: 'shape' sizes must be integers >= 0, got {shape}")
+    return tuple(shape)
+
+
+def _flatten(where: str, data: Any, shape: tuple[int, ...]) -> tuple[list[Any], bool]:
+    """The elements in row-major order, and whether ``data`` was nested."""
+    if not isinstance(data, list):
+        raise TensorError(f"{where}: 'data' must be an array, got {_describe(data)}")
+    expected = math.prod(shape)
+    if len(shape) > 1 and data and isinstance(data[0], list):
+        flat: list[Any] = []
+        last = len(shape) - 1
+
+        def fail(node: Any, depth: int, path: tuple[int, ...]) -> None:
+            where_in = "data" + "".join(f"[{i}]" for i in path)
+            if not isinstance(node, list):
+                raise TensorError(
+                    f"{where}: {where_in} must be an array of {shape[depth]} elements for shape "
+                    f"{list(shape)}, got {_describe(node)}"
+                )
+            raise TensorError(
+                f"{where}: {where_in} has {len(node)} elements but shape {list(shape)} needs "
+                f"{shape[depth]} there"
+            )
+
+        def walk(node: list[Any], depth: int, path: tuple[int, ...]) -> None:
+            size = shape[depth + 1]
+            for i, child in enumerate(node):
+                if type(child) is not list or len(child) != size:
+                    fail(child, depth + 1, (*path, i))
+                if depth + 1 == last:
+                    flat.extend(child)
+                else:
+                    walk(child, depth + 1, (*path, i))
+
+        if len(data) != shape[0]:
+            fail(data, 0, ())
+        walk(data, 0, ())
+        return flat, True
+    if len(data) != expected:
+        raise TensorError(
+            f"{where}: 'data' has {len(data)} elements but shape {list(shape)} needs {expected}"
+        )
+    return data, False
+
+
+def _check_values(
+    where: str, datatype: str, flat: list[Any], shape: tuple[int, ...], nested: bool
+) -> set[type]:
+    """Check each element's JSON type and range; return the set of types seen."""
+    accepted = _ACCEPTED[datatype]
+    types = set(map(type, flat))  # one pass in C; the loop below only finds the culprit
+    if not types <= accepted:
+        for i, value in enumerate(flat):
+            if type(value) not in accepted:
+                raise TensorError(
+                    f"{where}: {_index(i, shape, nested)} must be {_EXPECTED[datatype]} for "
+                    f"{datatype}, got {_describe(value)}"
+                )
+    if datatype in INTEGER_TYPES and flat:
+        info = np.iinfo(DTYPES[datatype])
+        low, high = min(flat), max(flat)
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            i = flat.index(bad)
+            raise TensorError(
+                f"{where}: {_index(i, shape, nested)} = {bad} is out of range for {datatype} "
+                f"[{info.min}, {info.max}]"
+            )
+    return types
+
+
+def decode_tensor(spec: Any, position: int = 0) -> Tensor:
+    """Decode one ``$request_input`` object into a `Tensor`, or raise `TensorError`."""
+    if not isinstance(spec, Mapping):
+        raise TensorError(f"inputs[{position}]: expected an object, got {_describe(spec)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise TensorError(f"inputs[{position}]: 'name' must be a non-empty string")
+    where = f"input '{name}'"
+    params = spec.get("parameters")
+    if params is not None and not isinstance(params, Mapping):
+        raise TensorError(f"{where}: 'parameters' must be an object")
+    if params and "binary_data_size" in params:
+        raise TensorError(f"{where}: binary tensor data is not supported; send 'data' as JSON")
+    if params and "shared_memory_region" in params:
+        raise TensorError(f"{where}: shared memory tensors are not supported; send 'data' as JSON")
+    datatype = spec.get("datatype")
+    if datatype in _BINARY_ONLY:
+        raise TensorError(f"{where}: datatype {datatype} has no JSON form and is not supported")
+    if datatype not in DTYPES:
+        known = ", ".join(DTYPES)
+        raise TensorError(f"{where}: unknown datatype {_describe(datatype)}; expected one of {known}")
+    shape = _check_shape(where, spec.get("shape"))
+    if "data" not in spec:
+        raise TensorError(f"{where}: 'data' is missing")
+    flat, nested = _flatten(where, spec["data"], shape)
+    types = _check_values(where, datatype, flat, shape, nested)
+    tensor = Tensor(name=name, datatype=datatype, shape=shape, values=flat)
+    if datatype == "FP64" and types <= {float}:
+        # JSON floats already are float64: the rows are the data itself, no numpy needed.
+        if len(shape) == 1:
+            tensor._rows = flat
+        elif len(shape) == 2 and nested:
+            tensor._rows = spec["data"]
+        elif len(shape) == 2:
+            width = shape[1]
+            tensor._rows = [flat[i : i + width] for i in range(0, len(flat), width)]
+        return tensor
+    if datatype in INTEGER_TYPES or datatype in ("BOOL", "BYTES"):
+        return tensor  # every value was checked to fit: the array cannot fail to build
+    try:
+        # Float overflow becomes inf (checked below) instead of a RuntimeWarning per request.
+        with np.errstate(over="ignore"):
+            array = tensor.array
+    except (OverflowError, ValueError) as exc:  # e.g. an int too large for a float
+        raise TensorError(f"{where}: values do not fit {datatype}: {exc}") from exc
+    overflow = np.flatnonzero(np.isinf(array.reshape(-1)))
+    if overflow.size:
+        i = int(overflow[0])
+        raise TensorError(f"{where}: {_index(i, shape, nested)} = {flat[i]!r} is out of range for {datatype}")
+    return tensor
+
+
+def check_compatible(tensor: Tensor, spec: Mapping[str, Any]) -> None:
+    """Check a decoded input against the model's input spec (``{"name", "datatype", "shape"}``).
+
+    Dimensions of -1 in the spec are free; the others must match. Any numeric tensor may feed a
+    floating-point input, but an integer input needs an integer tensor, and BOOL/BYTES need
+    their own datatype.
+    """
+    where = f"input '{tensor.name}'"
+    want_type = spec.get("datatype")
+    if want_type in FLOAT_TYPES:
+        ok = tensor.datatype in NUMERIC_TYPES
+    elif want_type in INTEGER_TYPES:
+        ok = tensor.datatype in INTEGER_TYPES
+    else:
+        ok = want_type is None or tensor.datatype == want_type
+    if not ok:
+        raise TensorError(f"{where}: datatype {tensor.datatype} cannot feed the model's {want_type} input")
+    want_shape = spec.get("shape")
+    if isinstance(want_shape, list):
+        fits = len(want_shape) == len(tensor.shape) and all(
+            w == -1 or w == got for w, got in zip(want_shape, tensor.shape, strict=True)
+        )
+        if not fits:
+            raise TensorError(
+                f"{where}: shape {list(tensor.shape)} does not match the model's input shape {want_shape}"
+            )
+
+
+def encode_output(name: str, predictions: list[Any]) -> dict[str, Any]:
+    """One prediction per row as a ``$response_output``: FP64 for numbers, INT64 (or UINT64) for
+    integers, BOOL, BYTES for strings; shape [N], or [N, K] when each prediction has K values.
+
+    Raises ValueError when the predictions do not form a tensor (ragged, None, objects).
+    """
+    try:
+        if predictions and set(map(type, predictions)) == {int}:
+            # numpy would turn [0, 2**64 - 1] into floats: pick the integer type here.
+            big = min(predictions) >= 0 and max(predictions) > np.iinfo(np.int64).max
+            array = np.asarray(predictions, dtype=np.uint64 if big else np.int64)
+        else:
+            array = np.asarray(predictions)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"the predictions do not form a tensor: {exc}") from exc
+    datatype = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64", "U": "BYTES"}.get(array.dtype.kind)
+    if datatype is None:
+        kinds = sorted({type(p).__name__ for p in predictions})
+        raise ValueError(f"predictions of type {', '.join(kinds)} cannot be sent as a V2 tensor")
+    if datatype == "FP64":
+        array = array.astype(np.float64, copy=False)
+    shape = list(array.shape) if array.ndim else [1]
+    return {"name": name, "datatype": datatype, "shape": shape, "data": array.reshape(-1).tolist()}

@@ -1,0 +1,293 @@
+"""The Open Inference Protocol (KServe V2, Triton's HTTP/REST protocol): health, metadata, infer.
+
+Routes, served for the one model the app holds (``app.state.servable``, a `Servable`)::
+
+    GET  /v2/health/live                                    {"live": true}
+    GET  /v2/health/ready                                   {"ready": true} | 503 {"ready": false}
+    GET  /v2                                                server metadata
+    GET  /v2/models/{name}[/versions/{version}]             model metadata
+    GET  /v2/models/{name}[/versions/{version}]/ready       {"name", "ready"}
+    POST /v2/models/{name}[/versions/{version}]/infer       typed tensors in, "predict" out
+
+Errors are the protocol's ``{"error": "<message>"}`` bodies: 400 for a malformed request (the
+message names the input and element), 404 for another model name or version, 500 when the
+model fails. Scoring goes through ``app.state.predict_rows(rows, request)``, the app's one path
+to the model (timeouts, micro-batching, threadpool); the exceptions the app answers itself
+(timeouts, overload, body too large) pass through untouched.
+
+Only JSON tensor data is supported: a request using the binary tensor data extension
+(``Inference-Header-Content-Length``) or shared memory gets a 400 that says so, and the server
+metadata lists no extensions. Responses are always JSON, whatever ``binary_data`` an output
+asks for: spec-conforming clients (tritonclient) read either form.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shipyard import __version__
+from shipyard.errors import ShipyardError
+from shipyard.serving.limits import Overloaded, ScoringTimeout
+from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
+from shipyard.serving.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+
+logger = logging.getLogger("shipyard.serving.v2")
+
+SERVER_NAME = "shipyard"
+PLATFORM = "shipyard"
+OUTPUT_NAME = "predict"
+# The name a model is served under when its bundle records none.
+DEFAULT_MODEL_NAME = "model"
+# What the app answers itself (503 with Retry-After, 504, ...): these pass through predict_rows
+# untouched, as does any exception carrying one of APP_HANDLED_STATUSES as ``status_code``.
+APP_ERRORS: tuple[type[BaseException], ...] = (Overloaded, ScoringTimeout, HTTPException, TimeoutError)
+APP_HANDLED_STATUSES = frozenset({413, 429, 503, 504})
+BINARY_HEADER = "inference-header-content-length"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class V2Error(Exception):
+    """A request this module answers with ``{"error": message}`` and ``status_code``."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """A JSON response encoded with orjson (NaN and infinity become null)."""
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def error_response(status_code: int, message: str) -> Response:
+    """The protocol's error body, ``{"error": message}``."""
+    return json_response({"error": message}, status_code)
+
+
+def _handles_errors(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except V2Error as exc:
+            return error_response(exc.status_code, exc.message)
+
+    return wrapped
+
+
+def _servable(request: Request) -> Servable:
+    servable = getattr(request.app.state, "servable", None)
+    if servable is None:
+        raise V2Error(503, "the model is not loaded yet; retry when /v2/health/ready answers 200")
+    return servable
+
+
+def served_name(servable: Servable) -> str:
+    """The name the model answers to under /v2/models/."""
+    return servable.model_name or DEFAULT_MODEL_NAME
+
+
+def _model(request: Request) -> Servable:
+    """The served model if the path names it (and its version, when given), else a 404."""
+    servable = _servable(request)
+    name = request.path_params["model_name"]
+    version = request.path_params.get("model_version")
+    served = served_name(servable)
+    if name != served:
+        raise V2Error(404, f"model '{name}' is not served here; this server serves '{served}'")
+    if version is not None and version != servable.model_version:
+        have = f"'{servable.model_version}'" if servable.model_version else "no versions"
+        raise V2Error(404, f"model '{name}' has no version '{version}'; it serves {have}")
+    return servable
+
+
+def _is_ready(request: Request) -> bool:
+    state = request.app.state
+    return bool(getattr(state, "ready", False)) and getattr(state, "servable", None) is not None
+
+
+async def server_live(request: Request) -> Response:
+    """Liveness: the process answers requests."""
+    return json_response({"live": True})
+
+
+async def server_ready(request: Request) -> Response:
+    """Readiness: 200 once the model is loaded and the app is ready, else 503."""
+    ready = _is_ready(request)
+    return json_response({"ready": ready}, 200 if ready else 503)
+
+
+async def server_metadata(request: Request) -> Response:
+    """Server name, version and the protocol extensions supported (none)."""
+    return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+
+
+@_handles_errors
+async def model_metadata(request: Request) -> Response:
+    """Name, versions, platform and the input/output tensors of the served model."""
+    servable = _model(request)
+    spec = servable.input_spec()
+    inputs = (
+        [{"name": spec["name"], "datatype": spec["datatype"], "shape": list(spec["shape"])}] if spec else []
+    )
+    return json_response(
+        {
+            "name": served_name(servable),
+            "versions": [servable.model_version] if servable.model_version else [],
+            "platform": PLATFORM,
+            "inputs": inputs,
+            "outputs": [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
+        }
+    )
+
+
+@_handles_errors
+async def model_ready(request: Request) -> Response:
+    """Model readiness: 200 when ready, 503 while the app is not, 404 for another model."""
+    servable = _model(request)
+    ready = _is_ready(request)
+    return json_response({"name": served_name(servable), "ready": ready}, 200 if ready else 503)
+
+
+def _parse_request(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise V2Error(400, 'the body is empty; send an inference request {"inputs": [...]}')
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise V2Error(400, f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise V2Error(400, "the body must be a JSON object with 'inputs'")
+    if "id" in payload and not isinstance(payload["id"], str):
+        raise V2Error(400, "'id' must be a string")
+    if payload.get("parameters") is not None and not isinstance(payload["parameters"], dict):
+        raise V2Error(400, "'parameters' must be an object")
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise V2Error(400, "'inputs' must be a non-empty array of input tensors")
+    outputs = payload.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, list):
+            raise V2Error(400, "'outputs' must be an array of {\"name\": ...} objects")
+        for i, output in enumerate(outputs):
+            name = output.get("name") if isinstance(output, dict) else None
+            if not isinstance(name, str):
+                raise V2Error(400, f"outputs[{i}]: 'name' must be a string")
+            if name != OUTPUT_NAME:
+                raise V2Error(400, f"unknown output '{name}'; the model has one output, '{OUTPUT_NAME}'")
+    return payload
+
+
+def _select_input(tensors: list[Tensor], spec: dict[str, Any] | None) -> Tensor:
+    if spec is not None:
+        for tensor in tensors:
+            if tensor.name == spec["name"]:
+                return tensor
+    if len(tensors) == 1:
+        return tensors[0]
+    names = ", ".join(f"'{t.name}'" for t in tensors)
+    wanted = f"input '{spec['name']}'" if spec else "one input tensor"
+    raise V2Error(400, f"the model takes {wanted}; the request has inputs {names}")
+
+
+def _decode_inputs(payload: dict[str, Any], servable: Servable) -> Tensor:
+    try:
+        tensors = [decode_tensor(spec, i) for i, spec in enumerate(payload["inputs"])]
+    except TensorError as exc:
+        raise V2Error(400, str(exc)) from exc
+    seen: set[str] = set()
+    for tensor in tensors:
+        if tensor.name in seen:
+            raise V2Error(400, f"input '{tensor.name}' is given more than once")
+        seen.add(tensor.name)
+    spec = servable.input_spec()
+    tensor = _select_input(tensors, spec)
+    if spec is not None:
+        try:
+            check_compatible(tensor, spec)
+        except TensorError as exc:
+            raise V2Error(400, str(exc)) from exc
+    if tensor.shape[0] == 0:
+        raise V2Error(400, f"input '{tensor.name}': shape {list(tensor.shape)} has no rows to score")
+    return tensor
+
+
+async def _predict(request: Request, servable: Servable, rows: list[Any]) -> list[Any]:
+    predict_rows = getattr(request.app.state, "predict_rows", None)
+    try:
+        if predict_rows is None:  # an app without its own scoring path: score directly
+            predictions = await run_in_threadpool(servable.predict_rows, rows)
+        else:
+            predictions = await predict_rows(rows, request)
+        return check_predictions(rows, predictions)
+    except APP_ERRORS:
+        raise
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        if status in APP_HANDLED_STATUSES:
+            raise
+        if isinstance(exc, ShipyardError) and isinstance(status, int) and 400 <= status < 500:
+            raise V2Error(status, str(exc)) from exc  # e.g. the servable rejected the input
+        logger.exception("V2 inference failed for %s rows", len(rows))
+        if isinstance(exc, PredictionShapeError):
+            raise V2Error(500, f"the model returned a wrong number of predictions: {exc}") from exc
+        raise V2Error(500, f"the model failed: {type(exc).__name__}: {exc}") from exc
+
+
+@_handles_errors
+async def infer(request: Request) -> Response:
+    """Score the request's input tensor: one "predict" value per row of its first dimension."""
+    servable = _model(request)
+    if BINARY_HEADER in request.headers:
+        raise V2Error(
+            400,
+            "binary tensor data is not supported (Inference-Header-Content-Length was sent); "
+            "send the tensors as JSON 'data' (tritonclient: binary_data=False)",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise V2Error(400, f"Content-Encoding '{encoding}' is not supported; send the body uncompressed")
+    payload = _parse_request(await request.body())
+    tensor = _decode_inputs(payload, servable)
+    predictions = await _predict(request, servable, tensor.rows())
+    try:
+        output = encode_output(OUTPUT_NAME, predictions)
+    except ValueError as exc:
+        logger.error("V2 inference: %s", exc)
+        raise V2Error(500, f"the model's predictions cannot be returned: {exc}") from exc
+    body: dict[str, Any] = {"model_name": served_name(servable)}
+    if servable.model_version:
+        body["model_version"] = servable.model_version
+    if "id" in payload:
+        body["id"] = payload["id"]
+    body["outputs"] = [output]
+    return json_response(body)
+
+
+def v2_routes() -> list[Route]:
+    """The Open Inference Protocol REST routes, to be mounted at the app's root."""
+    model = "/v2/models/{model_name}"
+    version = model + "/versions/{model_version}"
+    return [
+        Route("/v2/health/live", server_live, methods=["GET"], name="v2_server_live"),
+        Route("/v2/health/ready", server_ready, methods=["GET"], name="v2_server_ready"),
+        Route("/v2", server_metadata, methods=["GET"], name="v2_server_metadata"),
+        Route(model, model_metadata, methods=["GET"], name="v2_model_metadata"),
+        Route(version, model_metadata, methods=["GET"], name="v2_model_version_metadata"),
+        Route(model + "/ready", model_ready, methods=["GET"], name="v2_model_ready"),
+        Route(version + "/ready", model_ready, methods=["GET"], name="v2_model_version_ready"),
+        Route(model + "/infer", infer, methods=["POST"], name="v2_infer"),
+        Route(version + "/infer", infer, methods=["POST"], name="v2_version_infer"),
+    ]
