@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shipyard.cli import endpoints, gate, models, workspace
+from shipyard.cli import endpoints, gate, models, serve, workspace
 from shipyard.cli.run import run_command
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("package")(endpoints.package_command)
 app.command("deploy")(endpoints.deploy_command)
-app.command("serve")(endpoints.serve_command)
+app.command("serve")(serve.serve_command)
 app.add_typer(models.app, name="models")
 app.add_typer(gate.app, name="gate")
 app.add_typer(endpoints.app, name="endpoints")
