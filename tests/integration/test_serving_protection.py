@@ -192,3 +192,13 @@ def test_metrics_count_what_was_sent(server):
     for _ in range(3):
         assert post(url, keys["primary"]).status_code == 200
     assert score_ok() == before + 3
+
+
+def test_deleting_an_endpoint_forgets_its_keys(ws):
+    from shipyard.deploy.keys import delete_keys
+
+    ensure_keys(ws, "gone")
+    assert keys_file(ws, "gone").exists()
+    delete_keys(ws, "gone")
+    assert key_info(ws, "gone") == [] and not keys_file(ws, "gone").exists()
+    assert set(ensure_keys(ws, "gone")) == {"primary", "secondary"}  # a new endpoint: new keys, shown

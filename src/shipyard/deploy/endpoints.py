@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.config.models import DeploymentConfig
-from shipyard.deploy.keys import ensure_keys, keys_file, temporary_key
+from shipyard.deploy.keys import delete_keys, ensure_keys, keys_file, temporary_key
 from shipyard.deploy.local import process_alive, start_server, stop_server, wait_healthy
 from shipyard.deploy.smoke import smoke_test
 from shipyard.errors import DeploymentError, NotFoundError
@@ -253,7 +253,8 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
-    """Stop every live deployment of an endpoint and mark them deleted. Returns their ids."""
+    """Stop every live deployment of an endpoint, mark them deleted and forget its keys.
+    Returns the stopped deployments' ids."""
     with ws.store.session() as s:
         rows = list(s.scalars(select(DeploymentRow).where(DeploymentRow.endpoint == endpoint)))
         if not rows:
@@ -264,6 +265,7 @@ def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
         if pid:
             stop_server(pid)
         _update(ws, dep_id, state="deleted", message="endpoint deleted")
+    delete_keys(ws, endpoint)
     return [dep_id for dep_id, _ in live]
 
 

@@ -115,3 +115,12 @@ def key_info(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+def delete_keys(ws: Workspace, endpoint: str) -> None:
+    """Forget an endpoint's keys (with the endpoint): a new endpoint of that name gets new ones."""
+    with ws.lock(f"keys-{endpoint}"):
+        with ws.store.session() as s:
+            for row in s.scalars(select(EndpointKey).where(EndpointKey.endpoint == endpoint)):
+                s.delete(row)
+        keys_file(ws, endpoint).unlink(missing_ok=True)
