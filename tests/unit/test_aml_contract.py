@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.testclient import TestClient
 
 from shipyard.serving import printlog
-from shipyard.serving.aml_schema import SwaggerVersionError, build_swagger
 from shipyard.serving.app import create_app
-from shipyard.serving.scoring import ScoringInputError, ScoringScript
+from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.swagger import SwaggerVersionError, build_swagger
+from shipyard.serving.validation import ScoringInputError
 
 pytest.importorskip("inference_schema")
 

@@ -17,15 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.testclient import TestClient
 
 from shipyard.serving.loader import bundle_flavor, load_servable
-from shipyard.serving.pyfunc import (
-    PyfuncBodyError,
-    PyfuncModel,
-    PyfuncSchemaError,
-    UnsupportedContentTypeError,
-    pyfunc_routes,
-)
-from shipyard.serving.scoring import BundleError, MalformedBodyError, ScoringInputError
+from shipyard.serving.manifest import BundleError
+from shipyard.serving.pyfunc import PyfuncModel
+from shipyard.serving.pyfunc_errors import PyfuncBodyError, PyfuncSchemaError, UnsupportedContentTypeError
+from shipyard.serving.pyfunc_routes import pyfunc_routes
 from shipyard.serving.servable import PredictionShapeError, Servable
+from shipyard.serving.validation import MalformedBodyError, ScoringInputError
 
 COLUMNS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 

@@ -13,7 +13,8 @@ from sklearn.linear_model import Ridge
 from starlette.testclient import TestClient
 
 from shipyard.serving.app import create_app
-from shipyard.serving.scoring import ScoringInputError, ScoringScript, parse_signature, validate_payload
+from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.validation import ScoringInputError, parse_signature, validate_payload
 
 FAILING_RUN_PY = """\
 import json

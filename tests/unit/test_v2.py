@@ -20,10 +20,11 @@ from starlette.testclient import TestClient
 
 import shipyard
 from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.scoring import ScoringInputError, ScoringScript
+from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import PredictionShapeError
 from shipyard.serving.tensors import TensorError, check_compatible, decode_tensor, encode_output
 from shipyard.serving.v2 import v2_routes
+from shipyard.serving.validation import ScoringInputError
 
 MODEL = "diabetes-ridge"
 INFER = f"/v2/models/{MODEL}/infer"

@@ -35,8 +35,9 @@ from shipyard.serving.errors import error_response
 from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
-from shipyard.serving.scoring import ScoringInputError, ScoringScript, parse_body
+from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.validation import ScoringInputError, parse_body
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
@@ -256,7 +257,7 @@ def _routes(deployment_id: str | None) -> list:
         return response
 
     async def swagger(request: Request) -> Response:
-        from shipyard.serving.aml_schema import SwaggerVersionError, build_swagger
+        from shipyard.serving.swagger import SwaggerVersionError, build_swagger
 
         try:
             doc = build_swagger(request.app.state.servable, request.query_params.get("version"))
@@ -268,7 +269,7 @@ def _routes(deployment_id: str | None) -> list:
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
-    from shipyard.serving.pyfunc import pyfunc_routes
+    from shipyard.serving.pyfunc_routes import pyfunc_routes
     from shipyard.serving.v2 import v2_routes
 
     return [

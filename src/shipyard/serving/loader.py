@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipyard.serving.scoring import BundleError, ScoringScript, read_manifest
+from shipyard.serving.manifest import BundleError, read_manifest
+from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import Servable
 
 AZUREML = "azureml"

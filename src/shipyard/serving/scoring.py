@@ -3,7 +3,8 @@
 A bundle is a folder with ``manifest.json``, the entry script and the model files. Loading it
 sets ``AZUREML_MODEL_DIR`` (as Azure ML does), imports the entry script from its file and calls
 ``init()`` once. Requests are validated against the manifest's signature before ``run()`` so that
-callers get a 4xx naming the bad field instead of a stack trace from inside the model.
+callers get a 4xx naming the bad field instead of a stack trace from inside the model (see
+``validation``).
 
 run() is called the way Azure ML's inference server calls it (see ``aml_schema``): without
 inference-schema decorators it gets the body as a JSON string; with ``@input_schema`` it gets the
@@ -19,7 +20,6 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -28,134 +28,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from shipyard.errors import ShipyardError
 from shipyard.serving import aml_schema
+from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
+from shipyard.serving.validation import (
+    MatrixInput,
+    ScoringInputError,
+    parse_body,
+    parse_signature,
+    validate_payload,
+)
 
-MANIFEST_FILE = "manifest.json"
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
-
-
-class BundleError(ShipyardError):
-    """The bundle cannot be served: manifest or entry script missing or broken."""
-
-
-class ScoringInputError(ShipyardError):
-    """A request body does not match what the model expects (HTTP 422)."""
-
-    code = "invalid_input"
-    status_code = 422
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class MalformedBodyError(ScoringInputError):
-    """A request body is not valid (UTF-8) JSON (HTTP 400)."""
-
-    code = "invalid_json"
-    status_code = 400
-
-
-@dataclass(frozen=True)
-class MatrixInput:
-    """One signature input of shape [-1, N] (N None: rows of any width) or [-1] (flat list)."""
-
-    name: str
-    width: int | None
-    flat: bool = False
-    integer: bool = False
-
-
-def _is_number(value: Any, integer: bool) -> bool:
-    if isinstance(value, bool):
-        return False
-    if integer:
-        return isinstance(value, int)
-    return isinstance(value, int | float)
-
-
-def _describe(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
-
-
-def parse_signature(signature: Mapping[str, Any] | None) -> list[MatrixInput]:
-    """Return the inputs of a manifest signature that can be checked: shapes [-1] and [-1, N]."""
-    checks: list[MatrixInput] = []
-    inputs = (signature or {}).get("inputs") or {}
-    if not isinstance(inputs, Mapping):
-        return checks
-    for name, spec in inputs.items():
-        if not isinstance(spec, Mapping):
-            continue
-        shape = spec.get("shape")
-        integer = str(spec.get("dtype", "")).startswith("int")
-        if not isinstance(shape, list) or not shape or shape[0] != -1:
-            continue
-        if len(shape) == 1:
-            checks.append(MatrixInput(name, None, flat=True, integer=integer))
-        elif len(shape) == 2 and isinstance(shape[1], int):
-            width = shape[1] if shape[1] > 0 else None
-            checks.append(MatrixInput(name, width, integer=integer))
-    return checks
-
-
-def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
-    """Check a parsed body against the signature; raise ScoringInputError naming the bad field."""
-    if not checks:
-        return
-    if not isinstance(payload, dict):
-        raise ScoringInputError(f"body: expected a JSON object, got {_type_name(payload)}", "body")
-    for check in checks:
-        name = check.name
-        kind = "integers" if check.integer else "numbers"
-        if name not in payload:
-            raise ScoringInputError(f"{name}: required field is missing", name)
-        rows = payload[name]
-        if not isinstance(rows, list):
-            raise ScoringInputError(f"{name}: expected a list of rows, got {_type_name(rows)}", name)
-        if not rows:
-            raise ScoringInputError(f"{name}: expected at least one row, got an empty list", name)
-        if check.flat:
-            for i, value in enumerate(rows):
-                if not _is_number(value, check.integer):
-                    where = f"{name}[{i}]"
-                    raise ScoringInputError(f"{where}: expected one of {kind}, got {_describe(value)}", where)
-            continue
-        for i, row in enumerate(rows):
-            where = f"{name}[{i}]"
-            if not isinstance(row, list):
-                raise ScoringInputError(f"{where}: expected a list of {kind}, got {_type_name(row)}", where)
-            if check.width is not None and len(row) != check.width:
-                raise ScoringInputError(f"{where}: expected {check.width} {kind}, got {len(row)}", where)
-            for j, value in enumerate(row):
-                if not _is_number(value, check.integer):
-                    cell = f"{where}[{j}]"
-                    raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
-
-
-def parse_body(raw_body: str | bytes) -> tuple[str, Any]:
-    """Decode and parse a request body; raise MalformedBodyError if it is not UTF-8 JSON."""
-    if isinstance(raw_body, bytes):
-        try:
-            raw_body = raw_body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedBodyError(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
-    if not raw_body.strip():
-        raise MalformedBodyError('body is empty; send a JSON object such as {"data": [[...]]}')
-    try:
-        return raw_body, json.loads(raw_body)
-    except json.JSONDecodeError as exc:
-        raise MalformedBodyError(
-            f"body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
 
 
 def _accepts_two_args(func: Callable[..., Any]) -> bool:
@@ -211,22 +96,8 @@ class ParsedBody(str):
         return body
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """Read and minimally check ``manifest.json`` of a bundle."""
-    path = bundle_dir / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise BundleError(f"{path} not found: is {bundle_dir} a bundle folder?") from exc
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{path}: expected a JSON object")
-    return manifest
-
-
 @dataclass
-class ScoringScript:
+class ScoringScript(ManifestModel):
     """A loaded, initialised entry script of a bundle, ready to score requests."""
 
     bundle_dir: Path
@@ -239,17 +110,6 @@ class ScoringScript:
     input_name: str | None = None
     headers_keyword: bool = False
     swagger_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def model_name(self) -> str | None:
-        """The model name recorded in the manifest."""
-        return self.manifest.get("model_name")
-
-    @property
-    def model_version(self) -> str | None:
-        """The model version recorded in the manifest, as a string."""
-        version = self.manifest.get("model_version")
-        return None if version is None else str(version)
 
     @classmethod
     def load(cls, bundle_dir: str | Path) -> ScoringScript:
@@ -385,9 +245,7 @@ class ScoringScript:
         """
         if not self.checks:
             return self._schema_input_spec()
-        check = self.checks[0]
-        shape = [-1] if check.flat else [-1, check.width or -1]
-        return {"name": check.name, "datatype": "INT64" if check.integer else "FP64", "shape": shape}
+        return self.checks[0].tensor_spec()
 
     def _schema_input_spec(self) -> dict[str, Any] | None:
         if self.schema is None or self.input_name is None:

@@ -1,0 +1,98 @@
+"""The routes of MLflow's scoring server (``mlflow models serve``), so that its clients change nothing.
+
+- ``POST /invocations``: an MLflow payload (see ``pyfunc_payloads``) in, ``{"predictions": ...}``
+  out; input errors answer MLflow's error body (see ``pyfunc_errors``).
+- ``GET /ping``, ``GET /health``: 200 once the model is loaded; ``GET /version``: MLflow's version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shipyard.serving.pyfunc_errors import error_body, invocations_status
+from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, media_type
+from shipyard.serving.validation import ScoringInputError
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+
+def _json_bytes(obj: Any) -> bytes:
+    """Compact JSON; NaN and infinities become null (MLflow writes NaN, which is not JSON)."""
+    import orjson
+
+    def default(value: Any) -> Any:
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if hasattr(value, "item"):
+            return value.item()
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    return orjson.dumps(obj, default=default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def pyfunc_routes() -> list[Route]:
+    """MLflow scoring server routes: POST /invocations, GET /ping, /health, /version.
+
+    They read ``app.state.servable`` (a PyfuncModel), ``app.state.ready`` and ``app.state.call``
+    (an async callable ``call(fn, *args)`` that runs ``fn`` in a thread with the app's timeouts
+    and concurrency limits; its errors other than input errors propagate to the app).
+    """
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def invocations(request: Request) -> Response:
+        servable = getattr(request.app.state, "servable", None)
+        if not hasattr(servable, "predict_payload"):
+            body = {
+                "error_code": "RESOURCE_DOES_NOT_EXIST",
+                "message": "this deployment serves an Azure ML scoring script: POST /score instead",
+            }
+            return Response(_json_bytes(body), status_code=404, media_type=CONTENT_TYPE_JSON)
+        payload = await request.body()
+        content_type = request.headers.get("content-type")
+        try:
+            media_type(content_type)  # 415 before taking a worker slot
+            predictions = await request.app.state.call(servable.predict_payload, payload, content_type)
+        except ScoringInputError as exc:
+            return Response(
+                _json_bytes(error_body(exc)),
+                status_code=invocations_status(exc),
+                media_type=CONTENT_TYPE_JSON,
+            )
+        return Response(_json_bytes({"predictions": predictions}), media_type=CONTENT_TYPE_JSON)
+
+    async def ping(request: Request) -> Response:
+        if getattr(request.app.state, "ready", False):
+            # MLflow answers a newline with this media type.
+            return Response("\n", media_type=CONTENT_TYPE_JSON)
+        body = {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "the model is not loaded yet"}
+        return Response(_json_bytes(body), status_code=503, media_type=CONTENT_TYPE_JSON)
+
+    async def version(request: Request) -> Response:
+        return Response(_mlflow_version(), media_type=CONTENT_TYPE_JSON)
+
+    return [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+    ]
+
+
+def _mlflow_version() -> str:
+    """MLflow's version as its server answers it (plain text), without importing mlflow."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("mlflow", "mlflow-skinny"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    from mlflow.version import VERSION
+
+    return VERSION

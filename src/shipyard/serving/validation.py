@@ -1,0 +1,139 @@
+"""Request bodies checked before a model sees them: JSON parsing and the manifest's signature.
+
+A manifest signature lists inputs by name with a shape; those of shape ``[-1]`` (a flat list) and
+``[-1, N]`` (rows of N numbers) are checked value by value, so that a bad request answers a 4xx
+naming the field at fault (``data[3][1]``) instead of a stack trace from inside the model. The
+errors defined here are the base of every input error the contracts raise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.errors import ShipyardError
+
+
+class ScoringInputError(ShipyardError):
+    """A request body does not match what the model expects (HTTP 422)."""
+
+    code = "invalid_input"
+    status_code = 422
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class MalformedBodyError(ScoringInputError):
+    """A request body is not valid (UTF-8) JSON (HTTP 400)."""
+
+    code = "invalid_json"
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class MatrixInput:
+    """One signature input of shape [-1, N] (N None: rows of any width) or [-1] (flat list)."""
+
+    name: str
+    width: int | None
+    flat: bool = False
+    integer: bool = False
+
+    def tensor_spec(self) -> dict[str, Any]:
+        """This input as a tensor spec {"name", "datatype", "shape"}."""
+        shape = [-1] if self.flat else [-1, self.width or -1]
+        return {"name": self.name, "datatype": "INT64" if self.integer else "FP64", "shape": shape}
+
+
+def _is_number(value: Any, integer: bool) -> bool:
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
+
+
+def parse_signature(signature: Mapping[str, Any] | None) -> list[MatrixInput]:
+    """Return the inputs of a manifest signature that can be checked: shapes [-1] and [-1, N]."""
+    checks: list[MatrixInput] = []
+    inputs = (signature or {}).get("inputs") or {}
+    if not isinstance(inputs, Mapping):
+        return checks
+    for name, spec in inputs.items():
+        if not isinstance(spec, Mapping):
+            continue
+        shape = spec.get("shape")
+        integer = str(spec.get("dtype", "")).startswith("int")
+        if not isinstance(shape, list) or not shape or shape[0] != -1:
+            continue
+        if len(shape) == 1:
+            checks.append(MatrixInput(name, None, flat=True, integer=integer))
+        elif len(shape) == 2 and isinstance(shape[1], int):
+            width = shape[1] if shape[1] > 0 else None
+            checks.append(MatrixInput(name, width, integer=integer))
+    return checks
+
+
+def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
+    """Check a parsed body against the signature; raise ScoringInputError naming the bad field."""
+    if not checks:
+        return
+    if not isinstance(payload, dict):
+        raise ScoringInputError(f"body: expected a JSON object, got {_type_name(payload)}", "body")
+    for check in checks:
+        name = check.name
+        kind = "integers" if check.integer else "numbers"
+        if name not in payload:
+            raise ScoringInputError(f"{name}: required field is missing", name)
+        rows = payload[name]
+        if not isinstance(rows, list):
+            raise ScoringInputError(f"{name}: expected a list of rows, got {_type_name(rows)}", name)
+        if not rows:
+            raise ScoringInputError(f"{name}: expected at least one row, got an empty list", name)
+        if check.flat:
+            for i, value in enumerate(rows):
+                if not _is_number(value, check.integer):
+                    where = f"{name}[{i}]"
+                    raise ScoringInputError(f"{where}: expected one of {kind}, got {_describe(value)}", where)
+            continue
+        for i, row in enumerate(rows):
+            where = f"{name}[{i}]"
+            if not isinstance(row, list):
+                raise ScoringInputError(f"{where}: expected a list of {kind}, got {_type_name(row)}", where)
+            if check.width is not None and len(row) != check.width:
+                raise ScoringInputError(f"{where}: expected {check.width} {kind}, got {len(row)}", where)
+            for j, value in enumerate(row):
+                if not _is_number(value, check.integer):
+                    cell = f"{where}[{j}]"
+                    raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
+
+
+def parse_body(raw_body: str | bytes) -> tuple[str, Any]:
+    """Decode and parse a request body; raise MalformedBodyError if it is not UTF-8 JSON."""
+    if isinstance(raw_body, bytes):
+        try:
+            raw_body = raw_body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedBodyError(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    if not raw_body.strip():
+        raise MalformedBodyError('body is empty; send a JSON object such as {"data": [[...]]}')
+    try:
+        return raw_body, json.loads(raw_body)
+    except json.JSONDecodeError as exc:
+        raise MalformedBodyError(
+            f"body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
