@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run clean
+.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving clean
 
 venv: $(STAMP)
 
@@ -26,13 +26,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-bench: bench-tracking bench-run
+bench: bench-tracking bench-run bench-serving
 
 bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/tracking/bench_tracking.py
 
 bench-run: $(STAMP)
 	$(BIN)/python benchmarks/pipeline/bench_run.py
+
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving/bench_serving.py
 
 clean:
 	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs

@@ -357,8 +357,10 @@ def test_invocations_unsupported_content_type_is_415(client: TestClient) -> None
 def test_invocations_lets_model_errors_reach_the_app(model: PyfuncModel, frame_model) -> None:
     app = Starlette(routes=pyfunc_routes())
 
+    from shipyard.serving.limits import ScoringTimeout
+
     async def call(fn, *args):
-        raise TimeoutError("scoring took longer than 1s")
+        raise ScoringTimeout(1000)
 
     app.state.servable, app.state.ready, app.state.call = model, True, call
     with TestClient(app, raise_server_exceptions=False) as c:

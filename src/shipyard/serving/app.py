@@ -35,7 +35,7 @@ from shipyard.serving.errors import error_response
 from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.scoring import ParsedBody, ScoringScript
 from shipyard.serving.servable import PredictionShapeError
 from shipyard.serving.validation import ScoringInputError, parse_body
 
@@ -253,7 +253,11 @@ def _routes(deployment_id: str | None) -> list:
             message = f"the scoring script returned a result that cannot be sent as JSON: {exc}"
             return error_response(request, 500, "invalid_result", message)
         if state.capture is not None:
-            state.capture.capture(request_id, payload, result)
+            # The parsed request, not its text (validate() returns the body as text).
+            inputs = payload.payload if isinstance(payload, ParsedBody) else payload
+            if isinstance(inputs, str):
+                inputs = orjson.loads(inputs)
+            state.capture.capture(request_id, inputs, result)
         return response
 
     async def swagger(request: Request) -> Response:

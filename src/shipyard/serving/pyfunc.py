@@ -186,3 +186,11 @@ class PyfuncModel(ManifestModel):
             if exc.get_http_status_code() == 400:
                 raise PyfuncSchemaError(message, None, error_code=exc.error_code) from None
             raise
+        except (TypeError, ValueError) as exc:
+            # The model refused the values it was given (a null or NaN cell, a string): the
+            # caller's input, so a 4xx as MLflow's server gives, not a 500.
+            raise PyfuncSchemaError(
+                f"the model cannot score this input: {type(exc).__name__}: {exc}",
+                None,
+                error_code="BAD_REQUEST",
+            ) from None

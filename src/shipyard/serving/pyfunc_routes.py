@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.pyfunc_errors import error_body, invocations_status
 from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, media_type
 from shipyard.serving.validation import ScoringInputError
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
+
+logger = logging.getLogger("shipyard.serving")
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -64,6 +68,17 @@ def pyfunc_routes() -> list[Route]:
                 status_code=invocations_status(exc),
                 media_type=CONTENT_TYPE_JSON,
             )
+        except (Overloaded, ScoringTimeout):
+            raise
+        except Exception as exc:
+            # MLflow's scoring server answers a model error on the given input with 400.
+            logger.exception("the model failed on the request's input")
+            body = {
+                "error_code": "BAD_REQUEST",
+                "message": "Encountered an unexpected error while evaluating the model: "
+                f"{type(exc).__name__}: {exc}",
+            }
+            return Response(_json_bytes(body), status_code=400, media_type=CONTENT_TYPE_JSON)
         return Response(_json_bytes({"predictions": predictions}), media_type=CONTENT_TYPE_JSON)
 
     async def ping(request: Request) -> Response:

@@ -224,6 +224,10 @@ def decode_tensor(spec: Any, position: int = 0) -> Tensor:
             tensor._rows = spec["data"]
         elif len(shape) == 2:
             width = shape[1]
+            if width <= 0:  # rows without values: nothing to score
+                raise TensorError(
+                    f"input {name!r}: shape {shape} has rows of width 0; every row needs values"
+                )
             tensor._rows = [flat[i : i + width] for i in range(0, len(flat), width)]
         return tensor
     if datatype in INTEGER_TYPES or datatype in ("BOOL", "BYTES"):

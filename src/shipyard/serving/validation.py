@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +52,18 @@ class MatrixInput:
 
 
 def _is_number(value: Any, integer: bool) -> bool:
+    """A JSON number the model can take: finite, and for float inputs within float range."""
     if isinstance(value, bool):
         return False
     if integer:
         return isinstance(value, int)
-    return isinstance(value, int | float)
+    if isinstance(value, int):
+        return abs(value) <= sys.float_info.max
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (use a finite number)")
 
 
 def _describe(value: Any) -> str:
@@ -132,8 +140,11 @@ def parse_body(raw_body: str | bytes) -> tuple[str, Any]:
     if not raw_body.strip():
         raise MalformedBodyError('body is empty; send a JSON object such as {"data": [[...]]}')
     try:
-        return raw_body, json.loads(raw_body)
+        # NaN and Infinity are not JSON; Python's parser would accept them (and 1e400 as inf).
+        return raw_body, json.loads(raw_body, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise MalformedBodyError(
             f"body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except ValueError as exc:
+        raise MalformedBodyError(f"body is not valid JSON: {exc}") from exc
