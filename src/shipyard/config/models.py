@@ -113,7 +113,11 @@ class ServingConfig(_Strict):
         5000, gt=0, alias="scoringTimeoutMs", description="Slower scoring gets 504."
     )
     max_concurrent_requests: int = Field(
-        32, ge=1, alias="maxConcurrentRequestsPerContainer", description="Scoring at once, per worker."
+        1,
+        ge=1,
+        le=256,
+        alias="maxConcurrentRequestsPerContainer",
+        description="Scoring threads per worker (Azure ML's default); more for models that release the GIL.",
     )
     max_queue_wait_ms: int = Field(
         500, ge=0, alias="maxQueueWaitMs", description="Wait this long for a slot, then 503 + Retry-After."

@@ -54,12 +54,21 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    # The access log and print() lines from run() are JSON lines already: no prefix.
+    # The access log and print() lines from run() are JSON lines already: no prefix. They are
+    # written by a background thread (QueueListener), so a request never waits on stderr.
+    import atexit
+    import queue
+    from logging.handlers import QueueHandler, QueueListener
+
     json_lines = logging.StreamHandler(sys.stderr)
     json_lines.setFormatter(logging.Formatter("%(message)s"))
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    listener = QueueListener(lines, json_lines)
+    listener.start()
+    atexit.register(listener.stop)
     for name in ("shipyard.serving.access", "shipyard.serving.user"):
         log = logging.getLogger(name)
-        log.addHandler(json_lines)
+        log.addHandler(QueueHandler(lines))
         log.propagate = False
 
 
@@ -129,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            proxy_headers=False,
+            server_header=False,
             loop="uvloop" if _has("uvloop") else "asyncio",
             http="httptools" if _has("httptools") else "h11",
         )

@@ -37,7 +37,7 @@ from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from shipyard.serving.scoring import ParsedBody, ScoringScript
 from shipyard.serving.servable import PredictionShapeError
-from shipyard.serving.validation import ScoringInputError, parse_body
+from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
@@ -135,6 +135,7 @@ def create_app(
                 await batcher.aclose()
             if app.state.capture is not None:
                 app.state.capture.close(timeout=10)
+            slots.close()
 
     async def overloaded(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Overloaded)
@@ -232,9 +233,9 @@ def _routes(deployment_id: str | None) -> list:
                 headers = {**request.headers, "x-request-id": request_id}
                 result = await state.call(state.servable.run, raw, headers)
             else:  # row-based: batching on, or an MLflow model behind the Azure ML route
-                if isinstance(state.servable, ScoringScript):
-                    state.servable.validate(body)  # signature checks name the bad field
                 _, payload = parse_body(body)
+                if isinstance(state.servable, ScoringScript):
+                    validate_payload(payload, state.servable.checks)  # names the bad field
                 name = (state.servable.input_spec() or {}).get("name", "data")
                 result = {"result": await state.predict_rows(_rows_of(payload, name), request)}
         except ScoringInputError as exc:

@@ -82,6 +82,7 @@ class ServingMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = multiprocess_dir()
+        self._request_children: dict[tuple[str, str, int | str], tuple[Any, Any]] = {}
         reg = self.registry
         self.requests = Counter(
             "shipyard_requests_total",
@@ -133,11 +134,19 @@ class ServingMetrics:
 
         `route` must be a route template (see `route_template`), not a raw path.
         """
-        method = method.upper()
-        if method not in _KNOWN_METHODS:
-            method = "other"
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.request_duration.labels(route=route, method=method).observe(max(seconds, 0.0))
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() lookups cost more than the observation: cache the children
+            m = method.upper()
+            if m not in _KNOWN_METHODS:
+                m = "other"
+            children = (
+                self.requests.labels(route=route, method=m, status=str(status)),
+                self.request_duration.labels(route=route, method=m),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(max(seconds, 0.0))
 
     def rejected(self, reason: str) -> None:
         """Count one refused request, e.g. ``unauthorized``, ``body_too_large``, ``overloaded``."""
