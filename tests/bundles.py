@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import joblib
 import numpy as np
 from sklearn.linear_model import Ridge
+
+from shipyard.deploy.local import LocalProcess, start_server, stop_server, wait_healthy
 
 SEED = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 
@@ -46,3 +50,31 @@ def make_bundle(root: Path, score_py: str = SCORE_PY) -> tuple[Path, Ridge]:
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root, model
+
+
+@contextmanager
+def serving(
+    bundle: Path,
+    root: Path,
+    settings: dict,
+    name: str = "test",
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[LocalProcess]:
+    """A real server process for `bundle` with these serving settings, healthy, stopped after."""
+    settings_file = root / f"{name}-settings.json"
+    settings_file.write_text(json.dumps(settings))
+    proc = start_server(
+        bundle,
+        host="127.0.0.1",
+        port=0,
+        log_path=root / f"{name}.log",
+        deployment_id=name,
+        extra_args=["--settings", str(settings_file), *(extra_args or [])],
+        env=env,
+    )
+    try:
+        wait_healthy(proc.url, 60)
+        yield proc
+    finally:
+        stop_server(proc.pid)

@@ -5,15 +5,12 @@ that the rows of several requests shared one model call."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import numpy as np
 import pytest
-from bundles import SCORE_PY, make_bundle
+from bundles import SCORE_PY, make_bundle, serving
 from prometheus_client.parser import text_string_to_metric_families
-
-from shipyard.deploy.local import start_server, stop_server, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -30,29 +27,13 @@ BATCHING_SCORE_PY = SCORE_PY.replace(
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("batching")
     bundle, model = make_bundle(root / "bundle", BATCHING_SCORE_PY)
-    settings = root / "settings.json"
-    settings.write_text(
-        json.dumps(
-            {
-                "auth": False,
-                "batching": {"max_batch_size": 32, "max_latency_ms": 20},
-                "max_concurrent_requests": 4,
-            }
-        )
-    )
-    proc = start_server(
-        bundle,
-        host="127.0.0.1",
-        port=0,
-        log_path=root / "server.log",
-        deployment_id="batch-1",
-        extra_args=["--settings", str(settings)],
-    )
-    try:
-        wait_healthy(proc.url, 60)
+    settings = {
+        "auth": False,
+        "batching": {"max_batch_size": 32, "max_latency_ms": 20},
+        "max_concurrent_requests": 4,
+    }
+    with serving(bundle, root, settings, "batch-1") as proc:
         yield proc.url, model
-    finally:
-        stop_server(proc.pid)
 
 
 def caller_rows(i: int) -> list[list[float]]:

@@ -10,9 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from bundles import make_bundle
-
-from shipyard.deploy.local import start_server, stop_server, wait_healthy
+from bundles import make_bundle, serving
 
 pytestmark = pytest.mark.integration
 
@@ -40,20 +38,11 @@ def captured(request, tmp_path_factory):
     settings: dict = {"auth": False, "capture": {"enabled": True, "sample_rate": 1.0}}
     if batching:
         settings["batching"] = {"max_batch_size": 16, "max_latency_ms": 5}
-    (root / "settings.json").write_text(json.dumps(settings))
     capture_dir = root / "captured"
-    proc = start_server(
-        bundle,
-        host="127.0.0.1",
-        port=0,
-        log_path=root / "server.log",
-        deployment_id="capture-1",
-        extra_args=["--settings", str(root / "settings.json"), "--capture-dir", str(capture_dir)],
-    )
     sent: dict[str, dict] = {}
     answers: dict[str, dict] = {}
-    try:
-        wait_healthy(proc.url, 60)
+    # Leaving the block stops the server, which drains the capture queue on shutdown.
+    with serving(bundle, root, settings, "capture-1", ["--capture-dir", str(capture_dir)]) as proc:
         with httpx.Client(timeout=10, trust_env=False) as client:
             # Probes, metrics and refused requests are not captured.
             assert client.get(f"{proc.url}/").status_code == 200
@@ -70,8 +59,6 @@ def captured(request, tmp_path_factory):
                 assert r.json()["result"] == pytest.approx(expected)
                 sent[request_id] = payload
                 answers[request_id] = r.json()
-    finally:
-        stop_server(proc.pid)  # the server drains the capture queue on shutdown
     return sent, answers, read_records(capture_dir), capture_dir, proc.pid
 
 

@@ -18,12 +18,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from bundles import make_bundle
+from bundles import make_bundle, serving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
-
-from shipyard.deploy.local import start_server, stop_server, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -46,23 +44,7 @@ V2_DATATYPES = [
 
 
 # -- servers -----------------------------------------------------------------------------------
-def _serve(bundle, root, name: str):
-    settings_file = root / f"{name}-settings.json"
-    settings_file.write_text(json.dumps({"auth": False, "max_body_mb": 1}))
-    proc = start_server(
-        bundle,
-        host="127.0.0.1",
-        port=0,
-        log_path=root / f"{name}.log",
-        deployment_id=name,
-        extra_args=["--settings", str(settings_file)],
-    )
-    try:
-        wait_healthy(proc.url, 90)
-    except BaseException:
-        stop_server(proc.pid)
-        raise
-    return proc
+SETTINGS = {"auth": False, "max_body_mb": 1}
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +52,8 @@ def azureml(tmp_path_factory):
     """The example's score.py bundle (Azure ML contract), no batching."""
     root = tmp_path_factory.mktemp("fuzz-azureml")
     bundle, model = make_bundle(root / "bundle")
-    proc = _serve(bundle, root, "fuzz-azureml")
-    try:
+    with serving(bundle, root, SETTINGS, "fuzz-azureml") as proc:
         yield proc.url, model
-    finally:
-        stop_server(proc.pid)
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +83,8 @@ def pyfunc(tmp_path_factory):
         "entry_script": None,
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    proc = _serve(bundle, root, "fuzz-pyfunc")
-    try:
+    with serving(bundle, root, SETTINGS, "fuzz-pyfunc") as proc:
         yield proc.url, ridge
-    finally:
-        stop_server(proc.pid)
 
 
 @pytest.fixture(scope="module")

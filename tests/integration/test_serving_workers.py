@@ -4,7 +4,6 @@ server exits and the port closes."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -12,10 +11,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from bundles import SCORE_PY, SEED, make_bundle
+from bundles import SCORE_PY, SEED, make_bundle, serving
 from prometheus_client.parser import text_string_to_metric_families
 
-from shipyard.deploy.local import start_server, stop_server, wait_healthy
+from shipyard.deploy.local import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -74,27 +73,14 @@ def requests_by_route(url: str, route: str) -> dict[str, float]:
 @pytest.fixture
 def server(tmp_path):
     bundle, model = make_bundle(tmp_path / "bundle", SLOW_SCORE_PY)
-    settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({"auth": False, "workers": WORKERS}))
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    proc = start_server(
-        bundle,
-        host="127.0.0.1",
-        port=0,
-        log_path=tmp_path / "server.log",
-        deployment_id="workers-1",
-        extra_args=["--settings", str(settings)],
-        # Our own multiprocess folder, so that the test can see which worker wrote what.
-        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-    )
-    try:
-        wait_healthy(proc.url, 60)
+    # Our own multiprocess folder, so that the test can see which worker wrote what.
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    with serving(bundle, tmp_path, {"auth": False, "workers": WORKERS}, "workers-1", env=env) as proc:
         # Readiness of one worker says nothing of the other: wait until both are up.
         assert wait_for(lambda: len(children_of(proc.pid)) == WORKERS, 30), children_of(proc.pid)
         yield proc, model, metrics_dir
-    finally:
-        stop_server(proc.pid)
 
 
 def test_two_workers_are_children_of_the_server_and_all_requests_are_counted(server):
