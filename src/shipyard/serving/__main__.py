@@ -55,20 +55,13 @@ def configure_logging() -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # The access log and print() lines from run() are JSON lines already: no prefix. They are
-    # written by a background thread (QueueListener), so a request never waits on stderr.
-    import atexit
-    import queue
-    from logging.handlers import QueueHandler, QueueListener
+    # written in batches by a background thread (see linelog), so a request never waits on stderr.
+    from shipyard.serving.linelog import LineBuffer
 
-    json_lines = logging.StreamHandler(sys.stderr)
-    json_lines.setFormatter(logging.Formatter("%(message)s"))
-    lines: queue.SimpleQueue = queue.SimpleQueue()
-    listener = QueueListener(lines, json_lines)
-    listener.start()
-    atexit.register(listener.stop)
+    json_lines = LineBuffer(sys.stderr)
     for name in ("shipyard.serving.access", "shipyard.serving.user"):
         log = logging.getLogger(name)
-        log.addHandler(QueueHandler(lines))
+        log.addHandler(json_lines)
         log.propagate = False
 
 

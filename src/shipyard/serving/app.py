@@ -14,14 +14,13 @@ and, with batching on, shares one model call with concurrent requests.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,51 +31,22 @@ from starlette.routing import Route
 from shipyard.config.models import ServingConfig
 from shipyard.serving.auth import KeyAuth
 from shipyard.serving.errors import error_response
+from shipyard.serving.fastpath import FastScore, ScoreRoute, ServingApp, json_response
 from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
 from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
-from shipyard.serving.scoring import ParsedBody, ScoringScript
+from shipyard.serving.middleware import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    RequestContext,
+    RequestContextMiddleware,
+)
+from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import PredictionShapeError
-from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-
-
-def _jsonable(obj: Any) -> Any:
-    # numpy arrays and scalars, without importing numpy here.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def json_response(body: Any, status_code: int = 200) -> Response:
-    """orjson-encoded JSON (numpy-safe); NaN and infinities are refused, not sent as null."""
-    if isinstance(body, str | bytes | bytearray):
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        try:
-            orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raw = orjson.dumps(body if isinstance(body, str) else raw.decode())
-        return Response(raw, status_code=status_code, media_type="application/json")
-    _reject_non_finite(body)
-    raw = orjson.dumps(body, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(raw, status_code=status_code, media_type="application/json")
-
-
-def _reject_non_finite(value: Any) -> None:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        raise ValueError("the result contains NaN or infinity, which JSON cannot carry")
-    if isinstance(value, list | tuple):
-        for v in value:
-            _reject_non_finite(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _reject_non_finite(v)
 
 
 def _load(bundle_path: Path):
@@ -98,6 +68,10 @@ def create_app(
     bundle_path = Path(bundle_dir)
     settings = settings or ServingConfig()
     metrics = ServingMetrics()
+    context = RequestContext(deployment_id, metrics, access_logger)
+    auth = KeyAuth(keys_file) if settings.auth else None
+    max_bytes = int(settings.max_body_mb * 1024 * 1024)
+    fast = FastScore(context, auth, max_bytes, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -125,12 +99,20 @@ def create_app(
         app.state.predict_rows, batcher = _row_scorer(servable, slots, settings, metrics)
         app.state.batching = settings.batching.max_batch_size > 0
         app.state.capture = _capture(settings, capture_dir)
+        app.state.score = ScoreRoute(
+            servable, slots.call, app.state.predict_rows, app.state.batching, app.state.capture, metrics
+        )
+        fast.route = app.state.score
         app.state.ready = True
+        # What startup made (the model, the libraries) lives as long as the process: out of the
+        # collector's way, so that a full collection under load does not walk it (p99 spikes).
+        gc.freeze()
         logger.info("serving %s version %s", servable.model_name, servable.model_version)
         try:
             yield
         finally:
             app.state.ready = False
+            fast.route = None
             if batcher is not None:
                 await batcher.aclose()
             if app.state.capture is not None:
@@ -154,22 +136,18 @@ def create_app(
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
-    middleware = [
-        Middleware(
-            RequestContextMiddleware, deployment_id=deployment_id, metrics=metrics, logger=access_logger
-        )
-    ]
-    if settings.auth:
-        middleware.append(Middleware(AuthMiddleware, auth=KeyAuth(keys_file), metrics=metrics))
-    middleware.append(
-        Middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_mb * 1024 * 1024), metrics=metrics)
-    )
-    return Starlette(
+    middleware = [Middleware(RequestContextMiddleware, context=context)]
+    if auth is not None:
+        middleware.append(Middleware(AuthMiddleware, auth=auth, metrics=metrics))
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_bytes, metrics=metrics))
+    app = ServingApp(
         routes=_routes(deployment_id),
         middleware=middleware,
         exception_handlers={HTTPException: http_error, Overloaded: overloaded, ScoringTimeout: timed_out},
         lifespan=lifespan,
     )
+    app.fast = fast
+    return app
 
 
 def _row_scorer(servable, slots: ScoringSlots, settings: ServingConfig, metrics: ServingMetrics):
@@ -224,42 +202,8 @@ def _routes(deployment_id: str | None) -> list:
         )
 
     async def score(request: Request) -> Response:
-        state = request.app.state
-        request_id = request.state.request_id
-        try:
-            body = await request.body()
-            if isinstance(state.servable, ScoringScript) and not state.batching:
-                raw = payload = state.servable.validate(body)
-                headers = {**request.headers, "x-request-id": request_id}
-                result = await state.call(state.servable.run, raw, headers)
-            else:  # row-based: batching on, or an MLflow model behind the Azure ML route
-                _, payload = parse_body(body)
-                if isinstance(state.servable, ScoringScript):
-                    validate_payload(payload, state.servable.checks)  # names the bad field
-                name = (state.servable.input_spec() or {}).get("name", "data")
-                result = {"result": await state.predict_rows(_rows_of(payload, name), request)}
-        except ScoringInputError as exc:
-            extra = {"field": exc.field} if exc.field else {}
-            return error_response(request, exc.status_code, exc.code, str(exc), **extra)
-        except (Overloaded, ScoringTimeout):
-            raise
-        except Exception as exc:
-            logger.exception("run() failed (request_id=%s)", request_id)
-            message = f"the scoring script failed: {type(exc).__name__}: {exc}"
-            return error_response(request, 500, "scoring_failed", message)
-        try:
-            response = json_response(result)
-        except (TypeError, ValueError) as exc:
-            logger.exception("run() returned a result that is not JSON (request_id=%s)", request_id)
-            message = f"the scoring script returned a result that cannot be sent as JSON: {exc}"
-            return error_response(request, 500, "invalid_result", message)
-        if state.capture is not None:
-            # The parsed request, not its text (validate() returns the body as text).
-            inputs = payload.payload if isinstance(payload, ParsedBody) else payload
-            if isinstance(inputs, str):
-                inputs = orjson.loads(inputs)
-            state.capture.capture(request_id, inputs, result)
-        return response
+        # POST /score reaches Starlette only without the fast path (a root path, or no model yet).
+        return await request.app.state.score.endpoint(request)
 
     async def swagger(request: Request) -> Response:
         from shipyard.serving.swagger import SwaggerVersionError, build_swagger
@@ -285,15 +229,6 @@ def _routes(deployment_id: str | None) -> list:
         *pyfunc_routes(),
         *v2_routes(),
     ]
-
-
-def _rows_of(payload: Any, name: str) -> list:
-    """The rows of a row-based request: under "data" (Azure ML's usual key) or the input's name."""
-    key = "data" if isinstance(payload, dict) and "data" in payload else name
-    rows = payload.get(key) if isinstance(payload, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise ScoringInputError(f'body: expected {{"{key}": [row, ...]}} with at least one row', key)
-    return rows
 
 
 __all__ = ["create_app", "json_response", "PredictionShapeError"]

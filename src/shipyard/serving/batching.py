@@ -110,7 +110,8 @@ class MicroBatcher:
         self._queued_rows = 0
         self._in_flight = 0
         self._wakeup_pending = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_deadline = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -201,11 +202,14 @@ class MicroBatcher:
             self._timer = None
 
     def _arm_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        # The deadline is kept here, not read back with TimerHandle.when(): uvloop's call_at
+        # returns a plain Handle (no when()) for a deadline it rounds to now.
         if self._timer is not None:
-            if self._timer.when() <= deadline:
+            if self._timer_deadline <= deadline:
                 return
             self._timer.cancel()
         self._timer = loop.call_at(deadline, self._on_timer)
+        self._timer_deadline = deadline
 
     def _take_batch(self) -> list[_Request]:
         batch: list[_Request] = []

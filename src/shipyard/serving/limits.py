@@ -87,14 +87,44 @@ class ScoringSlots:
         """Run `fn(*args)` on a scoring thread within a slot and the timeout."""
         await self._acquire()
         loop = asyncio.get_running_loop()
-        # contextvars travel with the call (the request id for print() lines from run()).
-        ctx = contextvars.copy_context()
-        future = loop.run_in_executor(self._executor, functools.partial(ctx.run, fn, *args))
-        future.add_done_callback(self._release)
+        # One future and one timer per call, where run_in_executor + wait_for + shield made
+        # four futures, a task and their callbacks: this runs for every request (or batch).
+        outcome: asyncio.Future[Any] = loop.create_future()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_ms / 1000)
-        except TimeoutError:
-            raise ScoringTimeout(self.timeout_ms) from None
+            # contextvars travel with the call (the request id for print() lines from run()).
+            work = self._executor.submit(contextvars.copy_context().run, fn, *args)
+        except BaseException:
+            self._release()
+            raise
+        work.add_done_callback(functools.partial(self._finished, loop, outcome))
+        timer = loop.call_later(self.timeout_ms / 1000, self._expire, outcome)
+        try:
+            return await outcome
+        finally:
+            timer.cancel()
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[Any], work: Any) -> None:
+        # In the scoring thread: hand the outcome to the event loop (gone at shutdown: nothing to do).
+        try:
+            loop.call_soon_threadsafe(self._settle, work, outcome)
+        except RuntimeError:
+            pass
+
+    def _settle(self, work: Any, outcome: asyncio.Future[Any]) -> None:
+        # The slot is freed when the call ends, even past the timeout (the thread was busy).
+        self._release()
+        if outcome.done():  # timed out, or the caller went away
+            return
+        if work.cancelled():
+            outcome.cancel()
+        elif work.exception() is not None:
+            outcome.set_exception(work.exception())
+        else:
+            outcome.set_result(work.result())
+
+    def _expire(self, outcome: asyncio.Future[Any]) -> None:
+        if not outcome.done():
+            outcome.set_exception(ScoringTimeout(self.timeout_ms))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

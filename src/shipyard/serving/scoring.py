@@ -28,6 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
+
 from shipyard.serving import aml_schema
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
@@ -57,6 +59,19 @@ def _takes_request_headers(func: Callable[..., Any]) -> bool:
         return aml_schema.HEADERS_PARAM in inspect.signature(func).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _rows_body(name: str, rows: list[Any]) -> str:
+    """`json.dumps({name: rows})`, written by orjson (a batch of rows is the one JSON text the
+    server writes per model call; json.dumps took a sixth of the batched server's CPU). The
+    same JSON, more compact; json.dumps where orjson would differ or refuse."""
+    try:
+        raw = orjson.dumps({name: rows})
+    except TypeError:  # integers past 64 bits, types orjson does not know
+        return json.dumps({name: rows})
+    if b"null" in raw:  # maybe NaN or infinity, which orjson writes as null and json as NaN
+        return json.dumps({name: rows})
+    return raw.decode()
 
 
 class RequestHeaders(dict[str, str]):
@@ -268,7 +283,7 @@ class ScoringScript(ManifestModel):
         {"result": [...]} (or a bare list) out. A schema-decorated run() gets the rows as its
         input parameter (converted by its decorator)."""
         name = self.input_name or (self.checks[0].name if self.checks else "data")
-        result = self.run(json.dumps({name: rows}))
+        result = self.run(_rows_body(name, rows))
         if isinstance(result, str | bytes):
             result = json.loads(result)
         if isinstance(result, dict) and "result" in result:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from shipyard.errors import ShipyardError
 
@@ -60,6 +63,9 @@ def _is_number(value: Any, integer: bool) -> bool:
     if isinstance(value, int):
         return abs(value) <= sys.float_info.max
     return isinstance(value, float) and math.isfinite(value)
+
+
+_FLOAT_MAX = sys.float_info.max
 
 
 def _refuse_constant(name: str) -> Any:
@@ -113,25 +119,62 @@ def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
         if not rows:
             raise ScoringInputError(f"{name}: expected at least one row, got an empty list", name)
         if check.flat:
+            if _all_numbers(rows, check.integer):
+                continue
             for i, value in enumerate(rows):
                 if not _is_number(value, check.integer):
                     where = f"{name}[{i}]"
                     raise ScoringInputError(f"{where}: expected one of {kind}, got {_describe(value)}", where)
             continue
+        width, integer = check.width, check.integer
         for i, row in enumerate(rows):
+            if type(row) is list and (width is None or len(row) == width) and _all_numbers(row, integer):
+                continue
             where = f"{name}[{i}]"
             if not isinstance(row, list):
                 raise ScoringInputError(f"{where}: expected a list of {kind}, got {_type_name(row)}", where)
-            if check.width is not None and len(row) != check.width:
-                raise ScoringInputError(f"{where}: expected {check.width} {kind}, got {len(row)}", where)
+            if width is not None and len(row) != width:
+                raise ScoringInputError(f"{where}: expected {width} {kind}, got {len(row)}", where)
             for j, value in enumerate(row):
                 if not _is_number(value, check.integer):
                     cell = f"{where}[{j}]"
                     raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
 
 
+def _all_numbers(values: list[Any], integer: bool) -> bool:
+    """`_is_number` for every value, by exact type: what a parsed body holds. Per request on the
+    hot path, so no call per value; False also for what only `_is_number` can judge (an int
+    subclass), and the caller then walks the values one by one to name the bad one."""
+    if integer:
+        for v in values:
+            if type(v) is not int:
+                return False
+        return True
+    for v in values:
+        if type(v) is float:
+            if v - v != 0.0:  # NaN or infinity
+                return False
+        elif type(v) is not int or not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+            return False
+    return True
+
+
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float, json as an int.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 def parse_body(raw_body: str | bytes) -> tuple[str, Any]:
     """Decode and parse a request body; raise MalformedBodyError if it is not UTF-8 JSON."""
+    if isinstance(raw_body, bytes) and not _LONG_DIGITS.search(raw_body):
+        # orjson first (the json module with parse_constant builds a decoder per call). It
+        # refuses what json refuses (NaN, Infinity, bad UTF-8), and more (1e400, lone
+        # surrogates): then the json module below parses, or says what is wrong, as before.
+        try:
+            payload = orjson.loads(raw_body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return raw_body.decode("utf-8"), payload
     if isinstance(raw_body, bytes):
         try:
             raw_body = raw_body.decode("utf-8")

@@ -1,0 +1,262 @@
+"""`POST /score`, the route every Azure ML client calls, answered without Starlette's per-request
+layers (ServerErrorMiddleware, our three middleware classes, ExceptionMiddleware, Router, Request,
+Response): the benchmark showed them costing more than the scoring itself.
+
+`ServingApp` is the Starlette app with one change: a `POST /score` request (no root path) goes
+to `FastScore`, which does what the middleware stack does, in the same order and with the same
+answers: request ids and traceparent echoed, key auth (401), body limit (413 by Content-Length or
+while reading), then `ScoreRoute`, then the access line and request metrics under the route
+template ``/score``. Everything else, and `/score` before the model is loaded, goes through
+Starlette. `ScoreRoute` is also the endpoint of the Starlette route, so the two paths share their
+scoring and error answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from shipyard.serving.errors import error_response
+from shipyard.serving.limits import Overloaded, ScoringTimeout
+from shipyard.serving.middleware import (
+    BodyTooLarge,
+    RequestContext,
+    declared_too_large,
+    first_headers,
+    payload_too_large,
+    unauthorized,
+)
+from shipyard.serving.scoring import ParsedBody, ScoringScript
+from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
+
+logger = logging.getLogger("shipyard.serving")
+
+SCORE_PATH = "/score"
+_JSON = (b"content-type", b"application/json")
+
+
+def _jsonable(obj: Any) -> Any:
+    # numpy arrays and scalars, without importing numpy here.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def json_bytes(body: Any) -> bytes:
+    """orjson-encoded JSON (numpy-safe); NaN and infinities are refused, not sent as null.
+    A str or bytes body that is JSON already is sent as it is, else as a JSON string."""
+    if isinstance(body, str | bytes | bytearray):
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raw = orjson.dumps(body if isinstance(body, str) else raw.decode())
+        return raw
+    _reject_non_finite(body)
+    return orjson.dumps(body, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """`json_bytes` as a Starlette response."""
+    return Response(json_bytes(body), status_code=status_code, media_type="application/json")
+
+
+def _reject_non_finite(value: Any) -> None:
+    if type(value) is float:  # the common case first: x - x is 0.0 only for finite x
+        if value - value != 0.0:
+            raise ValueError("the result contains NaN or infinity, which JSON cannot carry")
+    elif isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError("the result contains NaN or infinity, which JSON cannot carry")
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _reject_non_finite(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _reject_non_finite(v)
+
+
+def rows_of(payload: Any, name: str) -> list:
+    """The rows of a row-based request: under "data" (Azure ML's usual key) or the input's name."""
+    key = "data" if isinstance(payload, dict) and "data" in payload else name
+    rows = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ScoringInputError(f'body: expected {{"{key}": [row, ...]}} with at least one row', key)
+    return rows
+
+
+class ScoreRoute:
+    """The scoring of `POST /score`, built once the model is loaded: what it answers to a body."""
+
+    def __init__(
+        self, servable: Any, call: Any, predict_rows: Any, batching: bool, capture: Any, metrics: Any
+    ) -> None:
+        self.servable = servable
+        self.call = call
+        self.predict_rows = predict_rows
+        self.capture = capture
+        self.metrics = metrics
+        # The script's own run() gets the body as text, unless batching stacks rows from many.
+        self.run_script = isinstance(servable, ScoringScript) and not batching
+        self.checks = servable.checks if isinstance(servable, ScoringScript) else None
+        self.input_name = (servable.input_spec() or {}).get("name", "data")
+
+    async def answer(self, scope: Scope, read: Any) -> bytes | Response:
+        """The JSON body of the answer (200), or the error response; `read()` gives the body."""
+        request_id = scope["state"]["request_id"]
+        try:
+            body = await read()
+            if self.run_script:
+                raw = payload = self.servable.validate(body)
+                result = await self.call(self.servable.run, raw, _run_headers(scope, request_id))
+            else:  # row-based: batching on, or an MLflow model behind the Azure ML route
+                _, payload = parse_body(body)
+                if self.checks is not None:
+                    validate_payload(payload, self.checks)  # names the bad field
+                result = {"result": await self.predict_rows(rows_of(payload, self.input_name), None)}
+        except ScoringInputError as exc:
+            extra = {"field": exc.field} if exc.field else {}
+            return error_response(scope, exc.status_code, exc.code, str(exc), **extra)
+        except Overloaded as exc:
+            self.metrics.rejected("overloaded")
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            return error_response(scope, 503, "overloaded", str(exc), headers=headers)
+        except ScoringTimeout as exc:
+            self.metrics.rejected("timeout")
+            return error_response(scope, 504, "scoring_timeout", str(exc))
+        except BodyTooLarge:
+            raise  # the body limit answers 413
+        except Exception as exc:
+            logger.exception("run() failed (request_id=%s)", request_id)
+            message = f"the scoring script failed: {type(exc).__name__}: {exc}"
+            return error_response(scope, 500, "scoring_failed", message)
+        try:
+            answer = json_bytes(result)
+        except (TypeError, ValueError) as exc:
+            logger.exception("run() returned a result that is not JSON (request_id=%s)", request_id)
+            message = f"the scoring script returned a result that cannot be sent as JSON: {exc}"
+            return error_response(scope, 500, "invalid_result", message)
+        if self.capture is not None:
+            # The parsed request, not its text (validate() returns the body as text).
+            inputs = payload.payload if isinstance(payload, ParsedBody) else payload
+            if isinstance(inputs, str):
+                inputs = orjson.loads(inputs)
+            self.capture.capture(request_id, inputs, result)
+        return answer
+
+    async def endpoint(self, request: Request) -> Response:
+        """The Starlette endpoint (the middleware stack has done ids, auth and the body limit)."""
+        answer = await self.answer(request.scope, request.body)
+        if isinstance(answer, Response):
+            return answer
+        return Response(answer, media_type="application/json")
+
+
+def _run_headers(scope: Scope, request_id: str) -> dict[str, str]:
+    # As `{**request.headers}`: names in order of first appearance, each with its first value.
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    headers["x-request-id"] = request_id
+    return headers
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The whole request body, as `Request.body()` reads it, but refused past `max_bytes`."""
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise BodyTooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+class FastScore:
+    """Raw ASGI for `POST /score`: the middleware stack's work, then `ScoreRoute.answer`."""
+
+    def __init__(self, context: RequestContext, auth: Any, max_bytes: int, metrics: Any):
+        self.context = context
+        self.auth = auth
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+        self.route: ScoreRoute | None = None  # set once the model is loaded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        headers = first_headers(scope)
+        ids = self.context.begin(scope, headers)
+        status, started = 500, False
+        try:
+            response = await self._respond(scope, receive, headers)
+            if isinstance(response, Response):
+                status, out, body = response.status_code, response.raw_headers, response.body
+            else:
+                status, out, body = 200, [(b"content-length", b"%d" % len(response)), _JSON], response
+            out.extend(self.context.id_headers(ids[0], ids[1]))
+            started = True
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": body})
+        except Exception:
+            # What Starlette's ServerErrorMiddleware does: a plain 500 (without our id headers),
+            # and the exception goes on to the server, which logs it.
+            if not started:
+                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
+        finally:
+            self.context.end(scope, SCORE_PATH, status, start, ids)
+
+    async def _respond(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> bytes | Response:
+        if self.auth is not None:
+            refused = unauthorized(scope, headers, self.auth, self.metrics)
+            if refused is not None:
+                return refused
+        if declared_too_large(headers, self.max_bytes):
+            return payload_too_large(scope, self.max_bytes, self.metrics)
+        assert self.route is not None
+        try:
+            return await self.route.answer(scope, lambda: _read_body(receive, self.max_bytes))
+        except BodyTooLarge:
+            return payload_too_large(scope, self.max_bytes, self.metrics)
+
+
+class ServingApp(Starlette):
+    """The Starlette app, with `POST /score` dispatched to `fast` once the model is loaded."""
+
+    fast: FastScore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast
+        if (
+            fast is not None
+            and fast.route is not None
+            and scope["type"] == "http"
+            and scope["path"] == SCORE_PATH
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
