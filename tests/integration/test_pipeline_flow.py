@@ -534,6 +534,22 @@ def test_next_run_after_the_kill_completes_and_registers_v3(
     flow.state.update(dep=s["endpoint"]["deployment_id"], url=url)
 
 
+def test_package_and_deploy_commands_put_a_chosen_version_on_the_endpoint(flow, http):
+    b = ok(flow.cmd("package", "diabetes-ridge:1"))
+    assert b["model_name"] == MODEL and b["model_version"] == "1"
+    assert (Path(b["path"]) / "manifest.json").is_file() and (Path(b["path"]) / "score.py").is_file()
+
+    d = ok(flow.cmd("deploy", "diabetes-ridge:1"))
+    assert d["state"] == "active" and d["model_version"] == "1" and d["smoke_passed"] is True
+    assert "new_keys" not in d  # the endpoint's keys exist already; the old ones keep working
+    assert served(http, d["url"])["model_version"] == "1"
+    d2 = ok(flow.cmd("deploy"))  # default: the model @production, v3
+    assert d2["model_version"] == "3" and served(http, d2["url"])["model_version"] == "3"
+    with pytest.raises(httpx.TransportError):
+        http.get(d["url"] + "/")  # the v1 server was stopped once v3 passed its smoke test
+    flow.state.update(dep=d2["id"], url=d2["url"])
+
+
 def test_endpoint_delete_stops_the_server(flow, http, query, pid_gone):
     [active] = query(flow.ws, "select id, pid from shipyard_deployments where state = 'active'")
     assert active["id"] == flow.state["dep"]

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from shipyard.cli import keys
-from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.common import (
+    Output,
+    OutputOpt,
+    ProjectOpt,
+    WorkspaceOpt,
+    console,
+    context,
+    emit,
+    err_console,
+    table,
+)
 
 app = typer.Typer(help="Endpoints: where deployed models answer.", no_args_is_help=True)
 app.add_typer(keys.app, name="keys")
@@ -57,10 +67,10 @@ def deploy_command(
     bundle = _bundle(ws, config, model)
     assert config is not None and config.deployment is not None
     d = config.deployment
-    with console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
+    with err_console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
         dep = start_deployment(ws, bundle, d)
     new_keys = dep.new_keys
-    with console.status("smoke test…"):
+    with err_console.status("smoke test…"):
         dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
 
     def render(x):
