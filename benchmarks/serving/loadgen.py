@@ -57,7 +57,7 @@ def cpu_split(no_pin: bool) -> tuple[set[int] | None, set[int] | None]:
 
 def run_wrk(wrk: str, url: str, body: Path, threads: int, conns: int, seconds: float, cpus) -> dict:
     cmd = [
-        wrk, f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s", "--latency",
+        wrk, f"-t{threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency",
         "-s", str(HERE / "post.lua"), url,
     ]  # fmt: skip
     env = dict(os.environ, BENCH_BODY_FILE=str(body), BENCH_PATH=urllib.parse.urlsplit(url).path)
