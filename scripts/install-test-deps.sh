@@ -9,12 +9,28 @@ packages=()
 need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 
 need git git   # the registry tags versions with the project's git commit
+need podman podman            # images and the container target
+need runc runc                # podman's runtime here (see below)
+need debootstrap debootstrap  # the local base image (scripts/build-base-image.sh)
+need nginx nginx              # the local endpoint router (traffic split, blue/green)
 
-if [ ${#packages[@]} -eq 0 ]; then exit 0; fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing system packages for the tests: ${packages[*]}"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
-else
-  echo "cannot install ${packages[*]} (not root or no apt-get): tests that need them will skip" >&2
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages for the tests: ${packages[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  else
+    echo "cannot install ${packages[*]} (not root or no apt-get): tests that need them will skip" >&2
+  fi
+fi
+
+# Podman in this kind of VM/container: the runc runtime and no default ulimits (crun and the
+# default nofile ulimit fail here). Only where we are root and nobody configured it yet.
+if [ "$(id -u)" = "0" ] && command -v podman >/dev/null 2>&1 && [ ! -e /etc/containers/containers.conf ]; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' > /etc/containers/containers.conf
+fi
+# nginx from Debian starts a system service on port 80 on install; the tests run their own.
+if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now nginx >/dev/null 2>&1 || true
 fi

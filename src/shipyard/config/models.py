@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-class _Strict(BaseModel):
-    # Unknown keys are errors: a typo in shipyard.yaml must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+from shipyard.config.base import Strict as _Strict
+from shipyard.config.targets import TargetConfig
 
 
 class WorkspaceSettings(_Strict):
@@ -122,13 +120,20 @@ class ServingConfig(_Strict):
     max_queue_wait_ms: int = Field(
         500, ge=0, alias="maxQueueWaitMs", description="Wait this long for a slot, then 503 + Retry-After."
     )
+    inline_below_ms: float = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="With one scoring thread, score on the event loop while recent calls took under "
+        "this many ms on average (saves the thread hand-off); 0 = always on the scoring thread.",
+    )
     workers: int = Field(1, ge=1, le=64, description="Server processes.")
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
 
-class DeploymentConfig(_Strict):
-    """A local deployment of the scoring server (the dev environment)."""
+class DeploymentConfig(TargetConfig):
+    """A deployment of the scoring server: what it serves, how, and where (TargetConfig)."""
 
     name: str = Field("dev", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Endpoint name.")
     entry_script: str | None = Field(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -105,6 +105,44 @@ class DeploymentRow(Base):
     smoke_detail: Mapped[dict] = mapped_column(JSON, default=dict)
     log_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Since 0003: the deployment's name within its endpoint (blue, green, ...), its image and
+    # container (container target), and when the reaper deletes it (ttl).
+    slot: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    image_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ImageRow(Base):
+    """An OCI image built from a bundle."""
+
+    __tablename__ = "shipyard_images"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(500), index=True)
+    digest: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    builder: Mapped[str] = mapped_column(String(20))
+    bundle_id: Mapped[str] = mapped_column(String(32), index=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(20))
+    base_image: Mapped[str] = mapped_column(String(500))
+    pushed_to: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    build_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class EndpointRow(Base):
+    """A stable URL in front of named deployments, with traffic weights (summing to 100)."""
+
+    __tablename__ = "shipyard_endpoints"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    traffic: Mapped[dict] = mapped_column(JSON, default=dict)
+    mirror: Mapped[dict] = mapped_column(JSON, default=dict)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
