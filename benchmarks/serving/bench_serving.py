@@ -9,6 +9,7 @@ two rows:
 3. Azure ML inference server           `azmlinfsrv --entry_script score.py` (own venv under .venvs/)
 4. MLflow scoring server               `mlflow models serve --env-manager local --workers 1`
 5. Bare ASGI hello-world               uvicorn + uvloop + httptools, fixed JSON: the ceiling
+6. Bare RSGI hello-world on granian    the other HTTP stack considered (own venv under .venvs/)
 
 Each server: wait for health, check one answer against the model, warm up, then wrk at
 concurrency 1, 8 and 64. By default the server is pinned to one CPU and wrk to the others, so the
@@ -42,6 +43,7 @@ from servers import (  # noqa: E402
     SHIPYARD,
     Server,
     ensure_azureml_venv,
+    ensure_granian_venv,
     free_port,
     http,
     prepare,
@@ -59,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=15, help="seconds per load (default 15)")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up load (default 2)")
-    parser.add_argument("--servers", help=f"comma list of {','.join([*SHIPYARD, *PEERS, 'hello'])}")
+    parser.add_argument("--servers", help=f"comma list of {','.join([*SHIPYARD, *PEERS, 'hello', 'hello-granian'])}")
     parser.add_argument("--startup-timeout", type=float, default=120, help="seconds to wait for health")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to CPUs")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wanted = args.servers.split(",") if args.servers else None
     aml = ensure_azureml_venv() if not wanted or "azureml" in wanted else (None, "not selected")
+    granian = ensure_granian_venv() if not wanted or "hello-granian" in wanted else (None, "not selected")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     logs = RESULTS / f"logs-{stamp}"
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-serving-") as tmp:
         work = Path(tmp)
         _, expected = prepare(work)
-        todo = servers(work, expected, aml)
+        todo = servers(work, expected, aml, granian)
         if wanted:
             todo = [s for s in todo if s.key in wanted]
         for server in todo:

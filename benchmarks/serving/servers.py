@@ -53,39 +53,49 @@ def pinned(name: str) -> str:
     return name
 
 
-def ensure_azureml_venv() -> tuple[Path | None, str]:
-    """(azmlinfsrv path, version) from its own venv, installing it with pip when needed.
+def ensure_venv(venv: Path, wanted: list[str], probe: str) -> tuple[Path | None, str]:
+    """(the venv's bin folder, what `probe` printed) for a venv with `wanted` pip-installed,
+    installing them when the venv is missing or was made for other requirements.
 
     On failure: (None, reason)."""
-    wanted = ["azureml-inference-server-http", *(pinned(p) for p in ("scikit-learn", "joblib", "numpy"))]
-    marker = AML_VENV / ".requirements"
-    exe = AML_VENV / "bin" / "azmlinfsrv"
-    if not (exe.exists() and marker.exists() and marker.read_text() == "\n".join(wanted)):
-        print(f"installing {' '.join(wanted)} into {AML_VENV.relative_to(ROOT)} ...", flush=True)
-        AML_VENV.parent.mkdir(parents=True, exist_ok=True)
-        log = AML_VENV.parent / "azureml-install.log"
+    marker = venv / ".requirements"
+    python = venv / "bin" / "python"
+    if not (python.exists() and marker.exists() and marker.read_text() == "\n".join(wanted)):
+        print(f"installing {' '.join(wanted)} into {venv.relative_to(ROOT)} ...", flush=True)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        log = venv.parent / f"{venv.name}-install.log"
         with log.open("w") as out:
-            steps = [[sys.executable, "-m", "venv", "--clear", str(AML_VENV)]] if not exe.exists() else []
-            steps.append([str(AML_VENV / "bin" / "python"), "-m", "pip", "install", "-q", *wanted])
+            steps = [[sys.executable, "-m", "venv", "--clear", str(venv)]] if not python.exists() else []
+            steps.append([str(python), "-m", "pip", "install", "-q", *wanted])
             for cmd in steps:
                 rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
                 if rc != 0:
                     tail = [ln for ln in log.read_text().splitlines() if ln.strip()][-1:] or ["?"]
                     return None, f"pip install failed (rc {rc}): {tail[0][:160]} (see {log.name})"
         marker.write_text("\n".join(wanted))
-    out = subprocess.run(
-        [
-            str(AML_VENV / "bin" / "python"),
-            "-c",
-            "import importlib.metadata as m; print(m.version('azureml-inference-server-http'),"
-            " m.version('gunicorn'), m.version('flask'))",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
     if out.returncode != 0:
-        return None, f"the azureml venv is broken: {out.stderr.strip()[-160:]}"
-    return exe, out.stdout.strip()
+        return None, f"the {venv.name} venv is broken: {out.stderr.strip()[-160:]}"
+    return venv / "bin", out.stdout.strip()
+
+
+def ensure_azureml_venv() -> tuple[Path | None, str]:
+    """(azmlinfsrv path, versions) from its own venv (the model's libraries at Shipyard's pins)."""
+    wanted = ["azureml-inference-server-http", *(pinned(p) for p in ("scikit-learn", "joblib", "numpy"))]
+    probe = (
+        "import importlib.metadata as m; print(m.version('azureml-inference-server-http'),"
+        " m.version('gunicorn'), m.version('flask'))"
+    )
+    bin_dir, said = ensure_venv(AML_VENV, wanted, probe)
+    return (bin_dir / "azmlinfsrv" if bin_dir else None), said
+
+
+def ensure_granian_venv() -> tuple[Path | None, str]:
+    """(granian path, version) from its own venv: the other HTTP stack, for the ceiling only."""
+    wanted = ["granian[uvloop]"]
+    probe = "import importlib.metadata as m; print(m.version('granian'))"
+    bin_dir, said = ensure_venv(HERE / ".venvs" / "granian", wanted, probe)
+    return (bin_dir / "granian" if bin_dir else None), said
 
 
 def free_port() -> int:
@@ -152,7 +162,9 @@ def answer_check(expected: list[float], key: str) -> Callable[[bytes], str | Non
     return check
 
 
-def servers(work: Path, expected: list[float], aml: tuple[Path | None, str]) -> list[Server]:
+def servers(
+    work: Path, expected: list[float], aml: tuple[Path | None, str], granian: tuple[Path | None, str]
+) -> list[Server]:
     py = str(BIN / "python")
     bundle = str(work / "bundle")
     found_uvloop = _has("uvloop") and _has("httptools")
@@ -225,6 +237,26 @@ def servers(work: Path, expected: list[float], aml: tuple[Path | None, str]) -> 
             ],
         )
     )  # fmt: skip
+    # (names of their own: the Azure ML command above refers to `exe` when it is called)
+    granian_exe, granian_version = granian
+    label = f"Bare RSGI hello-world on granian {granian_version if granian_exe else ''}".rstrip()
+    if granian_exe is None:
+        result.append(Server("hello-granian", label, "", "/score", "data.json", "/", not_run=granian_version))
+    else:
+        result.append(
+            Server(
+                "hello-granian", label,
+                f"granian {granian_version} `--interface rsgi --workers 1 --runtime-threads 1 --loop uvloop`, "
+                "no access log; the same fixed JSON (the HTTP stack not chosen: see the last ratio)",
+                "/score", "data.json", "/",
+                lambda port: [
+                    str(granian_exe), "--interface", "rsgi", "--workers", "1", "--runtime-threads", "1",
+                    "--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port),
+                    "--log-level", "warning", "hello_rsgi:app",
+                ],
+                cwd=HERE,
+            )
+        )  # fmt: skip
     return result
 
 

@@ -46,6 +46,7 @@ def server(ws, tmp_path_factory):
                 "scoring_timeout_ms": 1000,
                 "max_concurrent_requests": 1,
                 "max_queue_wait_ms": 100,
+                "inline_below_ms": 0,  # always the scoring thread (test_serving_inline.py: inline)
             }
         )
     )

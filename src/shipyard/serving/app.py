@@ -92,6 +92,7 @@ def create_app(
             settings.max_queue_wait_ms,
             settings.scoring_timeout_ms,
             on_queue=metrics.set_queue_depth,
+            inline_below_ms=settings.inline_below_ms,
         )
         app.state.servable = servable
         app.state.metrics = metrics

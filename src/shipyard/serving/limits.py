@@ -7,6 +7,8 @@ p99 spikes). Waiting requests get slots first come, first served; one that waits
 queue wait gets 503 with Retry-After, one whose scoring outlasts the timeout gets 504. (Python
 cannot kill the scoring thread: it finishes in the background and its slot is released only
 then, so a model that hangs fills the slots and later requests get 503 rather than piling up.)
+
+Fast models are scored on the event loop instead, with a SIGALRM timeout: see inline.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from shipyard.serving.inline import Deadline, InlinePolicy
 
 
 class Overloaded(Exception):
@@ -42,6 +46,7 @@ class ScoringSlots:
         max_queue_wait_ms: float,
         timeout_ms: float,
         on_queue: Callable[[int], None] | None = None,
+        inline_below_ms: float = 0,
     ):
         self.max_concurrent = max_concurrent
         self.max_queue_wait_ms = max_queue_wait_ms
@@ -50,6 +55,7 @@ class ScoringSlots:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._on_queue = on_queue or (lambda _n: None)
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="shipyard-score")
+        self._inline = InlinePolicy(inline_below_ms, timeout_ms, enabled=max_concurrent == 1)
 
     @property
     def waiting(self) -> int:
@@ -83,9 +89,20 @@ class ScoringSlots:
                 return
         self._free += 1
 
+    def _call_inline(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self._inline.run(fn, *args)
+        except Deadline:
+            raise ScoringTimeout(self.timeout_ms) from None
+        finally:
+            self._release()
+
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn(*args)` on a scoring thread within a slot and the timeout."""
+        """Run `fn(*args)` within a slot and the timeout: inline when that is cheaper, else on a
+        scoring thread."""
         await self._acquire()
+        if self._inline.next_inline():
+            return self._call_inline(fn, *args)
         loop = asyncio.get_running_loop()
         # One future and one timer per call, where run_in_executor + wait_for + shield made
         # four futures, a task and their callbacks: this runs for every request (or batch).
