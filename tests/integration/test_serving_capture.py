@@ -22,20 +22,31 @@ def payload_of(i: int) -> dict:
 
 
 def read_records(folder: Path) -> list[dict]:
+    """The JSONL records, or the Parquet rows in the same shape (inputs/outputs parsed)."""
     records = []
     for path in sorted(folder.glob("capture-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             records.append(json.loads(line))
+    import pyarrow.parquet as pq
+
+    for path in sorted(folder.glob("capture-*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            row.update(inputs=json.loads(row["inputs"]), outputs=json.loads(row["outputs"]))
+            records.append({**row, "timestamp": row["timestamp"].isoformat()})
     return records
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["direct", "batched"])
+@pytest.fixture(
+    scope="module",
+    params=[(False, "jsonl"), (True, "jsonl"), (False, "parquet")],
+    ids=["direct", "batched", "parquet"],
+)
 def captured(request, tmp_path_factory):
     """Send 20 requests to a server with capture on, stop it, return (sent, answers, records)."""
-    batching = request.param
-    root = tmp_path_factory.mktemp("capture")
+    batching, file_format = request.param
+    root = tmp_path_factory.mktemp(f"capture-{file_format}")
     bundle, model = make_bundle(root / "bundle")
-    settings: dict = {"auth": False, "capture": {"enabled": True, "sample_rate": 1.0}}
+    settings: dict = {"auth": False, "capture": {"enabled": True, "sample_rate": 1.0, "format": file_format}}
     if batching:
         settings["batching"] = {"max_batch_size": 16, "max_latency_ms": 5}
     capture_dir = root / "captured"
@@ -65,8 +76,9 @@ def captured(request, tmp_path_factory):
 def test_capture_holds_exactly_the_scored_requests(captured):
     sent, _, records, capture_dir, pid = captured
     assert sorted(r["request_id"] for r in records) == sorted(sent)
-    files = list(capture_dir.glob("capture-*.jsonl"))
-    assert files and all(f.name.endswith(f"-{pid}.jsonl") for f in files)
+    files = list(capture_dir.glob("capture-*.jsonl")) + list(capture_dir.glob("capture-*.parquet"))
+    assert files and all(f.stem.endswith(f"-{pid}") for f in files)
+    assert {f.suffix for f in files} == {".parquet" if "parquet" in capture_dir.parent.name else ".jsonl"}
     for record in records:
         assert set(record) == {"timestamp", "request_id", "inputs", "outputs"}
         assert record["timestamp"].endswith("+00:00")

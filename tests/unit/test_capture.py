@@ -148,3 +148,43 @@ def test_bad_settings_are_refused(tmp_path: Path, kwargs: dict) -> None:
     settings = {"sample_rate": 1.0, "max_file_mb": 1.0, **kwargs}
     with pytest.raises(ValueError):
         DataCapture(tmp_path, **settings)
+
+
+def read_parquet(folder: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in sorted(folder.glob("capture-*.parquet")):
+        rows.extend(pq.read_table(path).to_pylist())
+    return rows
+
+
+def test_parquet_capture_has_one_typed_row_per_request(tmp_path: Path) -> None:
+    cap = DataCapture(tmp_path / "cap", file_format="parquet")
+    n = 300
+    for i in range(n):
+        cap.capture(f"req-{i}", {"data": np.array([[i, i + 0.5]])}, {"result": [i * 2.0]})
+    assert cap.close(timeout=10)
+    assert (cap.captured, cap.dropped) == (n, 0)
+    rows = read_parquet(tmp_path / "cap")
+    assert [r["request_id"] for r in rows] == [f"req-{i}" for i in range(n)]
+    assert orjson.loads(rows[7]["inputs"]) == {"data": [[7.0, 7.5]]}
+    assert orjson.loads(rows[7]["outputs"]) == {"result": [14.0]}
+    assert rows[0]["timestamp"].tzinfo is not None and rows[0]["timestamp"].year >= 2024
+    assert all(p.suffix == ".parquet" for p in cap.files)
+
+
+def test_parquet_files_rotate_and_each_one_is_complete(tmp_path: Path) -> None:
+    cap = DataCapture(tmp_path / "cap", file_format="parquet", max_file_mb=0.01)
+    for i in range(40):
+        cap.capture(f"req-{i}", {"data": [[float(j) for j in range(300)]]}, {"result": [float(i)]})
+        time.sleep(0.002)  # several batches, so several row groups and files
+    assert cap.close(timeout=10)
+    assert len(cap.files) > 1
+    ids = [r["request_id"] for r in read_parquet(tmp_path / "cap")]
+    assert sorted(ids, key=lambda s: int(s.split("-")[1])) == [f"req-{i}" for i in range(40)]
+
+
+def test_unknown_capture_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="jsonl or parquet"):
+        DataCapture(tmp_path / "cap", file_format="csv")

@@ -187,7 +187,9 @@ def _capture(settings: ServingConfig, capture_dir: Path | None):
     if folder is None:
         logger.warning("data capture is on but no folder is set; capture is off")
         return None
-    return DataCapture(folder, sample_rate=cap.sample_rate, max_file_mb=cap.max_file_mb)
+    return DataCapture(
+        folder, sample_rate=cap.sample_rate, max_file_mb=cap.max_file_mb, file_format=cap.format
+    )
 
 
 def _routes(deployment_id: str | None) -> list:

@@ -1,4 +1,4 @@
-"""Data capture: the inputs and outputs of sampled requests, appended to rotating JSONL files.
+"""Data capture: the inputs and outputs of sampled requests, appended to rotating JSONL (or Parquet) files.
 
 The local counterpart of Azure ML's ModelDataCollector. The request path only samples and puts
 the record on a bounded queue (``put_nowait``: when the queue is full the record is dropped and
@@ -9,6 +9,8 @@ and appends one JSON line each::
 
 to ``<folder>/capture-<UTC date-time>-<pid>.jsonl``, starting a new file once the current one is
 past ``max_file_mb``. The pid in the name keeps the files of several worker processes apart.
+With ``file_format="parquet"`` the same records go to ``.parquet`` files, inputs and outputs as
+JSON text columns (capture_parquet.py says why, and when such a file becomes readable).
 Objects handed to `DataCapture.capture` are serialized later, on the writer thread: callers must
 not mutate them afterwards (request payloads and model results are not).
 """
@@ -22,7 +24,10 @@ import random
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pyarrow is imported only when Parquet capture is on
+    from shipyard.serving.capture_parquet import ParquetFile
 
 import orjson
 
@@ -64,7 +69,10 @@ class DataCapture:
         max_file_mb: float = 64,
         *,
         queue_size: int = 10_000,
+        file_format: str = "jsonl",
     ) -> None:
+        if file_format not in ("jsonl", "parquet"):
+            raise ValueError(f"file_format must be jsonl or parquet, got {file_format!r}")
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate}")
         if max_file_mb <= 0:
@@ -75,6 +83,7 @@ class DataCapture:
         self.sample_rate = sample_rate
         self.max_file_bytes = max(1, int(max_file_mb * 1024 * 1024))
         self.queue_size = queue_size
+        self.file_format = file_format
         self.captured = 0
         self.dropped = 0
         self.skipped = 0
@@ -83,7 +92,7 @@ class DataCapture:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._counts = threading.Lock()  # held for an increment only
         self._closed = False
-        self._file: IO[bytes] | None = None
+        self._file: IO[bytes] | ParquetFile | None = None
         self._file_bytes = 0
         self._warned = False
         self._thread = threading.Thread(target=self._run, name="shipyard-data-capture", daemon=True)
@@ -158,31 +167,39 @@ class DataCapture:
         self._close_file()
 
     def _write(self, batch: list[tuple[str, str, Any, Any]]) -> None:
-        lines: list[bytes] = []
+        parquet = self.file_format == "parquet"
+        option = orjson.OPT_SERIALIZE_NUMPY | (0 if parquet else orjson.OPT_APPEND_NEWLINE)
+        encoded: list[Any] = []
         for timestamp, request_id, inputs, outputs in batch:
-            record = {"timestamp": timestamp, "request_id": request_id, "inputs": inputs, "outputs": outputs}
             try:
-                lines.append(
-                    orjson.dumps(
-                        record,
-                        default=_default,
-                        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
-                    )
-                )
+                if parquet:
+                    pair = [orjson.dumps(v, default=_default, option=option) for v in (inputs, outputs)]
+                    encoded.append((timestamp, request_id, *pair))
+                else:
+                    record = {
+                        "timestamp": timestamp,
+                        "request_id": request_id,
+                        "inputs": inputs,
+                        "outputs": outputs,
+                    }
+                    encoded.append(orjson.dumps(record, default=_default, option=option))
             except (TypeError, orjson.JSONEncodeError) as exc:
                 self._count("dropped")
                 self._warn(f"a record of request {request_id} cannot be written as JSON: {exc}")
+        if not encoded:
+            return
         with self.write_lock:
-            for line in lines:
+            # JSONL: a write per line, so a file rotates within a batch; Parquet: a row group per batch.
+            chunks = [encoded] if parquet else [[line] for line in encoded]
+            for chunk in chunks:
                 try:
                     if self._file is None or self._file_bytes >= self.max_file_bytes:
                         self._open_next()
                     assert self._file is not None
-                    self._file.write(line)
-                    self._file_bytes += len(line)
-                    self._count("captured")
+                    self._file_bytes += self._file.write(chunk) if parquet else self._file.write(chunk[0])
+                    self._count("captured", len(chunk))
                 except OSError as exc:
-                    self._count("dropped")
+                    self._count("dropped", len(chunk))
                     self._warn(f"cannot write to {self.folder}: {exc}")
                     self._close_file()
             if self._file is not None:
@@ -197,16 +214,22 @@ class DataCapture:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         pid = os.getpid()
-        path = self.folder / f"capture-{stamp}-{pid}.jsonl"
+        suffix = self.file_format
+        path = self.folder / f"capture-{stamp}-{pid}.{suffix}"
         n = 0
         while True:
             try:
                 # "x": never append to, or clobber, another writer's file.
-                self._file = open(path, "xb")  # noqa: SIM115 - kept open across batches
+                if suffix == "parquet":
+                    from shipyard.serving.capture_parquet import ParquetFile
+
+                    self._file = ParquetFile(path)
+                else:
+                    self._file = open(path, "xb")  # noqa: SIM115 - kept open across batches
                 break
             except FileExistsError:
                 n += 1
-                path = self.folder / f"capture-{stamp}-{pid}-{n}.jsonl"
+                path = self.folder / f"capture-{stamp}-{pid}-{n}.{suffix}"
         self._file_bytes = 0
         self.files.append(path)
 
