@@ -92,11 +92,12 @@ class BatchingConfig(_Strict):
 
 
 class CaptureConfig(_Strict):
-    """Data capture (Azure ML's ModelDataCollector): inputs and outputs to rotating JSONL files."""
+    """Data capture (Azure ML's ModelDataCollector): inputs and outputs to rotating JSONL or Parquet files."""
 
     enabled: bool = False
     sample_rate: float = Field(1.0, gt=0, le=1, description="Fraction of requests captured.")
     max_file_mb: float = Field(64, gt=0, description="Start a new file past this size.")
+    format: Literal["jsonl", "parquet"] = Field("jsonl", description="File format of the captured records.")
     folder: str | None = Field(None, description="Default: <workspace>/capture/<endpoint>.")
 
 
