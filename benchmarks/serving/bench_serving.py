@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=15, help="seconds per load (default 15)")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up load (default 2)")
-    parser.add_argument("--servers", help=f"comma list of {','.join([*SHIPYARD, *PEERS, 'hello', 'hello-granian'])}")
+    parser.add_argument(
+        "--servers", help=f"comma list of {','.join([*SHIPYARD, *PEERS, 'hello', 'hello-granian'])}"
+    )
     parser.add_argument("--startup-timeout", type=float, default=120, help="seconds to wait for health")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to CPUs")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")

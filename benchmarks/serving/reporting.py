@@ -68,7 +68,8 @@ def ratios(by_key: dict[str, Server]) -> tuple[list[str], bool]:
     granian = by_key.get("hello-granian")
     if hello and granian and at(hello, 64) and at(granian, 64) and at(hello, 1) and at(granian, 1):
         lines.append(
-            f"- HTTP stack, hello-world on granian vs on uvicorn: {at(granian, 64).rps / at(hello, 64).rps:.0%}"
+            "- HTTP stack, hello-world on granian vs on uvicorn: "
+            f"{at(granian, 64).rps / at(hello, 64).rps:.0%}"
             f" of the req/s at c=64, p50 at c=1 {at(granian, 1).p50_ms:.2f} vs {at(hello, 1).p50_ms:.2f} ms"
             " (Shipyard stays on uvicorn + uvloop + httptools unless granian is clearly faster)"
         )

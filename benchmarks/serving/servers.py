@@ -246,7 +246,8 @@ def servers(
         result.append(
             Server(
                 "hello-granian", label,
-                f"granian {granian_version} `--interface rsgi --workers 1 --runtime-threads 1 --loop uvloop`, "
+                f"granian {granian_version} `--interface rsgi --workers 1 --runtime-threads 1 "
+                "--loop uvloop`, "
                 "no access log; the same fixed JSON (the HTTP stack not chosen: see the last ratio)",
                 "/score", "data.json", "/",
                 lambda port: [
