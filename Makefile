@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving clean
+.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-bench: bench-tracking bench-run bench-serving
+bench: bench-tracking bench-run bench-serving bench-images
 
 bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/tracking/bench_tracking.py
@@ -36,6 +36,10 @@ bench-run: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(BIN)/python benchmarks/serving/bench_serving.py
+
+bench-images: $(STAMP)
+	bash scripts/install-test-deps.sh
+	$(BIN)/python benchmarks/images/bench_image.py
 
 clean:
 	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs

@@ -1,8 +1,11 @@
 """Endpoint keys: two per endpoint (primary, secondary), stored hashed, shown once.
 
 Plain keys exist only in the output of the command that made them. Servers read the hashes from
-`<workspace>/deployments/<endpoint>/keys.json` (mode 0600), which is rewritten atomically on every
-change, so a rotation takes effect on the next request without a restart.
+`<workspace>/deployments/<endpoint>/keys.json`, which is rewritten atomically on every change, so
+a rotation takes effect on the next request without a restart. The file is world-readable (0644):
+it holds only SHA-256 hashes of 256-bit random keys, which authenticate nothing and cannot be
+turned back into keys, and the server in a container runs as its own non-root user (uid 10001),
+which must read it through the mounted folder.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _write_keys_file(ws: Workspace, endpoint: str, extra: dict[str, str] | None 
     hashes.update(extra or {})
     path = keys_file(ws, endpoint)
     tmp = path.with_name(f".keys.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w") as fh:
         json.dump(hashes, fh)
     os.replace(tmp, path)
