@@ -6,16 +6,22 @@ receives typed objects.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from shipyard.config.models import ProjectConfig, WorkspaceSettings
+from shipyard.config.files import read_yaml as _read_yaml
+from shipyard.config.models import AzureMLSource, DeploymentConfig, ProjectConfig, WorkspaceSettings
 from shipyard.errors import ConfigError
+
+log = logging.getLogger("shipyard.config")
+# Warnings already shown by this process: a command that loads the config twice says them once.
+_REPORTED: set[str] = set()
 
 PROJECT_FILE = "shipyard.yaml"
 
@@ -37,31 +43,14 @@ def find_project_file(start: Path | None = None) -> Path | None:
     return None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}"
-        )
-    return data
+def format_validation_error(path: Path, exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: file, dotted field, what was expected, what was given.
 
-
-def format_validation_error(path: Path, exc: ValidationError) -> str:
-    """One line per problem: file, dotted field, what was expected, what was given."""
+    `prefix` is the dotted place of the validated part in the file (e.g. deployment.azureml)."""
     lines = [f"{path}: invalid configuration"]
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = [*(prefix.split(".") if prefix else []), *err["loc"]]
+        field = ".".join(str(p) for p in parts) or "(top level)"
         given = err.get("input")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -75,6 +64,65 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _field(model: type[BaseModel], key: str) -> tuple[set[str], type[BaseModel] | None]:
+    """The spellings (name, alias) of the field `key` names, and its model if it is a section."""
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            types = (info.annotation, *get_args(info.annotation))
+            sub = next((t for t in types if isinstance(t, type) and issubclass(t, BaseModel)), None)
+            return {name, info.alias or name}, sub
+    return {key}, None
+
+
+def merge_explicit(
+    imported: dict[str, Any], explicit: dict[str, Any], model: type[BaseModel] = DeploymentConfig
+) -> dict[str, Any]:
+    """`imported` overlaid with `explicit`, section by section: what shipyard.yaml sets wins, under
+    either spelling of a field (`cpu` in the file replaces an imported `cpu_cores`)."""
+    out = dict(imported)
+    for key, value in explicit.items():
+        spellings, sub = _field(model, key)
+        previous = None
+        for spelling in spellings:
+            if spelling in out:
+                previous = out.pop(spelling)
+        if sub is not None and isinstance(value, dict) and isinstance(previous, dict):
+            value = merge_explicit(previous, value, sub)
+        out[key] = value
+    return out
+
+
+def _import_azureml(path: Path, data: dict[str, Any]) -> list[str]:
+    """Fill `deployment` from the Azure ML files it names (deployment.azureml); the warnings."""
+    from shipyard.config.azureml import import_azureml
+
+    deployment = data.get("deployment")
+    if not isinstance(deployment, dict) or deployment.get("azureml") is None:
+        return []
+    try:
+        source = AzureMLSource.model_validate(deployment["azureml"])
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, prefix="deployment.azureml")) from None
+    folder = path.parent
+
+    def resolve(relative: str | None) -> Path | None:
+        return None if relative is None else folder / relative
+
+    fields, warnings = import_azureml(
+        resolve(source.deployment_config), resolve(source.inference_config), folder
+    )
+    data["deployment"] = merge_explicit(fields, deployment)
+    return [str(w) for w in warnings]
+
+
+def report_warnings(warnings: list[str]) -> None:
+    """Log each warning once per process (the CLI shows WARNING lines on stderr)."""
+    for text in warnings:
+        if text not in _REPORTED:
+            _REPORTED.add(text)
+            log.warning("warning: %s", text)
+
+
 def load_project(path: Path) -> ProjectConfig:
     """Load and validate a shipyard.yaml."""
     path = path.resolve()
@@ -83,12 +131,15 @@ def load_project(path: Path) -> ProjectConfig:
     if isinstance(ws, dict) and ws.get("file"):
         ws_file = path.parent / ws["file"]
         data["workspace"] = {**_read_yaml(ws_file), **{k: v for k, v in ws.items() if k != "file"}}
+    warnings = _import_azureml(path, data)
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
     config.project_dir = path.parent
     config.source_file = path
+    config.config_warnings = warnings
+    report_warnings(warnings)
     return config
 
 

@@ -133,6 +133,21 @@ class ServingConfig(_Strict):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
 
+class AzureMLSource(_Strict):
+    """Azure ML config files to import (config/azureml.py); fields set in shipyard.yaml win."""
+
+    deployment_config: str | None = Field(
+        None, description="deployment_config_aci.yml / deployment_config_aks.yml (relative to the project)."
+    )
+    inference_config: str | None = Field(None, description="inference_config.yml (relative to the project).")
+
+    @model_validator(mode="after")
+    def _one_file(self) -> AzureMLSource:
+        if self.deployment_config is None and self.inference_config is None:
+            raise ValueError("set deployment_config, inference_config or both")
+        return self
+
+
 class DeploymentConfig(TargetConfig):
     """A deployment of the scoring server: what it serves, how, and where (TargetConfig)."""
 
@@ -148,6 +163,9 @@ class DeploymentConfig(TargetConfig):
     health_timeout_s: float = Field(60, gt=0, description="Wait this long for GET / to answer.")
     smoke_test: SmokeTestConfig = Field(default_factory=SmokeTestConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    azureml: AzureMLSource | None = Field(
+        None, description="Import these Azure ML files first (docs/azureml-configs.md)."
+    )
 
 
 class ProjectConfig(_Strict):
@@ -165,6 +183,8 @@ class ProjectConfig(_Strict):
     # Set by the loader, not by the user.
     project_dir: Path = Field(default=Path("."), exclude=True)
     source_file: Path | None = Field(default=None, exclude=True)
+    # What loading noticed but did not stop for (Azure ML fields without an equivalent).
+    config_warnings: list[str] = Field(default_factory=list, exclude=True)
 
     @field_validator("name")
     @classmethod

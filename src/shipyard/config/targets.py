@@ -36,7 +36,9 @@ class ImageConfig(Strict):
     )
     registry: str | None = Field(None, description="Push target, e.g. registry.example.com/team.")
     registry_username: str | None = Field(None, pattern=SECRET_REF, description="Reference to the user name.")
-    registry_password: str | None = Field(None, pattern=SECRET_REF, description="Reference to the password/token.")
+    registry_password: str | None = Field(
+        None, pattern=SECRET_REF, description="Reference to the password/token."
+    )
 
 
 class ResourcesConfig(Strict):
@@ -60,7 +62,9 @@ class AutoscaleConfig(Strict):
     @model_validator(mode="after")
     def _min_below_max(self) -> AutoscaleConfig:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
         return self
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.config.conda import is_conda_file, requirements_text
 from shipyard.config.models import ProjectConfig
 from shipyard.data.hashing import json_sha256, tree_sha256
 from shipyard.errors import ConfigError, NotFoundError
@@ -101,7 +102,10 @@ def build_bundle(
         else:
             _check_pyfunc_model(model, model_dir)
         if requirements is not None:
-            shutil.copy2(requirements, staging / "requirements.txt")
+            if is_conda_file(requirements):  # an Azure ML conda_dependencies.yml: its pip pins
+                (staging / "requirements.txt").write_text(requirements_text(requirements))
+            else:
+                shutil.copy2(requirements, staging / "requirements.txt")
         elif (model_dir / "requirements.txt").is_file():
             shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
         content_hash = json_sha256(
