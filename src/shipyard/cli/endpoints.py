@@ -1,7 +1,9 @@
-"""`shipyard package`, `shipyard deploy`, `shipyard serve`, `shipyard endpoints list|delete`."""
+"""`shipyard package`, `shipyard deploy`, `shipyard rollback`, `shipyard endpoints list|traffic|delete`."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,49 +40,217 @@ def _bundle(ws, config, model_ref: str | None):
 
 def package_command(
     model: ModelArg = None,
+    image: Annotated[bool, typer.Option("--image", help="Also build the scoring image (OCI).")] = False,
+    push: Annotated[
+        bool, typer.Option("--push", help="Push the image to deployment.image.registry.")
+    ] = False,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Build the service bundle of a model version (model files, score.py, requirements, manifest)."""
+    """Build the service bundle of a model version (model files, score.py, requirements, manifest),
+    and with --image its scoring image."""
     config, ws = context(project, workspace, required=True)
     bundle = _bundle(ws, config, model)
-    emit(
-        bundle.to_dict(),
-        output,
-        lambda b: console.print(
-            f"bundle {b['id'][:12]} for {b['model_name']} v{b['model_version']}: {b['path']}"
-        ),
-    )
+    result = bundle.to_dict()
+    if image or push:
+        from shipyard.images import build_image
+
+        assert config is not None and config.deployment is not None
+        with err_console.status("building the image…") as status:
+            info = build_image(ws, bundle, config.deployment.image, push=push, progress=status.update)
+        result["image"] = info.to_dict()
+
+    def render(b: dict) -> None:
+        console.print(f"bundle {b['id'][:12]} for {b['model_name']} v{b['model_version']}: {b['path']}")
+        if "image" in b:
+            i = b["image"]
+            size = f"{i['size_bytes'] / 1e6:.0f} MB" if i.get("size_bytes") else "size unknown"
+            console.print(f"image {i['tag']} ({size}, {i['builder']}, {i['build_seconds']} s)")
+            if i.get("pushed_to"):
+                console.print(f"pushed to {i['pushed_to']}")
+
+    emit(result, output, render)
+
+
+class Strategy(StrEnum):
+    replace = "replace"
+    blue_green = "blue-green"
+
+
+def _print_keys(keys: dict | None) -> None:
+    for slot, key in (keys or {}).items():
+        console.print(f"  {slot} key (shown once): {key}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _steps(text: str) -> list[int]:
+    from shipyard.errors import UsageError
+
+    try:
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"--steps {text!r}: give rising percents separated by commas, e.g. 10,50,100"
+        ) from None
 
 
 def deploy_command(
     model: ModelArg = None,
+    strategy: Annotated[
+        Strategy,
+        typer.Option(help="replace: switch at once after the smoke test; blue-green: shift in steps."),
+    ] = Strategy.replace,
+    slot: Annotated[
+        str | None, typer.Option(help="Slot of the new deployment (default: blue/green in turn).")
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="local, container or kubernetes (default: deployment.target in shipyard.yaml)."),
+    ] = None,
+    render_dir: Annotated[
+        Path | None,
+        typer.Option("--render", help="kubernetes: write the manifests and Helm chart here, apply nothing."),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubernetes: kubeconfig to apply with (default: ~/.kube/config).")
+    ] = None,
+    steps: Annotated[str, typer.Option(help="blue-green: green's traffic share per step.")] = "10,50,100",
+    window: Annotated[float, typer.Option(help="blue-green: seconds to watch each step.")] = 5.0,
+    max_error_rate: Annotated[float, typer.Option(help="blue-green: highest 5xx share allowed.")] = 0.01,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
     from shipyard.deploy.endpoints import run_smoke_test, start_deployment
+    from shipyard.errors import DeploymentError
 
     config, ws = context(project, workspace, required=True)
-    bundle = _bundle(ws, config, model)
     assert config is not None and config.deployment is not None
-    d = config.deployment
+    d = config.deployment if target is None else _with_target(config.deployment, target)
+    bundle = _bundle(ws, config, model)
+    if d.target == "kubernetes" or render_dir is not None:
+        _deploy_kubernetes(ws, bundle, d, render_dir, kubeconfig, slot, output)
+        return
+    if strategy is Strategy.blue_green:
+        from shipyard.deploy.rollout import blue_green
+
+        with err_console.status(
+            f"blue/green rollout of {bundle.model_name} v{bundle.model_version} on {d.name}…"
+        ):
+            result = blue_green(
+                ws, bundle, d, slot=slot, steps=_steps(steps), window_s=window, max_error_rate=max_error_rate
+            )
+
+        def render_rollout(x: dict) -> None:
+            mark = "[green]✓[/green]" if x["succeeded"] else "[red]✗[/red]"
+            console.print(f"{mark} {x['endpoint']}: {x['reason']} ({x['url']})")
+
+        emit(result.to_dict(), output, render_rollout)
+        if result.succeeded:
+            _print_keys(result.new_keys) if output is Output.text else None
+            return
+        raise DeploymentError(f"blue/green rollout on {d.name} failed: {result.reason}")
     with err_console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
-        dep = start_deployment(ws, bundle, d)
+        dep = start_deployment(ws, bundle, d, slot)
     new_keys = dep.new_keys
     with err_console.status("smoke test…"):
         dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
 
     def render(x):
+        where = x["endpoint_url"] or x["url"]
         console.print(
-            f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {x['url']}"
+            f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {where}"
         )
-        for slot, key in (x.get("new_keys") or {}).items():
-            console.print(f"  {slot} key (shown once): {key}", markup=False, highlight=False, soft_wrap=True)
+        _print_keys(x.get("new_keys"))
 
     emit(dep.to_dict() | ({"new_keys": new_keys} if new_keys else {}), output, render)
+
+
+def _with_target(d, target: str):
+    from shipyard.errors import UsageError
+
+    if target not in ("local", "container", "kubernetes"):
+        raise UsageError(f"--target {target!r}: use local, container or kubernetes")
+    return d.model_copy(update={"target": target})
+
+
+def _deploy_kubernetes(ws, bundle, d, render_dir: Path | None, kubeconfig: Path | None, slot, output) -> None:
+    from shipyard.deploy.kubernetes import deploy_kubernetes
+    from shipyard.errors import UsageError
+
+    if d.target != "kubernetes":
+        raise UsageError("--render writes Kubernetes manifests: use it with --target kubernetes")
+    apply = render_dir is None
+    with err_console.status("applying to the cluster…" if apply else "rendering manifests…"):
+        result = deploy_kubernetes(
+            ws, bundle, d, out_dir=render_dir, apply=apply, kubeconfig=kubeconfig, slot=slot or "blue"
+        )
+
+    def show(x: dict) -> None:
+        console.print(f"[green]✓[/green] {x['endpoint']} ({x['model']}, image {x['image']})")
+        console.print(f"  manifests: {x['rendered']} ({len(x['files'])} files + chart/)")
+        for line in x.get("rollout", []):
+            console.print(f"  {line}")
+        if not x["applied"]:
+            console.print("  build and push the image with `shipyard package --image --push`, then apply")
+        _print_keys(x.get("new_keys"))
+
+    emit(result, output, show)
+
+
+def rollback_command(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint to return to its previous deployment.")],
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Return an endpoint to the deployment it served before (restarted from its bundle if stopped)."""
+    from shipyard.deploy.rollout import rollback
+
+    _, ws = context(project, workspace)
+    with err_console.status(f"rolling {endpoint} back…"):
+        result = rollback(ws, endpoint)
+    emit(result, output, lambda x: console.print(
+        f"[green]✓[/green] {x['endpoint']}: back to {x['model']} "
+        f"({x['deployment_id'][:8]}, slot {x['slot']}) at {x['url']}"
+    ))  # fmt: skip
+
+
+app.command("rollback")(rollback_command)
+
+
+@app.command("traffic")
+def traffic_cmd(
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    weights: Annotated[list[str] | None, typer.Argument(help="SLOT=PERCENT ..., summing to 100.")] = None,
+    mirror: Annotated[
+        list[str] | None,
+        typer.Option("--mirror", help="SLOT=PERCENT of requests copied there (answers ignored)."),
+    ] = None,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Show an endpoint's traffic, or set it: `shipyard endpoints traffic dev blue=90 green=10`."""
+    from shipyard.deploy.traffic import get_endpoint, parse_assignments, set_traffic
+    from shipyard.errors import NotFoundError
+
+    _, ws = context(project, workspace)
+    if weights:
+        mirrored = parse_assignments(mirror, "mirror") if mirror is not None else None
+        info = set_traffic(
+            ws, name, parse_assignments(weights), mirrored, reason="shipyard endpoints traffic"
+        )
+    else:
+        info = get_endpoint(ws, name)
+        if info is None:
+            raise NotFoundError(f"no endpoint {name!r} with a router: deploy to it first")
+    emit(info.to_dict(), output, lambda x: console.print(
+        f"{x['name']} {x['url']}: "
+        + ", ".join(f"{s}={p}%" for s, p in x["traffic"].items())
+        + ("; mirror " + ", ".join(f"{s}={p}%" for s, p in x["mirror"].items()) if x["mirror"] else "")
+    ))  # fmt: skip
 
 
 @app.command("list")
@@ -96,7 +266,9 @@ def list_cmd(
         rows,
         output,
         lambda d: table(
-            d, ["endpoint", "state", "url", "model", "deployment_id", "pid"], empty="no endpoints"
+            [r | {"traffic": " ".join(f"{s}={p}%" for s, p in r["traffic"].items())} for r in d],
+            ["endpoint", "state", "url", "model", "traffic", "deployment_id"],
+            empty="no endpoints",
         ),
     )
 

@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from shipyard.cli import endpoints, gate, models, serve, workspace
+from shipyard.cli import config_cmd, endpoints, gate, images, models, serve, workspace
+from shipyard.cli.reap import reap_command
 from shipyard.cli.run import run_command
 
 app = typer.Typer(
@@ -21,9 +22,13 @@ app.command("run")(run_command)
 app.command("package")(endpoints.package_command)
 app.command("deploy")(endpoints.deploy_command)
 app.command("serve")(serve.serve_command)
+app.command("rollback")(endpoints.rollback_command)
+app.command("reap")(reap_command)
+app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
 app.add_typer(gate.app, name="gate")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(images.app, name="images")
 app.add_typer(workspace.workspace_app, name="workspace")
 app.add_typer(workspace.runs_app, name="runs")
 app.add_typer(workspace.data_app, name="data")

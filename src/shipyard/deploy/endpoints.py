@@ -1,9 +1,12 @@
-"""Deployments and endpoints of the local target: start, smoke-test, activate, replace, delete.
+"""Deployments and endpoints: start, smoke-test, activate, replace, delete (local process or
+container target: deploy/runtime.py).
 
 An endpoint is a name (e.g. `dev`) with at most one *active* deployment. A new deployment starts
-beside the active one; only after it is healthy and its smoke test passed does it become active
-and the old one is stopped. A failed smoke test marks the new one failed and leaves the old one
-serving.
+beside the active one in the other slot (blue/green); only after it is healthy and its smoke test
+passed does it become active, the endpoint's router (deploy/traffic.py) sends it 100 % of the
+traffic, and the old one is stopped once no router worker can still send to it. A failed smoke
+test marks the new one failed and leaves the old one serving. Blue/green with traffic steps is
+deploy/rollout.py.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from shipyard.config.models import DeploymentConfig
-from shipyard.deploy.keys import delete_keys, ensure_keys, keys_file, temporary_key
-from shipyard.deploy.local import process_alive, start_server, stop_server, wait_healthy
-from shipyard.deploy.smoke import smoke_test
+from shipyard.config.targets import ttl_seconds
+from shipyard.deploy import runtime
+from shipyard.deploy.keys import delete_keys, temporary_key
+from shipyard.deploy.smoke import SmokeResult, smoke_test
+from shipyard.deploy.traffic import check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
@@ -45,6 +50,13 @@ class DeploymentInfo:
     log_path: str | None
     message: str | None
     created_at: str
+    slot: str | None = None
+    expires_at: str | None = None
+    # The endpoint's stable URL (its router) once this deployment has traffic; `url` is direct.
+    endpoint_url: str | None = None
+    target: str = "local"
+    container_id: str | None = None
+    image_id: str | None = None
     # Plain keys, only in the result of the call that created them: never stored or logged.
     new_keys: dict[str, str] | None = None
 
@@ -68,6 +80,11 @@ def _info(row: DeploymentRow) -> DeploymentInfo:
         log_path=row.log_path,
         message=row.message,
         created_at=row.created_at.isoformat(timespec="seconds"),
+        slot=row.slot,
+        expires_at=row.expires_at.isoformat(timespec="seconds") if row.expires_at else None,
+        target=row.target or "local",
+        container_id=row.container_id,
+        image_id=row.image_id,
     )
 
 
@@ -83,43 +100,34 @@ def _update(ws: Workspace, deployment_id: str, **fields: Any) -> DeploymentInfo:
         return _info(row)
 
 
-def _settings_path(ws: Workspace, endpoint: str, deployment_id: str) -> Path:
-    return ws.subdir("deployments", endpoint) / f"{deployment_id}.settings.json"
-
-
-def _server_args(ws: Workspace, config: DeploymentConfig, dep_id: str) -> tuple[list[str], dict | None]:
-    """The server's settings file (auth on by default for deployments), keys and capture folder;
-    plus the endpoint's plain keys when this call created them."""
-    serving = config.serving.model_copy(deep=True)
-    if serving.auth is None:
-        serving.auth = True
-    path = _settings_path(ws, config.name, dep_id)
-    path.write_text(json.dumps(serving.model_dump(), indent=2))
-    args, created = ["--settings", str(path)], None
-    if serving.auth:
-        created = ensure_keys(ws, config.name)
-        args += ["--keys-file", str(keys_file(ws, config.name))]
-    if serving.capture.enabled:
-        args += ["--capture-dir", str(ws.subdir("capture", config.name))]
-    return args, created
-
-
 def auth_enabled(ws: Workspace, dep: DeploymentInfo) -> bool:
-    path = _settings_path(ws, dep.endpoint, dep.id)
+    path = runtime.settings_path(ws, dep.endpoint, dep.id)
     return bool(path.is_file() and json.loads(path.read_text()).get("auth"))
 
 
-def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) -> DeploymentInfo:
+def next_slot(ws: Workspace, endpoint: str, slot: str | None = None) -> str:
+    """The slot for a new deployment: the one given, else the one the active deployment is not in."""
+    if slot is not None:
+        return check_slot(slot)
+    current = active_deployment(ws, endpoint)
+    return "green" if current is not None and current.slot == "blue" else "blue"
+
+
+def start_deployment(
+    ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str | None = None
+) -> DeploymentInfo:
     """Start the bundle's server beside any active deployment and wait until it is healthy."""
     dep_id = uuid.uuid4().hex
     log_path = ws.subdir("deployments", config.name) / f"{dep_id}.log"
     now = utcnow()
+    slot = next_slot(ws, config.name, slot)
+    expires = now + timedelta(seconds=ttl_seconds(config.ttl)) if config.ttl else None
     with ws.store.session() as s:
         s.add(
             DeploymentRow(
                 id=dep_id,
                 endpoint=config.name,
-                target="local",
+                target=config.target,
                 model_name=bundle.model_name,
                 model_version=bundle.model_version,
                 bundle_id=bundle.id,
@@ -129,49 +137,35 @@ def start_deployment(ws: Workspace, bundle: Bundle, config: DeploymentConfig) ->
                 smoke_detail={},
                 created_at=now,
                 updated_at=now,
+                slot=slot,
+                expires_at=expires,
             )
         )
-    port = config.port
     current = active_deployment(ws, config.name)
-    if port and current and current.port == port:
+    if config.port and current and current.port == config.port:
         # A fixed port cannot be shared: the old server must go first (brief gap, documented).
-        if current.pid:
-            stop_server(current.pid)
+        runtime.stop(current)
         _update(ws, current.id, state="replaced", message="stopped to free its fixed port")
-    args, created_keys = _server_args(ws, config, dep_id)
+    files, created_keys = runtime.write_server_files(ws, config, dep_id)
     try:
-        proc = start_server(
-            Path(bundle.path),
-            host=config.host,
-            port=port,
-            log_path=log_path,
-            deployment_id=dep_id,
-            extra_args=args,
-        )
-        _update(ws, dep_id, pid=proc.pid, port=proc.port, url=proc.url)
-        wait_healthy(proc.url, config.health_timeout_s, expected_deployment_id=dep_id)
-    except DeploymentError as exc:
-        info = get_deployment(ws, dep_id)
-        if info.pid:
-            stop_server(info.pid)
+        fields = runtime.launch(ws, dep_id, bundle, config, files, log_path, slot=slot)
+    except Exception as exc:
         _update(ws, dep_id, state="failed", message=str(exc))
         raise
+    _update(ws, dep_id, **fields)
     info = _update(ws, dep_id, state="healthy")
     info.new_keys = created_keys
     return info
 
 
-def run_smoke_test(
+def check_deployment(
     ws: Workspace, deployment_id: str, payload: dict | None, timeout_s: float
-) -> DeploymentInfo:
-    """Smoke-test a started deployment; on success make it active and stop the one it replaces.
-
-    On failure the new deployment is stopped and marked failed; the previous one keeps serving.
-    """
+) -> SmokeResult:
+    """Smoke-test a started deployment directly (not through the router). A failure stops it,
+    marks it failed and raises DeploymentError; success is recorded on the deployment."""
     dep = get_deployment(ws, deployment_id)
     if not payload:
-        if dep.pid:
-            stop_server(dep.pid)
+        runtime.stop(dep)
         _update(ws, dep.id, state="failed", message="no smoke-test payload")
         raise DeploymentError(
             "deployment.input_sample is not set in shipyard.yaml: the smoke test needs a sample request "
@@ -185,8 +179,7 @@ def run_smoke_test(
     else:
         result = smoke_test(dep.url, payload, timeout_s)
     if not result.passed:
-        if dep.pid:
-            stop_server(dep.pid)
+        runtime.stop(dep)
         _update(
             ws,
             dep.id,
@@ -199,13 +192,49 @@ def run_smoke_test(
             f"smoke test of {dep.endpoint} deployment {dep.id[:8]} failed: {result.detail}; "
             "the previous deployment keeps serving"
         )
-    previous = active_deployment(ws, dep.endpoint)
-    info = _update(ws, dep.id, state="active", smoke_passed=True, smoke_detail=result.to_dict())
-    if previous and previous.id != dep.id:
-        if previous.pid:
-            stop_server(previous.pid)
-        _update(ws, previous.id, state="replaced", message=f"replaced by {dep.id}")
+    _update(ws, dep.id, smoke_passed=True, smoke_detail=result.to_dict())
+    return result
+
+
+def activate(ws: Workspace, deployment_id: str, reason: str) -> DeploymentInfo:
+    """Make a checked deployment the active one: 100 % of the endpoint's traffic to its slot
+    (when nginx is there), then stop the deployment(s) it replaces."""
+    dep = get_deployment(ws, deployment_id)
+    previous = [d for d in live_deployments(ws, dep.endpoint) if d.id != dep.id and d.state == "active"]
+    info = _update(ws, dep.id, state="active")
+    host = dep.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]") if dep.url else "127.0.0.1"
+    try:
+        routed = route_all_to(ws, dep.endpoint, dep.slot or "blue", host, reason)
+    except Exception:
+        _update(ws, dep.id, state=dep.state)
+        raise
+    info.endpoint_url = routed.url if routed else None
+    for old in previous:
+        runtime.stop(old)
+        _update(ws, old.id, state="replaced", message=f"replaced by {dep.id}")
     return info
+
+
+def run_smoke_test(
+    ws: Workspace, deployment_id: str, payload: dict | None, timeout_s: float
+) -> DeploymentInfo:
+    """Smoke-test a started deployment; on success make it active and stop the one it replaces.
+
+    On failure the new deployment is stopped and marked failed; the previous one keeps serving.
+    """
+    check_deployment(ws, deployment_id, payload, timeout_s)
+    return activate(ws, deployment_id, reason=f"replace: deployment {deployment_id} passed its smoke test")
+
+
+def live_deployments(ws: Workspace, endpoint: str) -> list[DeploymentInfo]:
+    """The endpoint's healthy and active deployments, newest first."""
+    with ws.store.session() as s:
+        rows = s.scalars(
+            select(DeploymentRow)
+            .where(DeploymentRow.endpoint == endpoint, DeploymentRow.state.in_(LIVE_STATES))
+            .order_by(DeploymentRow.created_at.desc())
+        )
+        return [_info(r) for r in rows]
 
 
 def get_deployment(ws: Workspace, deployment_id: str) -> DeploymentInfo:
@@ -217,7 +246,7 @@ def get_deployment(ws: Workspace, deployment_id: str) -> DeploymentInfo:
 
 
 def active_deployment(ws: Workspace, endpoint: str) -> DeploymentInfo | None:
-    """The endpoint's active deployment, if its process is still alive."""
+    """The endpoint's active deployment, if its server is still running."""
     with ws.store.session() as s:
         row = s.scalars(
             select(DeploymentRow)
@@ -226,27 +255,35 @@ def active_deployment(ws: Workspace, endpoint: str) -> DeploymentInfo | None:
             .limit(1)
         ).first()
         info = _info(row) if row else None
-    if info and not (info.pid and process_alive(info.pid)):
-        _update(ws, info.id, state="failed", message="process is no longer running")
+    if info and not runtime.alive(info):
+        _update(ws, info.id, state="failed", message="its server is no longer running")
         return None
     return info
 
 
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
-    """One entry per endpoint name with its active deployment (if any) and live state."""
+    """One entry per endpoint name: its URL (the router's when it has one), active deployment,
+    live slots and traffic weights."""
+    from shipyard.deploy.traffic import get_endpoint
+
     with ws.store.session() as s:
         names = sorted(set(s.scalars(select(DeploymentRow.endpoint))))
     out = []
     for name in names:
         dep = active_deployment(ws, name)
+        routed = get_endpoint(ws, name)
         out.append(
             {
                 "endpoint": name,
-                "url": dep.url if dep else None,
+                "url": routed.url if routed and routed.traffic else (dep.url if dep else None),
                 "state": "serving" if dep else "down",
                 "model": f"{dep.model_name}:{dep.model_version}" if dep else None,
                 "deployment_id": dep.id if dep else None,
                 "pid": dep.pid if dep else None,
+                "deployment_url": dep.url if dep else None,
+                "slots": {k: v.deployment_id for k, v in routed.slots.items()} if routed else {},
+                "traffic": routed.traffic if routed else {},
+                "mirror": routed.mirror if routed else {},
             }
         )
     return out
@@ -260,13 +297,13 @@ def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
         if not rows:
             names = sorted(set(s.scalars(select(DeploymentRow.endpoint))))
             raise NotFoundError(f"no endpoint {endpoint!r}; endpoints: {', '.join(names) or 'none'}")
-        live = [(r.id, r.pid) for r in rows if r.state in (*LIVE_STATES, "starting")]
-    for dep_id, pid in live:
-        if pid:
-            stop_server(pid)
-        _update(ws, dep_id, state="deleted", message="endpoint deleted")
+        live = [_info(r) for r in rows if r.state in (*LIVE_STATES, "starting")]
+    for dep in live:
+        runtime.stop(dep)
+        _update(ws, dep.id, state="deleted", message="endpoint deleted")
     delete_keys(ws, endpoint)
-    return [dep_id for dep_id, _ in live]
+    remove_endpoint(ws, endpoint)
+    return [dep.id for dep in live]
 
 
 def deployment_is_serving(ws: Workspace, deployment_id: str) -> bool:

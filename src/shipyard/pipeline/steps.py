@@ -322,6 +322,7 @@ class DeployStep(Step):
             "deployment_id": dep.id,
             "endpoint": dep.endpoint,
             "url": dep.url,
+            "slot": dep.slot,
             "pid": dep.pid,
             "port": dep.port,
         }
@@ -344,7 +345,9 @@ class SmokeTestStep(Step):
         dep = run_smoke_test(ctx.ws, ctx.outputs["deploy"]["deployment_id"], payload, d.smoke_test.timeout_s)
         return {
             "deployment_id": dep.id,
-            "url": dep.url,
+            "url": dep.endpoint_url or dep.url,  # the endpoint's stable URL (nginx) when it has one
+            "deployment_url": dep.url,
+            "slot": dep.slot,
             **dep.smoke_detail,
             "passed": True,
             "payload": payload,

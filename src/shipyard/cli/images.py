@@ -1,0 +1,54 @@
+"""`shipyard images list|show`: the scoring images built from bundles (`shipyard package --image`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+
+app = typer.Typer(help="Scoring images built from bundles.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_cmd(
+    model: Annotated[str | None, typer.Option("--model", help="Only this registered model.")] = None,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Images recorded in the workspace, newest first."""
+    from shipyard.images import list_images
+
+    _, ws = context(project, workspace)
+    rows = [info.to_dict() for info in list_images(ws, model)]
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            [_row_from(r) for r in d],
+            ["id", "tag", "model", "size_mb", "builder", "build_seconds", "created_at"],
+            empty="no images yet: shipyard package MODEL --image",
+        ),
+    )
+
+
+def _row_from(d: dict) -> dict:
+    return {**d, "id": d["id"][:12], "model": f"{d['model_name']} v{d['model_version']}",
+            "size_mb": round(d["size_bytes"] / 1e6, 1) if d.get("size_bytes") else None}  # fmt: skip
+
+
+@app.command("show")
+def show_cmd(
+    image: Annotated[str, typer.Argument(help="Image id (or its first characters) or tag.")],
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """One image: tag, digest, size, builder, bundle, base, push destination."""
+    from shipyard.images import get_image
+
+    _, ws = context(project, workspace)
+    info = get_image(ws, image).to_dict()
+    emit(info, output, lambda d: console.print("\n".join(f"{k}: {v}" for k, v in d.items() if v is not None)))

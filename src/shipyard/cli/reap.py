@@ -1,0 +1,46 @@
+"""`shipyard reap [--dry-run]`: delete deployments and endpoints whose ttl has passed.
+
+Meant for a cron entry (or the Kubernetes CronJob) as much as for a person: it prints what it
+deleted and why, and says so when there was nothing to do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit
+
+
+def reap_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be deleted; change nothing.")
+    ] = False,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Delete expired deployments and endpoints (deployment.ttl): stop them, forget endpoint keys."""
+    from shipyard.deploy.reaper import reap
+
+    _, ws = context(project, workspace, required=False)
+    results = reap(ws, dry_run=dry_run)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            console.print("nothing has expired: nothing to delete")
+            return
+        for r in rows:
+            ident = r["id"][:12] if r["kind"] == "deployment" else r["id"]
+            actions = f" ({', '.join(r['actions'])})" if r["actions"] else ""
+            console.print(
+                f"{r['status']}: {r['kind']} {ident} of endpoint {r['endpoint']}: {r['reason']}{actions}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+
+    emit(results, output, render)
+    if any(r["status"] == "failed" for r in results):
+        raise typer.Exit(1)

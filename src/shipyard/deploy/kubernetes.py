@@ -1,0 +1,107 @@
+"""`shipyard deploy --target kubernetes`: render the endpoint's manifests, and with a kubeconfig
+apply them and wait for the rollout.
+
+Rendering needs no cluster and builds nothing: the Deployment refers to the bundle's image by its
+tag (`shipyard/<model>:<version>-<bundlehash12>`, under `image.registry` when one is set), which
+`shipyard package MODEL --image --push` builds and pushes. The endpoint's keys are created here
+like for a local deployment (shown once) and go into the Secret as hashes only. Applying records
+a deployment row with target `kubernetes`, so `endpoints list` and the history show it; the
+cluster, not Shipyard, runs it (and reaps it at its ttl with the rendered CronJob).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from shipyard.config.models import DeploymentConfig
+from shipyard.config.targets import ttl_seconds
+from shipyard.deploy.keys import ensure_keys, keys_file
+from shipyard.packaging.bundle import Bundle
+from shipyard.store import utcnow
+from shipyard.store.models import DeploymentRow
+from shipyard.workspace import Workspace
+
+
+def image_reference(bundle: Bundle, config: DeploymentConfig) -> str:
+    """The image the Deployment runs: the bundle's tag, under the registry when one is set."""
+    from shipyard.images import image_tag
+
+    tag = image_tag(bundle.model_name, bundle.model_version, bundle.content_hash)
+    registry = config.image.registry
+    return f"{registry.rstrip('/')}/{tag.split('/', 1)[1]}" if registry else tag
+
+
+def deploy_kubernetes(
+    ws: Workspace,
+    bundle: Bundle,
+    config: DeploymentConfig,
+    *,
+    out_dir: Path | None = None,
+    apply: bool = False,
+    kubeconfig: Path | None = None,
+    slot: str = "blue",
+    timeout_s: float = 300,
+) -> dict[str, Any]:
+    """Render (into `out_dir`, default under the workspace) and, with `apply`, apply and wait.
+    Returns what was done; `new_keys` only when this call created the endpoint's keys."""
+    from shipyard.kube.render import load_manifests, render
+
+    auth = config.serving.auth is not False  # on by default for deployments
+    created = ensure_keys(ws, config.name) if auth else None
+    hashes = json.loads(keys_file(ws, config.name).read_text()) if auth else {}
+    now = utcnow()
+    expires = now + timedelta(seconds=ttl_seconds(config.ttl)) if config.ttl else None
+    out_dir = out_dir or ws.subdir("kubernetes", config.name)
+    image = image_reference(bundle, config)
+    files = render(
+        config.name, slot, bundle.model_name, bundle.model_version, image, config, out_dir,
+        keys=hashes, expires_at=expires,
+        # An HTTPRoute (Gateway API) only when there is a Gateway to attach it to.
+        traffic={slot: 100} if config.kubernetes.gateway else None,
+    )  # fmt: skip
+    result: dict[str, Any] = {
+        "endpoint": config.name,
+        "slot": slot,
+        "model": f"{bundle.model_name}:{bundle.model_version}",
+        "image": image,
+        "namespace": config.kubernetes.namespace,
+        "rendered": str(out_dir),
+        "files": [p.name for p in files],
+        "applied": False,
+        "expires_at": expires.isoformat(timespec="seconds") if expires else None,
+    }
+    if apply:
+        from shipyard.kube.apply import Cluster
+        from shipyard.kube.apply import apply as apply_objects
+
+        cluster = Cluster(kubeconfig=kubeconfig, context=config.kubernetes.context)
+        statuses = apply_objects(load_manifests(out_dir), cluster, wait=True, timeout_s=timeout_s)
+        result.update(applied=True, rollout=[s.summary() for s in statuses])
+        _record(ws, bundle, config, slot, expires)
+    if created:
+        result["new_keys"] = created
+    return result
+
+
+def _record(ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str, expires: Any) -> None:
+    now = utcnow()
+    with ws.store.session() as s:
+        for row in s.query(DeploymentRow).filter(
+            DeploymentRow.endpoint == config.name,
+            DeploymentRow.target == "kubernetes",
+            DeploymentRow.slot == slot,
+            DeploymentRow.state == "active",
+        ):
+            row.state, row.updated_at = "replaced", now
+        s.add(
+            DeploymentRow(
+                id=uuid.uuid4().hex, endpoint=config.name, target="kubernetes",
+                model_name=bundle.model_name, model_version=bundle.model_version, bundle_id=bundle.id,
+                state="active", smoke_detail={}, created_at=now, updated_at=now, slot=slot,
+                expires_at=expires, message=f"applied to namespace {config.kubernetes.namespace}",
+            )
+        )  # fmt: skip

@@ -1,0 +1,163 @@
+"""The TTL reaper with real server processes: expired deployments and endpoints are stopped and
+marked deleted, a dry run changes nothing, a second reap finds nothing, unexpired ones keep serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from bundles import make_bundle
+from tools import require_tool
+from typer.testing import CliRunner
+
+from shipyard.cli.reap import reap_command
+from shipyard.config.models import DeploymentConfig, WorkspaceSettings
+from shipyard.deploy.endpoints import delete_endpoint, get_deployment, start_deployment
+from shipyard.deploy.keys import keys_file
+from shipyard.deploy.reaper import reap
+from shipyard.packaging.bundle import Bundle
+from shipyard.store import utcnow
+from shipyard.store.models import DeploymentRow, EndpointRow
+from shipyard.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+
+
+def _refuses(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    workspace = Workspace.get_or_create(WorkspaceSettings(root=str(tmp_path / "ws")))
+    yield workspace
+    with workspace.store.session() as s:
+        names = sorted({r.endpoint for r in s.query(DeploymentRow)})
+    for name in names:  # whatever a failing test left running
+        delete_endpoint(workspace, name)
+    workspace.store.dispose()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Bundle:
+    path, _ = make_bundle(tmp_path / "bundle")
+    manifest = json.loads((path / "manifest.json").read_text())
+    return Bundle("b" * 32, "diabetes-ridge", "3", str(path), "c" * 64, manifest)
+
+
+def _expire(ws: Workspace, *, deployment: str | None = None, endpoint: str | None = None) -> None:
+    past = utcnow() - timedelta(seconds=5)
+    with ws.store.session() as s:
+        if deployment:
+            s.get(DeploymentRow, deployment).expires_at = past
+        if endpoint:
+            now = utcnow()
+            s.add(
+                EndpointRow(
+                    name=endpoint, traffic={}, mirror={}, expires_at=past, created_at=now, updated_at=now
+                )
+            )
+
+
+def test_reap_stops_expired_deployment_keeps_others(ws: Workspace, bundle: Bundle) -> None:
+    doomed = start_deployment(ws, bundle, DeploymentConfig(name="scratch", ttl="1s"))
+    keeper = start_deployment(ws, bundle, DeploymentConfig(name="keeper", ttl="24h"))
+    assert not _refuses(doomed.port) and not _refuses(keeper.port)
+    _expire(ws, deployment=doomed.id)
+    with ws.store.session() as s:  # the keeper expires tomorrow
+        s.get(DeploymentRow, keeper.id).expires_at = utcnow() + timedelta(hours=24)
+
+    planned = reap(ws, dry_run=True)
+    assert [(r["kind"], r["id"], r["status"]) for r in planned] == [("deployment", doomed.id, "would delete")]
+    assert not _refuses(doomed.port) and get_deployment(ws, doomed.id).state == "healthy"
+
+    reaped = reap(ws)
+    assert [(r["id"], r["status"], r["endpoint"]) for r in reaped] == [(doomed.id, "deleted", "scratch")]
+    assert "ttl expired" in reaped[0]["reason"]
+    assert reaped[0]["actions"] == [f"stopped process {doomed.pid}", "marked deleted"]
+    assert _refuses(doomed.port)
+    dep = get_deployment(ws, doomed.id)
+    assert dep.state == "deleted" and dep.message.startswith("reaped: ttl expired")
+    assert not _refuses(keeper.port) and get_deployment(ws, keeper.id).state == "healthy"
+
+    assert reap(ws) == []  # idempotent
+
+
+def test_expired_endpoint_deletes_its_deployments_and_keys(ws: Workspace, bundle: Bundle) -> None:
+    dep = start_deployment(ws, bundle, DeploymentConfig(name="preview"))
+    assert keys_file(ws, "preview").is_file()
+    _expire(ws, endpoint="preview")
+
+    reaped = reap(ws)
+    assert [(r["kind"], r["id"], r["status"]) for r in reaped] == [
+        ("endpoint", "preview", "deleted"),
+        ("deployment", dep.id, "deleted"),
+    ]
+    assert "forgot keys" in reaped[0]["actions"]
+    assert reaped[0]["actions"][-1].startswith("removed endpoint record")
+    assert _refuses(dep.port)
+    assert get_deployment(ws, dep.id).state == "deleted"
+    assert not keys_file(ws, "preview").exists()
+    with ws.store.session() as s:
+        assert s.get(EndpointRow, "preview") is None
+    assert reap(ws) == []
+
+
+def test_expired_container_deployment_is_removed(ws: Workspace) -> None:
+    """The reaper removes a container deployment's container through the container target."""
+    podman = require_tool("podman", "podman")
+    images = subprocess.run(
+        [podman, "images", "-q"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if not images:
+        pytest.skip("no container image in the local store to create a container from")
+    name = f"shipyard-reaptest-{uuid.uuid4().hex[:8]}"
+    subprocess.run([podman, "create", "--name", name, images[0]], capture_output=True, check=True)
+    exists = lambda: subprocess.run([podman, "container", "exists", name]).returncode == 0  # noqa: E731
+    try:
+        assert exists()
+        now = utcnow()
+        with ws.store.session() as s:
+            s.add(
+                DeploymentRow(
+                    id="d" * 32, endpoint="boxed", target="container", model_name="m", model_version="1",
+                    bundle_id="b" * 32, state="active", smoke_detail={}, container_id=name,
+                    expires_at=now - timedelta(seconds=1), created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        reaped = reap(ws)
+        assert [(r["id"], r["status"], r["target"]) for r in reaped] == [("d" * 32, "deleted", "container")]
+        assert reaped[0]["actions"] == [f"removed container {name}", "marked deleted"]
+        assert not exists()
+        assert get_deployment(ws, "d" * 32).state == "deleted"
+    finally:
+        subprocess.run([podman, "rm", "--force", name], capture_output=True)
+
+
+def test_reap_command_reports_dry_run_and_nothing_to_do(ws: Workspace, bundle: Bundle) -> None:
+    dep = start_deployment(ws, bundle, DeploymentConfig(name="cli", ttl="1s"))
+    _expire(ws, deployment=dep.id)
+    app = typer.Typer()
+    app.command()(reap_command)
+    runner = CliRunner()
+    base = ["--workspace", str(ws.root)]
+    dry = runner.invoke(app, [*base, "--dry-run", "--output", "json"])
+    assert dry.exit_code == 0, dry.output
+    assert [r["status"] for r in json.loads(dry.stdout)] == ["would delete"]
+    assert not _refuses(dep.port)
+    done = runner.invoke(app, base)
+    assert done.exit_code == 0
+    assert f"deleted: deployment {dep.id[:12]} of endpoint cli: ttl expired" in done.stdout
+    assert _refuses(dep.port)
+    again = runner.invoke(app, base)
+    assert again.exit_code == 0 and "nothing has expired" in again.stdout
