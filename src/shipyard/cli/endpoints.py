@@ -75,6 +75,9 @@ def package_command(
 
 class Strategy(StrEnum):
     replace = "replace"
+    # One replica locally: a rolling update is surge one (the new server beside the old), then
+    # remove the old, which is what replace does. On Kubernetes it is the Deployment's own.
+    rolling = "rolling"
     blue_green = "blue-green"
 
 
@@ -98,7 +101,10 @@ def deploy_command(
     model: ModelArg = None,
     strategy: Annotated[
         Strategy,
-        typer.Option(help="replace: switch at once after the smoke test; blue-green: shift in steps."),
+        typer.Option(
+            help="replace (= rolling with one replica): new beside old, smoke test, switch, stop old; "
+            "blue-green: shift traffic in steps, roll back on errors."
+        ),
     ] = Strategy.replace,
     slot: Annotated[
         str | None, typer.Option(help="Slot of the new deployment (default: blue/green in turn).")
