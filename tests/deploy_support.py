@@ -51,3 +51,14 @@ def ensure_base_image() -> str:
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return BASE
+
+
+def port_refuses(port: int) -> bool:
+    """Nothing accepts connections on 127.0.0.1:port (the server there is gone)."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True

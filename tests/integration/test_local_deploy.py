@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from bundles import SCORE_PY, SEED, make_bundle
+from deploy_support import port_refuses
 
 from shipyard.deploy.local import LocalProcess, process_alive, start_server, stop_server, wait_healthy
 from shipyard.deploy.smoke import smoke_test
@@ -51,14 +51,6 @@ def launch(tmp_path: Path) -> Iterator:
         stop_server(proc.pid)
 
 
-def _refuses(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return False
-    except OSError:
-        return True
-
-
 def test_deploy_smoke_and_stop(tmp_path: Path, launch) -> None:
     bundle, model = make_bundle(tmp_path / "bundle")
     proc = launch(bundle, "dep-ok")
@@ -82,7 +74,7 @@ def test_deploy_smoke_and_stop(tmp_path: Path, launch) -> None:
 
     stop_server(proc.pid)
     assert not process_alive(proc.pid)
-    assert _refuses(proc.port)
+    assert port_refuses(proc.port)
     stop_server(proc.pid)  # already gone: no error
 
 

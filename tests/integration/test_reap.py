@@ -4,7 +4,6 @@ marked deleted, a dry run changes nothing, a second reap finds nothing, unexpire
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import uuid
 from datetime import timedelta
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 from bundles import make_bundle
+from deploy_support import port_refuses
 from tools import require_tool
 from typer.testing import CliRunner
 
@@ -27,14 +27,6 @@ from shipyard.store.models import DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration
-
-
-def _refuses(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return False
-    except OSError:
-        return True
 
 
 @pytest.fixture
@@ -72,23 +64,23 @@ def _expire(ws: Workspace, *, deployment: str | None = None, endpoint: str | Non
 def test_reap_stops_expired_deployment_keeps_others(ws: Workspace, bundle: Bundle) -> None:
     doomed = start_deployment(ws, bundle, DeploymentConfig(name="scratch", ttl="1s"))
     keeper = start_deployment(ws, bundle, DeploymentConfig(name="keeper", ttl="24h"))
-    assert not _refuses(doomed.port) and not _refuses(keeper.port)
+    assert not port_refuses(doomed.port) and not port_refuses(keeper.port)
     _expire(ws, deployment=doomed.id)
     with ws.store.session() as s:  # the keeper expires tomorrow
         s.get(DeploymentRow, keeper.id).expires_at = utcnow() + timedelta(hours=24)
 
     planned = reap(ws, dry_run=True)
     assert [(r["kind"], r["id"], r["status"]) for r in planned] == [("deployment", doomed.id, "would delete")]
-    assert not _refuses(doomed.port) and get_deployment(ws, doomed.id).state == "healthy"
+    assert not port_refuses(doomed.port) and get_deployment(ws, doomed.id).state == "healthy"
 
     reaped = reap(ws)
     assert [(r["id"], r["status"], r["endpoint"]) for r in reaped] == [(doomed.id, "deleted", "scratch")]
     assert "ttl expired" in reaped[0]["reason"]
     assert reaped[0]["actions"] == [f"stopped process {doomed.pid}", "marked deleted"]
-    assert _refuses(doomed.port)
+    assert port_refuses(doomed.port)
     dep = get_deployment(ws, doomed.id)
     assert dep.state == "deleted" and dep.message.startswith("reaped: ttl expired")
-    assert not _refuses(keeper.port) and get_deployment(ws, keeper.id).state == "healthy"
+    assert not port_refuses(keeper.port) and get_deployment(ws, keeper.id).state == "healthy"
 
     assert reap(ws) == []  # idempotent
 
@@ -105,7 +97,7 @@ def test_expired_endpoint_deletes_its_deployments_and_keys(ws: Workspace, bundle
     ]
     assert "forgot keys" in reaped[0]["actions"]
     assert reaped[0]["actions"][-1].startswith("removed endpoint record")
-    assert _refuses(dep.port)
+    assert port_refuses(dep.port)
     assert get_deployment(ws, dep.id).state == "deleted"
     assert not keys_file(ws, "preview").exists()
     with ws.store.session() as s:
@@ -154,10 +146,10 @@ def test_reap_command_reports_dry_run_and_nothing_to_do(ws: Workspace, bundle: B
     dry = runner.invoke(app, [*base, "--dry-run", "--output", "json"])
     assert dry.exit_code == 0, dry.output
     assert [r["status"] for r in json.loads(dry.stdout)] == ["would delete"]
-    assert not _refuses(dep.port)
+    assert not port_refuses(dep.port)
     done = runner.invoke(app, base)
     assert done.exit_code == 0
     assert f"deleted: deployment {dep.id[:12]} of endpoint cli: ttl expired" in done.stdout
-    assert _refuses(dep.port)
+    assert port_refuses(dep.port)
     again = runner.invoke(app, base)
     assert again.exit_code == 0 and "nothing has expired" in again.stdout

@@ -91,6 +91,10 @@ def _route_block(route: Route, generation: int) -> list[str]:
             f"    upstream {upstream_name(name, slot)} {{",
             f"        server {address} max_fails=0;",
             "        keepalive 16;",
+            # Idle connections to the server are dropped before uvicorn's own 5 s keep-alive
+            # timeout closes them: a request nginx sent on a connection the server was closing
+            # would fail, and nginx does not retry a POST.
+            "        keepalive_timeout 2s;",
             "    }",
         ]
     weighted = [(upstream_name(name, s), p) for s, p in sorted(route.weights.items()) if p > 0]
