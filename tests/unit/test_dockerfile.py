@@ -120,6 +120,7 @@ def test_secret_references(tmp_path, monkeypatch) -> None:
     assert resolve_secret("env:SHIPYARD_TEST_TOKEN", "image.registry_password") == "s3cret"
     token = tmp_path / "token"
     token.write_text("from-file\n")
+    token.chmod(0o600)
     assert resolve_secret(f"file:{token}", "x") == "from-file"
     assert resolve_secret(None, "x") is None
     monkeypatch.delenv("SHIPYARD_TEST_TOKEN")

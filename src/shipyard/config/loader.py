@@ -57,6 +57,8 @@ def format_validation_error(path: Path, exc: ValidationError, prefix: str = "") 
             msg = "unknown field (check the spelling; see docs/configuration.md)"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "secret_reference" or "secrets" in parts:
+            pass  # never echo what was written where a secret reference belongs
         else:
             shown = repr(given)
             msg = f"{msg} (got {shown[:60]})"

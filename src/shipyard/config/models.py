@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shipyard.config.base import Strict as _Strict
 from shipyard.config.targets import TargetConfig
+from shipyard.secrets.refs import SecretReference
 
 
 class WorkspaceSettings(_Strict):
@@ -55,6 +56,9 @@ class TrainConfig(_Strict):
         None, description="Environment spec (requirements.txt) for the cache key."
     )
     timeout_s: float = Field(3600, gt=0, description="Kill the script after this many seconds.")
+    secrets: list[str] = Field(
+        default_factory=list, description="Names from the secrets: section given to the script as env vars."
+    )
 
 
 class GateConfig(_Strict):
@@ -179,6 +183,10 @@ class ProjectConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     registry: RegistryConfig
     deployment: DeploymentConfig | None = None
+    secrets: dict[str, SecretReference] = Field(
+        default_factory=dict,
+        description="NAME: env:VAR | keyring:service/name | file:PATH (docs/secrets.md).",
+    )
 
     # Set by the loader, not by the user.
     project_dir: Path = Field(default=Path("."), exclude=True)
@@ -197,6 +205,17 @@ class ProjectConfig(_Strict):
     def _default_inputs(self) -> ProjectConfig:
         if not self.train.inputs and self.data_check is not None:
             self.train.inputs = {"data": self.data_check.path}
+        return self
+
+    @model_validator(mode="after")
+    def _step_secrets_are_defined(self) -> ProjectConfig:
+        unknown = [n for n in self.train.secrets if n not in self.secrets]
+        if unknown:
+            defined = ", ".join(self.secrets) or "none"
+            raise ValueError(
+                f"train.secrets names {', '.join(unknown)}, not defined in the secrets: section "
+                f"(defined: {defined})"
+            )
         return self
 
     @property

@@ -12,9 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from shipyard.config.base import Strict
+from shipyard.secrets.refs import SecretReference
 
-# A secret is referenced, never written: env:NAME, keyring:service/name or file:PATH.
-SECRET_REF = r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/\S+|file:\S+)$"
 _TTL = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -35,10 +34,8 @@ class ImageConfig(Strict):
         "auto", description="Image builder; auto picks the first installed of podman, docker, buildah."
     )
     registry: str | None = Field(None, description="Push target, e.g. registry.example.com/team.")
-    registry_username: str | None = Field(None, pattern=SECRET_REF, description="Reference to the user name.")
-    registry_password: str | None = Field(
-        None, pattern=SECRET_REF, description="Reference to the password/token."
-    )
+    registry_username: SecretReference | None = Field(None, description="Reference to the user name.")
+    registry_password: SecretReference | None = Field(None, description="Reference to the password/token.")
 
 
 class ResourcesConfig(Strict):

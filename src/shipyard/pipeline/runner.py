@@ -79,6 +79,7 @@ def run_pipeline(
     if from_step is not None and from_step not in names:
         raise UsageError(f"--from {from_step!r}: this pipeline's steps are {', '.join(names)}")
     merged = {**config.train.parameters, **(params or {})}
+    _check_secrets(config)
     run_id = records.create_pipeline_run(ws, config.name, merged, names)
     ctx = StepContext(ws=ws, config=config, pipeline_run_id=run_id, params=merged)
     result = PipelineResult(pipeline_run_id=run_id, status="running")
@@ -113,6 +114,15 @@ def run_pipeline(
     result.new_keys = ctx.secrets.get("endpoint_keys")
     _finish(ws, ctx, result, reporter)
     return result
+
+
+def _check_secrets(config: ProjectConfig) -> None:
+    """Every secret a step asks for resolves, before anything runs (ConfigError naming what is
+    missing, never the value). The values are read again by the step and dropped here."""
+    if config.train.secrets:
+        from shipyard.secrets import Secrets
+
+        Secrets(config.secrets, root=config.project_dir).env_for_step(config.train.secrets)
 
 
 def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult, reporter: Reporter) -> None:

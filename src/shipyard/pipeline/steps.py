@@ -70,12 +70,15 @@ class TrainStep(Step):
                 "inputs": ctx.hash_files(list(t.inputs.values())),
                 "environment": ctx.environment_key(t.environment),
                 "experiment": ctx.config.experiment_name,
+                # Names only (a hash of a weak value could be brute-forced); absent when none.
+                **({"secrets": sorted(t.secrets)} if t.secrets else {}),
             },
         )
 
-    def _environment(self, ctx: StepContext, run_id: str) -> dict[str, str]:
+    def _environment(self, ctx: StepContext, run_id: str, secret_env: dict[str, str]) -> dict[str, str]:
         t = ctx.config.train
         env = dict(os.environ)
+        env.update(secret_env)  # values in this process's memory and the child's env only
         env.update(ctx.ws.environment())
         env.update(
             {
@@ -93,6 +96,7 @@ class TrainStep(Step):
         from mlflow.entities import Param
 
         from shipyard.deploy.local import log_tail
+        from shipyard.secrets import Secrets
 
         t = ctx.config.train
         script = ctx.config.path(t.script)
@@ -113,13 +117,15 @@ class TrainStep(Step):
         run_id = run.info.run_id
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items())])
         log_path = ctx.log_dir() / "train.log"
+        secrets = Secrets(ctx.config.secrets, root=ctx.config.project_dir)
+        secret_env = secrets.env_for_step(t.secrets)
         status = "FAILED"
         try:
             with open(log_path, "wb") as log:
                 proc = subprocess.run(
                     [sys.executable, str(script)],
                     cwd=ctx.config.project_dir,
-                    env=self._environment(ctx, run_id),
+                    env=self._environment(ctx, run_id, secret_env),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -138,6 +144,8 @@ class TrainStep(Step):
             raise
         finally:
             client.set_terminated(run_id, status)
+            if secret_env:  # what the script printed of them is masked before anyone reads the log
+                secrets.redactor().redact_file(log_path)
         data = client.get_run(run_id).data
         artifact = data.tags.get("shipyard.model_artifact")
         if not artifact:

@@ -1,0 +1,66 @@
+"""Secrets through the pipeline for real: a secret referenced in shipyard.yaml reaches the training
+script's environment, the script prints it, and afterwards the value is nowhere in the workspace
+(database, artifacts, logs) nor in the command's output; a plain value in the config is refused
+without being echoed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipyard.secrets import scan_for_values
+
+pytestmark = pytest.mark.integration
+
+SECRET = "s3cr3t-Token-4f9a1c"
+
+
+def _project(copy_project, root: Path, secrets: dict) -> Path:
+    project = copy_project(root / "project", deployment=False)
+    cfg = project / "shipyard.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["secrets"] = secrets
+    data["train"]["secrets"] = ["API_TOKEN"]
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    train = project / "train.py"
+    # The script uses the secret (fails without it) and prints it, as careless scripts do.
+    train.write_text(
+        "import os\n"
+        f"assert os.environ['API_TOKEN'] == {SECRET!r}, 'secret not injected'\n"
+        "print('token is', os.environ['API_TOKEN'])\n" + train.read_text()
+    )
+    return project
+
+
+def test_a_secret_reaches_the_script_and_is_stored_nowhere(tmp_path, copy_project, shipyard_proc):
+    project = _project(copy_project, tmp_path, {"API_TOKEN": "env:SHIPYARD_TEST_API_TOKEN"})
+    ws = project / ".shipyard"
+    res = shipyard_proc(
+        "run", "--workspace", ws, "--output", "json", cwd=project, env={"SHIPYARD_TEST_API_TOKEN": SECRET}
+    )
+    assert res.code == 0, res.err[-2000:]
+    assert SECRET not in res.out and SECRET not in res.err
+    logs = list(ws.rglob("train.log"))
+    assert logs and "token is ***" in logs[0].read_text()  # the script printed it: masked
+    # Every file of the workspace (SQLite store, MLflow artifacts, logs), scanned in a child
+    # process (the store is a SQLite file: never opened in this process).
+    assert scan_for_values(ws, [SECRET], isolated=True) == []
+    assert SECRET not in (project / "shipyard.yaml").read_text()
+
+
+def test_a_missing_secret_fails_before_training_naming_the_variable(tmp_path, copy_project, shipyard_proc):
+    project = _project(copy_project, tmp_path, {"API_TOKEN": "env:SHIPYARD_TEST_UNSET_TOKEN"})
+    res = shipyard_proc("run", "--workspace", project / ".shipyard", cwd=project)
+    assert res.code != 0
+    assert "SHIPYARD_TEST_UNSET_TOKEN" in res.err and "Traceback" not in res.err
+
+
+def test_a_plain_value_in_the_secrets_section_is_refused_without_echoing_it(
+    tmp_path, copy_project, shipyard_proc
+):
+    project = _project(copy_project, tmp_path, {"API_TOKEN": SECRET})
+    res = shipyard_proc("run", "--workspace", project / ".shipyard", cwd=project)
+    assert res.code == 2, res.err
+    assert "secrets.API_TOKEN" in res.err and SECRET not in res.err and "Traceback" not in res.err
