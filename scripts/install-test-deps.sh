@@ -10,6 +10,7 @@ need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 
 need git git   # the registry tags versions with the project's git commit
 need podman podman            # images and the container target
+need buildah buildah          # the buildah image builder
 need runc runc                # podman's runtime here (see below)
 need debootstrap debootstrap  # the local base image (scripts/build-base-image.sh)
 need nginx nginx              # the local endpoint router (traffic split, blue/green)

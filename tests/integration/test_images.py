@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from bundles import make_bundle
 from deploy_support import ensure_base_image
+from tools import require_tool
 from sklearn.linear_model import Ridge
 
 from shipyard.config.models import WorkspaceSettings
@@ -123,3 +124,18 @@ def test_named_builder_that_is_missing_names_its_package(monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ShipyardError, match="install the Debian package 'buildah'"):
         get_builder("buildah")
+
+
+def test_buildah_builds_an_image_that_podman_runs(built) -> None:
+    """The buildah builder: same Dockerfile and context, an image in the store podman runs from."""
+    require_tool("buildah", "buildah")
+    ws, bundle, _model, podman_info, _root = built
+    info = build_image(ws, bundle, ImageConfig(base=BASE, builder="buildah"))
+    assert info.builder == "buildah" and info.tag == podman_info.tag  # the same bundle, the same tag
+    labels = _inspect(info.tag)["Config"]["Labels"]
+    assert labels["ai.shipyard.model.version"] == "3"
+    out = subprocess.run(
+        ["podman", "run", "--rm", "--network", "none", info.tag, "python", "-c", "import shipyard.serving"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
