@@ -53,12 +53,28 @@ class TrainConfig(_Strict):
         default_factory=list, description="Extra code files that belong to the cache key."
     )
     environment: str | None = Field(
-        None, description="Environment spec (requirements.txt) for the cache key."
+        None,
+        description="Environment spec (requirements.txt or conda .yml): in the cache key; "
+        "the venv target builds its environment from it.",
     )
     timeout_s: float = Field(3600, gt=0, description="Kill the script after this many seconds.")
     secrets: list[str] = Field(
         default_factory=list, description="Names from the secrets: section given to the script as env vars."
     )
+    compute: Literal["local", "venv"] = Field(
+        "local",
+        description="Where the script runs: local (this Python) or venv (an isolated environment "
+        "built from `environment`, cached by its content hash).",
+    )
+
+    @model_validator(mode="after")
+    def _venv_needs_a_spec(self) -> TrainConfig:
+        if self.compute == "venv" and not self.environment:
+            raise ValueError(
+                "train.compute: venv builds the environment from train.environment: "
+                "set it to a requirements.txt or an Azure ML conda_dependencies.yml"
+            )
+        return self
 
 
 class GateConfig(_Strict):

@@ -6,11 +6,10 @@ still usable (a deployment still serving). Heavy imports stay inside `run`.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from pathlib import Path
 from typing import Any
 
+from shipyard.compute.base import StepJob
 from shipyard.errors import DataCheckFailed, StepFailed
 from shipyard.pipeline.context import StepContext
 
@@ -72,30 +71,41 @@ class TrainStep(Step):
                 "experiment": ctx.config.experiment_name,
                 # Names only (a hash of a weak value could be brute-forced); absent when none.
                 **({"secrets": sorted(t.secrets)} if t.secrets else {}),
+                # Where it ran, when not here (keys of local runs stay as they were).
+                **({"compute": t.compute} if t.compute != "local" else {}),
             },
         )
 
-    def _environment(self, ctx: StepContext, run_id: str, secret_env: dict[str, str]) -> dict[str, str]:
+    def _job(self, ctx: StepContext, run_id: str, log_path: Path, secret_env: dict[str, str]) -> StepJob:
         t = ctx.config.train
-        env = dict(os.environ)
-        env.update(secret_env)  # values in this process's memory and the child's env only
-        env.update(ctx.ws.environment())
-        env.update(
-            {
-                "SHIPYARD_RUN_ID": run_id,
-                "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
-                "SHIPYARD_PARAMS": json.dumps(ctx.params),
-                "SHIPYARD_INPUTS": json.dumps({k: str(ctx.config.path(v)) for k, v in t.inputs.items()}),
-                "SHIPYARD_OUTPUTS": str(ctx.ws.subdir("outputs", ctx.pipeline_run_id, "train")),
-                "PYTHONUNBUFFERED": "1",
-            }
+        outputs = ctx.ws.subdir("outputs", ctx.pipeline_run_id, "train")
+        inputs = {k: str(ctx.config.path(v)) for k, v in t.inputs.items()}
+        env = {
+            **ctx.ws.environment(),
+            "SHIPYARD_RUN_ID": run_id,
+            "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
+            "SHIPYARD_PARAMS": json.dumps(ctx.params),
+            "SHIPYARD_INPUTS": json.dumps(inputs),
+            "SHIPYARD_OUTPUTS": str(outputs),
+            "PYTHONUNBUFFERED": "1",
+        }
+        return StepJob(
+            name=self.name,
+            project_dir=ctx.config.project_dir,
+            script=t.script,
+            log_path=log_path,
+            outputs_dir=outputs,
+            env=env,
+            secret_env=secret_env,  # in this process's memory and the child's environment only
+            inputs={k: Path(v) for k, v in inputs.items()},
+            environment=ctx.config.path(t.environment) if t.environment else None,
+            timeout_s=t.timeout_s,
         )
-        return env
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from mlflow.entities import Param
 
-        from shipyard.deploy.local import log_tail
+        from shipyard.compute import get_target, run_job
         from shipyard.secrets import Secrets
 
         t = ctx.config.train
@@ -108,6 +118,7 @@ class TrainStep(Step):
             "mlflow.source.name": t.script,
             "shipyard.pipeline_run_id": ctx.pipeline_run_id,
             "shipyard.step": self.name,
+            "shipyard.compute": t.compute,
         }
         if ctx.git_commit:
             tags["mlflow.source.git.commit"] = ctx.git_commit
@@ -117,35 +128,18 @@ class TrainStep(Step):
         run_id = run.info.run_id
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items())])
         log_path = ctx.log_dir() / "train.log"
-        secrets = Secrets(ctx.config.secrets, root=ctx.config.project_dir)
-        secret_env = secrets.env_for_step(t.secrets)
+        secret_env = Secrets(ctx.config.secrets, root=ctx.config.project_dir).env_for_step(t.secrets)
         status = "FAILED"
         try:
-            with open(log_path, "wb") as log:
-                proc = subprocess.run(
-                    [sys.executable, str(script)],
-                    cwd=ctx.config.project_dir,
-                    env=self._environment(ctx, run_id, secret_env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=t.timeout_s,
-                )
-            if proc.returncode != 0:
-                raise StepFailed(
-                    f"{t.script} exited with code {proc.returncode}; log {log_path}, last lines:\n"
-                    + log_tail(log_path, 20)
-                )
+            # Logs stream into log_path with secret values masked; a failure raises StepFailed with
+            # the exit code and the log's tail; Ctrl-C cancels the job on its target first.
+            run_job(get_target(t.compute, ctx.ws), self._job(ctx, run_id, log_path, secret_env))
             status = "FINISHED"
-        except subprocess.TimeoutExpired:
-            raise StepFailed(f"{t.script} ran longer than train.timeout_s={t.timeout_s:g}s") from None
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
             client.set_terminated(run_id, status)
-            if secret_env:  # what the script printed of them is masked before anyone reads the log
-                secrets.redactor().redact_file(log_path)
         data = client.get_run(run_id).data
         artifact = data.tags.get("shipyard.model_artifact")
         if not artifact:
@@ -158,6 +152,7 @@ class TrainStep(Step):
             "model_uri": f"runs:/{run_id}/{artifact}",
             "dataset_hash": tags.get("shipyard.dataset_hash"),
             "log_path": str(log_path),
+            "compute": t.compute,
         }
 
 

@@ -1,0 +1,199 @@
+"""The compute-target interface: where a pipeline step's script runs.
+
+A step (training today) is a script with arguments, plain environment variables, secret values,
+named inputs and an outputs folder: a `StepJob`. Every target (local process, isolated venv, and
+later SSH, Ray and Spark: one module each) takes such a job and answers the same six calls
+(`ComputeTarget`), so the pipeline never needs to know where a script ran. `run()` is the one
+loop on top of them: submit, copy the log into `job.log_path` as it grows (secret values masked
+by shipyard.secrets' redactor), wait, and cancel the job on its target when the user presses
+Ctrl-C.
+
+Secrets: `StepJob.secret_env` values go into the process environment and nowhere else. They are
+left out of the job's repr, masked in every log line a target or `run()` writes, and never put on
+a command line or into a file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from shipyard.errors import StepFailed, UsageError
+from shipyard.secrets.redact import Redactor
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+TAIL_LINES = 20
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """One script run: what every target needs to start it, and where its log goes.
+
+    `script` is relative to `project_dir`; `env` holds plain variables (run id, parameters,
+    tracking settings); `secret_env` holds values injected into the process only. A target sets
+    SHIPYARD_INPUTS (JSON of `inputs`) and SHIPYARD_OUTPUTS (`outputs_dir`) itself, with paths as
+    the process sees them.
+    """
+
+    name: str
+    project_dir: Path
+    script: str
+    log_path: Path
+    outputs_dir: Path
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    inputs: Mapping[str, Path] = field(default_factory=dict)
+    environment: Path | None = None  # environment spec: requirements.txt or a conda .yml
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if Path(self.script).is_absolute() or ".." in Path(self.script).parts:
+            raise UsageError(
+                f"job {self.name}: script {self.script!r} must be relative to the project folder"
+            )
+        overlap = sorted(set(self.env) & set(self.secret_env))
+        if overlap:
+            raise UsageError(
+                f"job {self.name}: {', '.join(overlap)} set both as a plain and as a secret variable; "
+                "keep each in one of them"
+            )
+
+    @property
+    def script_path(self) -> Path:
+        return self.project_dir / self.script
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """A submitted job as its target knows it (target-specific detail in `data`)."""
+
+    target: str
+    job_id: str
+    name: str
+    log_path: Path | None = None  # set when the target writes the job's log file itself
+    pid: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended: its state, exit code (None when it never exited by itself) and last log lines."""
+
+    status: str
+    exit_code: int | None
+    log_tail: str
+    duration_s: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+class JobTimeout(StepFailed):
+    """`wait` gave up: the job is still running on its target."""
+
+
+class ComputeTarget(Protocol):
+    name: str
+
+    def submit(self, job: StepJob) -> JobHandle:
+        """Start the job (or queue it) and return at once."""
+        ...
+
+    def status(self, handle: JobHandle) -> str:
+        """One of STATES."""
+        ...
+
+    def wait(self, handle: JobHandle, timeout_s: float | None = None) -> JobResult:
+        """Block until the job ends; JobTimeout if it is still running after `timeout_s`."""
+        ...
+
+    def logs(self, handle: JobHandle) -> str:
+        """The job's output so far (stdout and stderr together), secrets masked."""
+        ...
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Stop the job; no error if it has already ended."""
+        ...
+
+    def fetch_outputs(self, handle: JobHandle, dest: Path) -> Path:
+        """Copy what the job wrote to its outputs folder into `dest`; returns `dest`."""
+        ...
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def _copy_new_log(target: ComputeTarget, handle: JobHandle, job: StepJob, written: int, red: Redactor) -> int:
+    """Append what the target's log gained since `written` characters to job.log_path."""
+    text = red.redact(target.logs(handle))
+    if len(text) > written:
+        with open(job.log_path, "a", encoding="utf-8") as log:
+            log.write(text[written:])
+    return max(written, len(text))
+
+
+def run(target: ComputeTarget, job: StepJob, *, check: bool = True) -> JobResult:
+    """Run `job` on `target` to its end; its log ends up in `job.log_path`.
+
+    With `check`, a job that did not succeed raises StepFailed naming the exit code and the log's
+    last lines; a job running past `job.timeout_s` is cancelled and raises StepFailed. Ctrl-C
+    cancels the job on its target, then re-raises.
+    """
+    job.log_path.parent.mkdir(parents=True, exist_ok=True)
+    red = Redactor(dict(job.secret_env))
+    handle = target.submit(job)
+    local_log = handle.log_path is not None and Path(handle.log_path) == Path(job.log_path)
+    if not local_log:
+        job.log_path.write_text("")
+    deadline = None if job.timeout_s is None else time.monotonic() + job.timeout_s
+    written = 0
+    try:
+        if not local_log:  # stream a remote log while the job runs
+            while target.status(handle) not in FINAL_STATES:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                written = _copy_new_log(target, handle, job, written, red)
+                time.sleep(_POLL_S)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        result = target.wait(handle, remaining)
+    except JobTimeout:
+        target.cancel(handle)
+        if not local_log:
+            _copy_new_log(target, handle, job, written, red)
+        raise StepFailed(
+            f"{job.script} ran longer than timeout_s={job.timeout_s:g}s on the {target.name} target and "
+            f"was stopped; log {job.log_path}, last lines:\n{tail(red.redact(_read(job.log_path)))}"
+        ) from None
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or any error here: do not leave the job running on its target.
+        target.cancel(handle)
+        raise
+    if not local_log:
+        _copy_new_log(target, handle, job, written, red)
+    result = JobResult(result.status, result.exit_code, red.redact(result.log_tail), result.duration_s)
+    if check and not result.succeeded:
+        what = (
+            f"exited with code {result.exit_code}"
+            if result.exit_code is not None
+            else f"{result.status} (no exit code)"
+        )
+        raise StepFailed(
+            f"{job.script} {what} on the {target.name} target; log {job.log_path}, "
+            f"last lines:\n{result.log_tail}"
+        )
+    return result
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
