@@ -14,6 +14,7 @@ need buildah buildah          # the buildah image builder
 need runc runc                # podman's runtime here (see below)
 need debootstrap debootstrap  # the local base image (scripts/build-base-image.sh)
 need nginx nginx              # the local endpoint router (traffic split, blue/green)
+need sshd openssh-server      # a real sshd on 127.0.0.1 for the ssh compute target
 
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
