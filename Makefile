@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images clean
+.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images bench-batch clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-bench: bench-tracking bench-run bench-serving bench-images
+bench: bench-tracking bench-run bench-serving bench-images bench-batch
 
 bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/tracking/bench_tracking.py
@@ -40,6 +40,9 @@ bench-serving: $(STAMP)
 bench-images: $(STAMP)
 	bash scripts/install-test-deps.sh
 	$(BIN)/python benchmarks/images/bench_image.py
+
+bench-batch: $(STAMP)
+	$(BIN)/python benchmarks/batch/bench_batch.py
 
 clean:
 	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shipyard.cli import config_cmd, endpoints, gate, images, models, serve, workspace
+from shipyard.cli import batch, config_cmd, endpoints, gate, images, models, serve, workspace
 from shipyard.cli.reap import reap_command
 from shipyard.cli.run import run_command
 
@@ -24,6 +24,7 @@ app.command("deploy")(endpoints.deploy_command)
 app.command("serve")(serve.serve_command)
 app.command("rollback")(endpoints.rollback_command)
 app.command("reap")(reap_command)
+app.command("batch-score")(batch.batch_score_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
 app.add_typer(gate.app, name="gate")

@@ -1,0 +1,196 @@
+"""`batch_score`: stream the input, score it on a backend, write predictions and a summary.
+
+Order: by default the output keeps the input's row order. Workers finish out of order, so
+outcomes wait in a buffer until every earlier mini-batch has been written (or has failed); the
+buffer holds at most the mini-batches in flight. With ``key`` the order does not matter: each
+mini-batch is written as it finishes, as the key column and the prediction.
+
+Failures: a mini-batch whose scoring raised is recorded (index, row range, message) and its
+rows are left out. Beyond the threshold the job stops, removes the partial file, writes the
+summary with ``status: failed`` and raises BatchFailed; under it, the rest is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shipyard.batch.backends.base import Backend, Outcome
+from shipyard.batch.backends.local import LocalProcesses
+from shipyard.batch.result import BatchResult, FailedBatch, Threshold, parse_threshold
+from shipyard.batch.sink import PredictionWriter, output_paths, prediction_column
+from shipyard.batch.source import count_rows, mini_batches
+from shipyard.data.hashing import file_sha256
+from shipyard.errors import NotFoundError, ShipyardError, UsageError
+
+Progress = Callable[[int, int, int | None], None]  # (rows done, mini-batches done, total rows)
+FAILURES_IN_MESSAGE = 5
+
+
+class BatchFailed(ShipyardError):
+    """More mini-batches failed than the threshold allows; no predictions file was written."""
+
+    def __init__(self, message: str, result: BatchResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _bundle_dir(bundle: Any) -> Path:
+    """A Bundle (packaging) or the path of a bundle folder."""
+    path = Path(getattr(bundle, "path", bundle))
+    if not (path / "manifest.json").is_file():
+        raise NotFoundError(f"bundle {path}: no manifest.json there (build it with `shipyard package`)")
+    return path
+
+
+def _check_key(path: Path, key: str | None) -> None:
+    if key is None:
+        return
+    first = next(iter(mini_batches(path, 1)), None)
+    if first is not None and key not in first.table.column_names:
+        raise UsageError(
+            f"--key {key!r}: no such column in {path}; columns: {', '.join(first.table.column_names)}"
+        )
+
+
+def _describe(failed: list[FailedBatch]) -> str:
+    shown = [f"#{f.index} (rows {f.first_row}-{f.end_row - 1}): {f.error}" for f in failed]
+    more = len(shown) - FAILURES_IN_MESSAGE
+    return "; ".join(shown[:FAILURES_IN_MESSAGE]) + (f"; and {more} more" if more > 0 else "")
+
+
+class _Job:
+    """The state of one run: the writer, the order buffer and the failures."""
+
+    def __init__(self, writer: PredictionWriter, key: str | None, threshold: Threshold, total: int | None):
+        self.writer, self.key, self.threshold = writer, key, threshold
+        self.total_batches = total
+        self.buffer: dict[int, Outcome] = {}
+        self.next_index = 0
+        self.failed: list[FailedBatch] = []
+        self.rows = self.scored = self.batches = 0
+
+    def take(self, outcome: Outcome) -> None:
+        self.batches += 1
+        self.rows += outcome.batch.table.num_rows
+        if outcome.error is not None:
+            b = outcome.batch
+            self.failed.append(FailedBatch(b.index, b.first_row, b.end_row, outcome.error))
+            if self.threshold.exceeded(len(self.failed), self.total_batches):
+                raise _OverThreshold
+        if self.key is not None:
+            self._write(outcome)
+            return
+        self.buffer[outcome.batch.index] = outcome
+        while self.next_index in self.buffer:
+            self._write(self.buffer.pop(self.next_index))
+            self.next_index += 1
+
+    def _write(self, outcome: Outcome) -> None:
+        if outcome.predictions is None:
+            return
+        table = outcome.batch.table
+        if self.key is not None:
+            table = table.select([self.key])
+        name = prediction_column(table.column_names)
+        table = table.append_column(name, self.writer.predictions(outcome.predictions))
+        self.writer.write(table, outcome.batch.index)
+        self.scored += table.num_rows
+
+
+class _OverThreshold(Exception):
+    pass
+
+
+def batch_score(
+    ws: Any,
+    bundle: Any,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    mini_batch_rows: int = 10_000,
+    workers: int | None = os.cpu_count(),
+    error_threshold: int | str | Threshold = 0,
+    key: str | None = None,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Score every row of `input_path` (CSV or Parquet) with `bundle`; write the predictions.
+
+    `output_path` is a folder (→ ``predictions-<UTC stamp>.parquet`` in it) or a file name ending
+    in .parquet/.csv (→ ``<stem>-<stamp><ext>``); the summary goes beside it as ``.json``.
+    `ws` is the workspace the job belongs to (kept for its record; unused by local processes).
+    Raises BatchFailed when more than `error_threshold` mini-batches (a count, or "N%") fail.
+    """
+    del ws  # the lead adds a store table for batch jobs; nothing is recorded there yet
+    bundle_dir = _bundle_dir(bundle)
+    source = Path(input_path)
+    threshold = parse_threshold(error_threshold)
+    backend = backend or LocalProcesses(workers)
+    _check_key(source, key)
+    started = datetime.now(UTC)
+    target, summary_path = output_paths(Path(output_path), started)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    total_rows = count_rows(source)
+    total_batches = None if total_rows is None else -(-total_rows // mini_batch_rows)
+    result = BatchResult(
+        status="failed",
+        model_name=manifest.get("model_name"),
+        model_version=None if manifest.get("model_version") is None else str(manifest["model_version"]),
+        bundle=str(bundle_dir),
+        input=str(source),
+        input_sha256=file_sha256(source) if source.is_file() else "",
+        output=None,
+        summary_path=str(summary_path),
+        backend=backend.name,
+        workers=backend.workers,
+        mini_batch_rows=mini_batch_rows,
+        error_threshold=str(threshold),
+        keep_order=key is None,
+        key=key,
+        started_at=started.isoformat(),
+    )
+    writer = PredictionWriter(target)
+    job = _Job(writer, key, threshold, total_batches)
+    t0 = time.perf_counter()
+    outcomes = backend.score(bundle_dir, mini_batches(source, mini_batch_rows), key)
+    try:
+        for outcome in outcomes:
+            job.take(outcome)
+            if progress is not None:
+                progress(job.rows, job.batches, total_rows)
+        over = threshold.exceeded(len(job.failed), job.batches)
+    except _OverThreshold:
+        over = True
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        outcomes.close()  # type: ignore[attr-defined]
+    result.duration_s = round(time.perf_counter() - t0, 3)
+    result.rows, result.rows_scored, result.mini_batches = job.rows, job.scored, job.batches
+    result.failed = sorted(job.failed, key=lambda f: f.index)
+    if over:
+        writer.abort()
+        _write_summary(result)
+        raise BatchFailed(
+            f"batch scoring failed: {len(job.failed)} mini-batch(es) failed, over the threshold of "
+            f"{threshold} (--error-threshold); no predictions written. Failed: {_describe(result.failed)}. "
+            f"Summary: {summary_path}",
+            result,
+        )
+    result.output = str(target) if writer.commit() else None
+    result.status = "succeeded"
+    _write_summary(result)
+    return result
+
+
+def _write_summary(result: BatchResult) -> None:
+    path = Path(result.summary_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
