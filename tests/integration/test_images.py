@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from bundles import make_bundle
 from deploy_support import ensure_base_image
-from tools import require_tool
 from sklearn.linear_model import Ridge
+from tools import require_tool
 
 from shipyard.config.models import WorkspaceSettings
 from shipyard.config.targets import ImageConfig
