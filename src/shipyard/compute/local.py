@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.compute.base import JobHandle, JobResult, JobTimeout, StepJob, tail
+from shipyard.deploy.local import process_alive
 from shipyard.errors import NotFoundError, StepFailed
 from shipyard.secrets.redact import Redactor
 
@@ -52,16 +53,6 @@ def _copy_output(stream: object, log_path: Path, redactor: Redactor) -> None:
             log.write(line)
             log.flush()
     stream.close()  # type: ignore[attr-defined]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -144,7 +135,7 @@ class LocalTarget:
     def status(self, handle: JobHandle) -> str:
         job = self._known(handle)
         if job is None:
-            if handle.pid is not None and _alive(handle.pid):
+            if handle.pid is not None and process_alive(handle.pid):
                 return "running"
             raise NotFoundError(
                 f"job {handle.job_id} ({handle.name}) was started by another process and has ended; "
@@ -182,7 +173,7 @@ class LocalTarget:
     def cancel(self, handle: JobHandle) -> None:
         job = self._known(handle)
         if job is None:
-            if handle.pid is not None and _alive(handle.pid):
+            if handle.pid is not None and process_alive(handle.pid):
                 _signal_group(handle.pid, signal.SIGTERM)
             return
         if job.proc.poll() is not None:
