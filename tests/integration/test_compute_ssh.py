@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from compute_support import step_job
 from sshd_support import Sshd, start_sshd
 from tools import require_tool
 
@@ -60,18 +61,7 @@ def target(sshd: Sshd, root: Path, **kw: object) -> SshTarget:
 
 
 def job_for(tmp_path: Path, code: str, **kw: object) -> StepJob:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    (project / "step.py").write_text(code)
-    fields: dict[str, object] = {
-        "name": "step",
-        "project_dir": project,
-        "script": "step.py",
-        "log_path": tmp_path / "ws" / "logs" / "step.log",
-        "outputs_dir": tmp_path / "ws" / "outputs" / "step",
-    }
-    fields.update(kw)
-    return StepJob(**fields)  # type: ignore[arg-type]
+    return step_job(tmp_path, code, **kw)
 
 
 def test_script_runs_remotely_with_inputs_and_its_outputs_come_back(

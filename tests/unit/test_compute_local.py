@@ -6,13 +6,13 @@ import hashlib
 import json
 import os
 import signal
-import textwrap
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from compute_support import step_job
 
 from shipyard.compute.base import JobHandle, StepJob, run
 from shipyard.compute.local import LocalTarget
@@ -22,18 +22,7 @@ SECRET = "s3cr3t-Value-0123456789"
 
 
 def make_job(tmp_path: Path, code: str, **kw: object) -> StepJob:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    (project / "step.py").write_text(textwrap.dedent(code))
-    fields: dict[str, object] = {
-        "name": "train",
-        "project_dir": project,
-        "script": "step.py",
-        "log_path": tmp_path / "ws" / "logs" / "train.log",
-        "outputs_dir": tmp_path / "ws" / "outputs" / "train",
-    }
-    fields.update(kw)
-    return StepJob(**fields)  # type: ignore[arg-type]
+    return step_job(tmp_path, code, name="train", **kw)
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 10) -> None:
