@@ -15,6 +15,8 @@ need runc runc                # podman's runtime here (see below)
 need debootstrap debootstrap  # the local base image (scripts/build-base-image.sh)
 need nginx nginx              # the local endpoint router (traffic split, blue/green)
 need sshd openssh-server      # a real sshd on 127.0.0.1 for the ssh compute target
+need java openjdk-17-jre-headless  # spark-submit (pyspark 4 needs Java 17+) for the spark compute target
+need shellcheck shellcheck    # actionlint checks the run: scripts of generated GitHub workflows with it
 
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

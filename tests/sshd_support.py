@@ -13,8 +13,12 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from tools import require_tool
 
 SSHD = "/usr/sbin/sshd"
 
@@ -90,3 +94,15 @@ def start_sshd(folder: Path) -> Sshd:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A test sshd for the module (import it: `from sshd_support import sshd  # noqa: F401`)."""
+    require_tool("sshd", "openssh-server")
+    require_tool("ssh", "openssh-client")
+    if os.geteuid() != 0:
+        pytest.skip("the test sshd needs root (privilege separation); CI runs as root")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ray_support import ray_cluster  # noqa: F401  (one local Ray cluster for the whole session)
 
 SEED_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 ALL_STEPS = ["data_check", "train", "evaluate", "register", "package", "deploy", "smoke_test"]

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from compute_support import step_job
-from sshd_support import Sshd, start_sshd
-from tools import require_tool
+from sshd_support import Sshd, sshd  # noqa: F401
 
 from shipyard.compute.base import StepJob, run
 from shipyard.compute.ssh import SshTarget
@@ -29,17 +26,6 @@ from shipyard.secrets.scan import scan_for_values
 pytestmark = pytest.mark.integration
 
 SECRET = "ssh-secret-5a4b3c2d1e0f"
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    require_tool("sshd", "openssh-server")
-    require_tool("ssh", "openssh-client")
-    if os.geteuid() != 0:
-        pytest.skip("the test sshd needs root (privilege separation); CI runs as root")
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ mini-batches, each scored with the bundle's own contract (``score.py`` run() or 
 model) by a pool of workers that load the model once, and the predictions are written to one
 timestamped file with a JSON summary beside it. Failed mini-batches are tolerated up to a
 threshold and reported. Backends (``backends/``) decide where the workers run: local processes
-now, Ray Data next.
+or Ray Data on a cluster (`--compute NAME`). Every job is recorded in the workspace store.
 """
 
 from __future__ import annotations

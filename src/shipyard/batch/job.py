@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard.batch import records
 from shipyard.batch.backends.base import Backend, Outcome
 from shipyard.batch.backends.local import LocalProcesses
 from shipyard.batch.result import BatchResult, FailedBatch, Threshold, parse_threshold
@@ -118,16 +119,18 @@ def batch_score(
     error_threshold: int | str | Threshold = 0,
     key: str | None = None,
     backend: Backend | None = None,
+    compute: str | None = None,
     progress: Progress | None = None,
 ) -> BatchResult:
     """Score every row of `input_path` (CSV or Parquet) with `bundle`; write the predictions.
 
     `output_path` is a folder (→ ``predictions-<UTC stamp>.parquet`` in it) or a file name ending
     in .parquet/.csv (→ ``<stem>-<stamp><ext>``); the summary goes beside it as ``.json``.
-    `ws` is the workspace the job belongs to (kept for its record; unused by local processes).
-    Raises BatchFailed when more than `error_threshold` mini-batches (a count, or "N%") fail.
+    `backend` runs the workers (default: `workers` local processes); `compute` is the name of the
+    compute target it stands for, recorded with the job. `ws` is the workspace the job is recorded
+    in (``shipyard_batch_jobs``); None records nothing. Raises BatchFailed when more than
+    `error_threshold` mini-batches (a count, or "N%") fail.
     """
-    del ws  # the lead adds a store table for batch jobs; nothing is recorded there yet
     bundle_dir = _bundle_dir(bundle)
     source = Path(input_path)
     threshold = parse_threshold(error_threshold)
@@ -137,7 +140,6 @@ def batch_score(
     target, summary_path = output_paths(Path(output_path), started)
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     total_rows = count_rows(source)
-    total_batches = None if total_rows is None else -(-total_rows // mini_batch_rows)
     result = BatchResult(
         status="failed",
         model_name=manifest.get("model_name"),
@@ -154,11 +156,39 @@ def batch_score(
         keep_order=key is None,
         key=key,
         started_at=started.isoformat(),
+        compute=compute,
     )
+    if ws is not None:
+        result.job_id = records.start_job(ws, result, compute)
+    try:
+        _run(result, backend, bundle_dir, source, target, total_rows, progress)
+    except BatchFailed:
+        _record(ws, result)
+        raise
+    except BaseException as exc:
+        _record(ws, result, error=str(exc) or type(exc).__name__)
+        raise
+    _record(ws, result)
+    return result
+
+
+def _run(
+    result: BatchResult,
+    backend: Backend,
+    bundle_dir: Path,
+    source: Path,
+    target: Path,
+    total_rows: int | None,
+    progress: Progress | None,
+) -> None:
+    """Score, write and summarise; fills `result` (raises BatchFailed over the threshold)."""
+    threshold = parse_threshold(result.error_threshold)
+    rows = result.mini_batch_rows
+    total_batches = None if total_rows is None else -(-total_rows // rows)
     writer = PredictionWriter(target)
-    job = _Job(writer, key, threshold, total_batches)
+    job = _Job(writer, result.key, threshold, total_batches)
     t0 = time.perf_counter()
-    outcomes = backend.score(bundle_dir, mini_batches(source, mini_batch_rows), key)
+    outcomes = backend.score(bundle_dir, mini_batches(source, rows), result.key)
     try:
         for outcome in outcomes:
             job.take(outcome)
@@ -172,6 +202,7 @@ def batch_score(
         raise
     finally:
         outcomes.close()  # type: ignore[attr-defined]
+        result.workers = backend.workers  # a Ray backend knows its pool's size once connected
     result.duration_s = round(time.perf_counter() - t0, 3)
     result.rows, result.rows_scored, result.mini_batches = job.rows, job.scored, job.batches
     result.failed = sorted(job.failed, key=lambda f: f.index)
@@ -181,13 +212,23 @@ def batch_score(
         raise BatchFailed(
             f"batch scoring failed: {len(job.failed)} mini-batch(es) failed, over the threshold of "
             f"{threshold} (--error-threshold); no predictions written. Failed: {_describe(result.failed)}. "
-            f"Summary: {summary_path}",
+            f"Summary: {result.summary_path}",
             result,
         )
     result.output = str(target) if writer.commit() else None
     result.status = "succeeded"
     _write_summary(result)
-    return result
+
+
+def _record(ws: Any, result: BatchResult, error: str | None = None) -> None:
+    """Update the job's row (nothing without a workspace). An exception that stopped the job is
+    kept in the record's summary; the summary file is not written for it (no figures to give)."""
+    if ws is None or result.job_id is None:
+        return
+    summary = result.to_dict()
+    if error is not None:
+        summary.update(status="failed", error=error)
+    records.finish_job(ws, result.job_id, summary)
 
 
 def _write_summary(result: BatchResult) -> None:

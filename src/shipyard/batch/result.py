@@ -87,6 +87,8 @@ class BatchResult:
     key: str | None = None
     started_at: str = ""
     duration_s: float = 0.0
+    job_id: str | None = None  # the job's record in the workspace store (None without a workspace)
+    compute: str | None = None  # the named compute it ran on (None: this machine)
 
     @property
     def rows_per_s(self) -> float:

@@ -1,19 +1,32 @@
-"""`shipyard batch-score MODEL INPUT --output PATH`: score a file with a model version's bundle.
+"""`shipyard batch-score MODEL INPUT --output PATH`: score a file with a model version's bundle;
+`shipyard batch-jobs list|show`: the jobs recorded in the workspace.
 
 MODEL is NAME@ALIAS, NAME:VERSION or NAME (its bundle is built as `shipyard package` builds it,
 from the project's deployment section), or the path of a bundle folder. Progress goes to stderr
-with Rich; the summary to stdout (JSON with --output-json).
+with Rich; the summary to stdout (JSON with --output-json). `--compute NAME` runs the workers on
+a Ray cluster (Ray Data actors) instead of local processes.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shipyard.cli.common import Output, ProjectOpt, WorkspaceOpt, console, context, emit, err_console
+from shipyard.cli.common import (
+    Output,
+    OutputOpt,
+    ProjectOpt,
+    WorkspaceOpt,
+    console,
+    context,
+    emit,
+    err_console,
+    table,
+)
+
+jobs_app = typer.Typer(help="Batch scoring jobs (`shipyard batch-score`).", no_args_is_help=True)
 
 
 def _bundle(ws, config, model_ref: str):
@@ -32,6 +45,40 @@ def _bundle(ws, config, model_ref: str):
     return bundle_for_deployment(ws, resolve(ws, model_ref), config)
 
 
+def _backend(ws, config, compute: str | None, workers: int | None):
+    """None (local processes) without --compute; a Ray Data backend for a Ray compute target."""
+    if compute is None:
+        return None
+    from shipyard.batch.backends.ray import RayData
+    from shipyard.compute.resolve import compute_spec
+    from shipyard.errors import ConfigError, UsageError
+
+    spec = compute_spec(compute, ws, config)
+    if spec.type != "ray":
+        raise UsageError(
+            f"--compute {compute} is a {spec.type} target: batch scoring runs on local processes or a Ray "
+            "cluster (a compute target of type ray)"
+        )
+    if spec.client_address:
+        return RayData(spec.client_address, workers)
+    if spec.address:
+        raise ConfigError(
+            f"compute.{compute} is an existing Ray cluster ({spec.address}) without a driver address: set "
+            f"compute.{compute}.client_address (e.g. ray://HEAD:10001) in shipyard.yaml"
+        )
+    from shipyard.compute.clusters import ray_connect_address
+
+    return RayData(ray_connect_address(ws, compute), workers)
+
+
+def _touch(ws, compute: str | None) -> None:
+    """A job started or ended on a cluster Shipyard runs: its idle clock (`shipyard reap`) restarts."""
+    if compute is not None:
+        from shipyard.compute.clusters import touch
+
+        touch(ws, compute)  # no-op for a cluster Shipyard did not start
+
+
 def batch_score_command(
     model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION, NAME, or a bundle folder.")],
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score.")],
@@ -42,7 +89,14 @@ def batch_score_command(
         ),
     ],
     mini_batch_rows: Annotated[int, typer.Option("--mini-batch-rows", help="Rows per mini-batch.")] = 10_000,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = os.cpu_count() or 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes (default: this machine's CPUs), or Ray actors with --compute "
+            "(default: the cluster's CPUs).",
+        ),
+    ] = None,
     error_threshold: Annotated[
         str,
         typer.Option("--error-threshold", help="Failed mini-batches tolerated: a count (3) or percent (5%)."),
@@ -53,6 +107,10 @@ def batch_score_command(
     key: Annotated[
         str | None,
         typer.Option("--key", help="Write only this column and the prediction, in any order."),
+    ] = None,
+    compute: Annotated[
+        str | None,
+        typer.Option("--compute", help="A Ray compute target to score on (default: local processes)."),
     ] = None,
     output_json: Annotated[bool, typer.Option("--output-json", help="Print the summary as JSON.")] = False,
     project: ProjectOpt = None,
@@ -68,6 +126,7 @@ def batch_score_command(
         raise UsageError("--keep-order and --key exclude each other: --key writes rows in any order")
     config, ws = context(project, workspace, required=False)
     bundle = _bundle(ws, config, model)
+    backend = _backend(ws, config, compute, workers)
     columns = [
         TextColumn("scoring"),
         BarColumn(),
@@ -75,23 +134,29 @@ def batch_score_command(
         TextColumn("rows"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("rows", total=None)
+    _touch(ws, compute)
+    try:
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task("rows", total=None)
 
-        def progress(rows: int, batches: int, total: int | None) -> None:
-            bar.update(task, completed=rows, total=total)
+            def progress(rows: int, batches: int, total: int | None) -> None:
+                bar.update(task, completed=rows, total=total)
 
-        result = batch_score(
-            ws,
-            bundle,
-            input_path,
-            output,
-            mini_batch_rows=mini_batch_rows,
-            workers=workers,
-            error_threshold=error_threshold,
-            key=key,
-            progress=progress,
-        )
+            result = batch_score(
+                ws,
+                bundle,
+                input_path,
+                output,
+                mini_batch_rows=mini_batch_rows,
+                workers=workers,
+                error_threshold=error_threshold,
+                key=key,
+                backend=backend,
+                compute=compute,
+                progress=progress,
+            )
+    finally:
+        _touch(ws, compute)
 
     def render(r: dict) -> None:
         console.print(
@@ -102,6 +167,66 @@ def batch_score_command(
             rows = f"rows {f['first_row']}-{f['end_row'] - 1}"
             line = f"mini-batch {f['index']} ({rows}) failed: {f['error']}"
             console.print(line, style="yellow", markup=False)
-        console.print(f"predictions: {r['output']}\nsummary: {r['summary_path']}")
+        console.print(f"predictions: {r['output']}\nsummary: {r['summary_path']}\njob: {r['job_id']}")
 
     emit(result.to_dict(), Output.json if output_json else Output.text, render)
+
+
+@jobs_app.command("list")
+def list_cmd(
+    model: Annotated[str | None, typer.Option("--model", help="Only this registered model.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Batch jobs recorded in the workspace, newest first."""
+    from shipyard.batch.records import SHOWN_ID, list_jobs
+
+    _, ws = context(project, workspace)
+    rows = list_jobs(ws, model, limit)
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            [_job_row(r, SHOWN_ID) for r in d],
+            ["id", "status", "model", "on", "rows", "seconds", "created"],
+            empty="no batch jobs yet: shipyard batch-score MODEL INPUT --output PATH",
+        ),
+    )
+
+
+def _job_row(d: dict, shown: int) -> dict:
+    return {
+        "id": d["id"][:shown],
+        "status": d["status"],
+        "model": f"{d['model_name']} v{d['model_version']}",
+        "on": d["compute"] or d["backend"],
+        "rows": None if d["rows"] is None else f"{d['rows_scored']}/{d['rows']}",  # scored of read
+        "seconds": d["duration_s"],
+        "created": (d["created_at"] or "")[:16].replace("T", " "),
+    }
+
+
+@jobs_app.command("show")
+def show_cmd(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id (or its first 6+ characters).")],
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """One batch job: its record and the summary written beside its predictions."""
+    from shipyard.batch.records import get_job
+
+    _, ws = context(project, workspace)
+    job = get_job(ws, job_id)
+
+    def render(d: dict) -> None:
+        console.print("\n".join(f"{k}: {v}" for k, v in d.items() if v is not None and k != "summary"))
+        for f in d["summary"].get("failed", []):
+            line = f"mini-batch {f['index']} (rows {f['first_row']}-{f['end_row'] - 1}) failed: {f['error']}"
+            console.print(line, style="yellow", markup=False)
+        if d["summary"].get("error"):
+            console.print(f"error: {d['summary']['error']}", style="red", markup=False)
+
+    emit(job, output, render)

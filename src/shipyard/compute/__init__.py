@@ -1,5 +1,6 @@
-"""Compute targets: where a pipeline step's script runs (local process, isolated venv; later SSH,
-Ray, Spark), behind one interface (base.py). Importing this package imports no backend."""
+"""Compute targets: where a pipeline step's script runs (local process, isolated venv, a host over
+SSH, a Ray cluster, spark-submit), behind one interface (base.py). Importing this package imports
+no backend."""
 
 from shipyard.compute.base import (
     FINAL_STATES,
@@ -11,25 +12,9 @@ from shipyard.compute.base import (
     StepJob,
     run,
 )
+from shipyard.compute.resolve import get_target
 
 run_job = run  # the name the pipeline uses (run is also the package's verb for it)
-
-
-def get_target(name: str, ws: object = None) -> ComputeTarget:
-    """The compute target called `name`: local (this Python) or venv (an isolated environment
-    per spec, cached in the workspace `ws`)."""
-    if name == "local":
-        from shipyard.compute.local import LocalTarget
-
-        return LocalTarget()
-    if name == "venv":
-        from shipyard.compute.venv import VenvTarget
-
-        return VenvTarget(ws)
-    from shipyard.errors import ConfigError
-
-    raise ConfigError(f"compute target {name!r} does not exist: use local or venv")
-
 
 __all__ = [
     "get_target",

@@ -89,6 +89,7 @@ class JobResult:
     exit_code: int | None
     log_tail: str
     duration_s: float
+    message: str | None = None  # why Shipyard stopped it (its timeout), when it did
 
     @property
     def succeeded(self) -> bool:
@@ -131,13 +132,82 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def _copy_new_log(target: ComputeTarget, handle: JobHandle, job: StepJob, written: int, red: Redactor) -> int:
-    """Append what the target's log gained since `written` characters to job.log_path."""
-    text = red.redact(target.logs(handle))
-    if len(text) > written:
-        with open(job.log_path, "a", encoding="utf-8") as log:
-            log.write(text[written:])
-    return max(written, len(text))
+class RunningJob:
+    """A submitted job being followed: its log copied into `job.log_path` as it grows (secret
+    values masked), its deadline (`job.timeout_s`), and how it ended. `run` follows one job with
+    it, `compute.parallel.run_many` several side by side."""
+
+    def __init__(self, target: ComputeTarget, job: StepJob):
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.target, self.job = target, job
+        self.red = Redactor(dict(job.secret_env))
+        self.handle = target.submit(job)
+        # A target that writes job.log_path itself (local, venv) needs no copying.
+        self.local_log = self.handle.log_path is not None and Path(self.handle.log_path) == Path(job.log_path)
+        if not self.local_log:
+            job.log_path.write_text("")
+        self.started = time.monotonic()
+        self.deadline = None if job.timeout_s is None else self.started + job.timeout_s
+        self.done = False
+        self._written = 0
+
+    def ended(self) -> bool:
+        """Copy what the log gained; True once the job is in a final state or past its deadline."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return True
+        if not self.local_log:
+            self._copy_log()
+        return self.target.status(self.handle) in FINAL_STATES
+
+    def result(self) -> JobResult:
+        """Wait for the end (until the deadline at most) and return it with secrets masked. A job
+        still running at its deadline is cancelled and raises StepFailed naming the timeout."""
+        remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        try:
+            result = self.target.wait(self.handle, remaining)
+        except JobTimeout:
+            self.cancel()
+            raise StepFailed(
+                f"{self.job.script} ran longer than timeout_s={self.job.timeout_s:g}s on the "
+                f"{self.target.name} target and was stopped; log {self.job.log_path}, last lines:\n"
+                f"{tail(self.red.redact(read_log(self.job.log_path)))}"
+            ) from None
+        if not self.local_log:
+            self._copy_log()
+        self.done = True
+        return JobResult(result.status, result.exit_code, self.red.redact(result.log_tail), result.duration_s)
+
+    def cancel(self) -> None:
+        """Stop the job on its target (nothing when it has already been followed to its end)."""
+        if self.done:
+            return
+        self.done = True
+        self.target.cancel(self.handle)
+        if not self.local_log:
+            self._copy_log()
+
+    def _copy_log(self) -> None:
+        """Append what the target's log gained since the last copy to job.log_path."""
+        text = self.red.redact(self.target.logs(self.handle))
+        if len(text) > self._written:
+            with open(self.job.log_path, "a", encoding="utf-8") as log:
+                log.write(text[self._written :])
+        self._written = max(self._written, len(text))
+
+
+def failure_message(target_name: str, job: StepJob, result: JobResult) -> str:
+    """What a job that did not succeed says: exit code (or state), log file and its last lines."""
+    if result.message:
+        return result.message
+    what = (
+        f"exited with code {result.exit_code}"
+        if result.exit_code is not None
+        else f"{result.status} (no exit code)"
+    )
+    return (
+        f"{job.script} {what} on the {target_name} target; log {job.log_path}, "
+        f"last lines:\n{result.log_tail}"
+    )
 
 
 def run(target: ComputeTarget, job: StepJob, *, check: bool = True) -> JobResult:
@@ -147,52 +217,23 @@ def run(target: ComputeTarget, job: StepJob, *, check: bool = True) -> JobResult
     last lines; a job running past `job.timeout_s` is cancelled and raises StepFailed. Ctrl-C
     cancels the job on its target, then re-raises.
     """
-    job.log_path.parent.mkdir(parents=True, exist_ok=True)
-    red = Redactor(dict(job.secret_env))
-    handle = target.submit(job)
-    local_log = handle.log_path is not None and Path(handle.log_path) == Path(job.log_path)
-    if not local_log:
-        job.log_path.write_text("")
-    deadline = None if job.timeout_s is None else time.monotonic() + job.timeout_s
-    written = 0
+    running = RunningJob(target, job)
     try:
-        if not local_log:  # stream a remote log while the job runs
-            while target.status(handle) not in FINAL_STATES:
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-                written = _copy_new_log(target, handle, job, written, red)
+        if not running.local_log:  # stream a remote log while the job runs
+            while not running.ended():
                 time.sleep(_POLL_S)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        result = target.wait(handle, remaining)
-    except JobTimeout:
-        target.cancel(handle)
-        if not local_log:
-            _copy_new_log(target, handle, job, written, red)
-        raise StepFailed(
-            f"{job.script} ran longer than timeout_s={job.timeout_s:g}s on the {target.name} target and "
-            f"was stopped; log {job.log_path}, last lines:\n{tail(red.redact(_read(job.log_path)))}"
-        ) from None
+        result = running.result()
     except BaseException:
         # Ctrl-C (KeyboardInterrupt) or any error here: do not leave the job running on its target.
-        target.cancel(handle)
+        running.cancel()
         raise
-    if not local_log:
-        _copy_new_log(target, handle, job, written, red)
-    result = JobResult(result.status, result.exit_code, red.redact(result.log_tail), result.duration_s)
     if check and not result.succeeded:
-        what = (
-            f"exited with code {result.exit_code}"
-            if result.exit_code is not None
-            else f"{result.status} (no exit code)"
-        )
-        raise StepFailed(
-            f"{job.script} {what} on the {target.name} target; log {job.log_path}, "
-            f"last lines:\n{result.log_tail}"
-        )
+        raise StepFailed(failure_message(target.name, job, result))
     return result
 
 
-def _read(path: Path) -> str:
+def read_log(path: Path) -> str:
+    """The text of a log file ("" when there is none yet)."""
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:

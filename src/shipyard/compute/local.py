@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,16 +97,22 @@ class LocalTarget:
         env.update(job.secret_env)
         return env
 
+    def command(self, job: StepJob, python: Path, env: Mapping[str, str]) -> list[str]:
+        """The argv that runs the job's script; raise here to refuse before anything starts."""
+        return [str(python), str(job.script_path), *job.args]
+
     def submit(self, job: StepJob) -> JobHandle:
         if not job.script_path.is_file():
             raise StepFailed(f"{job.name}: script {job.script_path} does not exist")
         python = self.interpreter(job)
+        env = self.environment(job, python)
+        argv = self.command(job, python, env)
         job.outputs_dir.mkdir(parents=True, exist_ok=True)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            [str(python), str(job.script_path), *job.args],
+            argv,
             cwd=job.project_dir,
-            env=self.environment(job, python),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -126,7 +133,7 @@ class LocalTarget:
             name=job.name,
             log_path=job.log_path,
             pid=proc.pid,
-            data={"outputs_dir": str(job.outputs_dir), "python": str(python)},
+            data={"outputs_dir": str(job.outputs_dir), "python": str(python), "argv": tuple(argv)},
         )
 
     def _known(self, handle: JobHandle) -> _Process | None:

@@ -18,11 +18,12 @@ When a job ends, `wait` copies its outputs folder back into the job's local `out
 after `run()` the outputs are where the local targets leave them) and removes the remote job
 folder (`keep_remote=True` keeps it); `fetch_outputs` copies them to any other folder.
 
-Tracking contract: the remote host cannot reach the local MLflow store, and Shipyard is not
-installed there. A local MLFLOW_TRACKING_URI (a path, file: or sqlite:) is replaced by
-`file:<outputs>/mlruns` and MLFLOW_RUN_ID is dropped, so a script using MLflow writes its runs
-into its outputs, which come back with them (`<outputs_dir>/mlruns`). An http(s) tracking URI is
-passed on unchanged. Importing the returned runs into the workspace store is not done yet.
+Tracking contract: the remote host cannot reach the workspace's store. With a local store the
+script logs beside its outputs instead — `import shipyard` into a workspace at
+`<outputs>/.tracking` (SHIPYARD_WORKSPACE), plain `import mlflow` into `file:<outputs>/mlruns`
+(MLFLOW_TRACKING_URI) — and the run ids of the local store are dropped; both come back with the
+outputs, and the train step imports them into its run (shipyard.tracking.importer). An http(s)
+tracking URI is passed on unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from shipyard.compute.envspec import EnvSpec, read_env_spec
 from shipyard.compute.ssh_session import SshError, SshSession
 from shipyard.errors import NotFoundError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
+from shipyard.tracking.importer import FILE_STORE_DIR, TRACKING_DIR
 
 EXCLUDED = frozenset({".shipyard", ".git", "__pycache__", "outputs"})
 MARKER = ".shipyard-env.json"
@@ -173,8 +175,18 @@ class SshTarget:
         outputs = f"{job_dir}/outputs"
         uri = env.get("MLFLOW_TRACKING_URI", "")
         if not uri.startswith(_REMOTE_TRACKING):
-            env["MLFLOW_TRACKING_URI"] = f"file:{outputs}/mlruns"
+            # The workspace store is on this machine: the script logs beside its outputs
+            # (shipyard.tracking.importer brings the run back into the workspace).
+            store = f"{outputs}/{TRACKING_DIR}"
+            env.update(
+                SHIPYARD_WORKSPACE=store,
+                SHIPYARD_DATABASE_URI=f"sqlite:///{store}/mlflow.db",
+                SHIPYARD_ARTIFACT_URI=f"file://{store}/artifacts",
+                MLFLOW_TRACKING_URI=f"file:{outputs}/{FILE_STORE_DIR}",
+            )
+            env.pop("MLFLOW_REGISTRY_URI", None)
             env.pop("MLFLOW_RUN_ID", None)
+            env.pop("SHIPYARD_RUN_ID", None)
         if python != self.python:  # a remote venv
             venv = python.rsplit("/bin/", 1)[0]
             env["VIRTUAL_ENV"] = venv  # the launcher puts its bin/ first on the host's PATH

@@ -8,6 +8,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shipyard.config.base import Strict as _Strict
+from shipyard.config.ci import CiConfig
+from shipyard.config.compute import ComputeSpec, check_compute_name
+from shipyard.config.environments import EnvironmentConfig, NotificationsConfig, check_environments
+from shipyard.config.sweep import SweepConfig
 from shipyard.config.targets import TargetConfig
 from shipyard.secrets.refs import SecretReference
 
@@ -61,10 +65,16 @@ class TrainConfig(_Strict):
     secrets: list[str] = Field(
         default_factory=list, description="Names from the secrets: section given to the script as env vars."
     )
-    compute: Literal["local", "venv"] = Field(
+    compute: str = Field(
         "local",
-        description="Where the script runs: local (this Python) or venv (an isolated environment "
-        "built from `environment`, cached by its content hash).",
+        description="Where the script runs: local (this Python), venv (an isolated environment "
+        "built from `environment`, cached by its content hash) or a name from the compute: section "
+        "or `shipyard compute list`.",
+    )
+    sweep: SweepConfig | None = Field(
+        None,
+        description="Hyper-parameter search: grid or random trials, each a child run; the best by "
+        "the gate's metric is the step's output (docs/sweep.md).",
     )
 
     @model_validator(mode="after")
@@ -203,6 +213,17 @@ class ProjectConfig(_Strict):
         default_factory=dict,
         description="NAME: env:VAR | keyring:service/name | file:PATH (docs/secrets.md).",
     )
+    compute: dict[str, ComputeSpec] = Field(
+        default_factory=dict, description="Named compute targets: ssh, ray, spark (docs/compute.md)."
+    )
+    environments: dict[str, EnvironmentConfig] = Field(
+        default_factory=dict,
+        description="dev/qa/prod: deployment, promotes_from, approval (docs/environments.md).",
+    )
+    notifications: NotificationsConfig | None = Field(
+        None, description="Webhooks for gate/promotion/failure/reap."
+    )
+    ci: CiConfig = Field(default_factory=CiConfig, description="Generated CI/CD workflows (docs/ci.md).")
 
     # Set by the loader, not by the user.
     project_dir: Path = Field(default=Path("."), exclude=True)
@@ -233,6 +254,18 @@ class ProjectConfig(_Strict):
                 f"(defined: {defined})"
             )
         return self
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_chain(cls, v: dict) -> dict:
+        return check_environments(v)
+
+    @field_validator("compute")
+    @classmethod
+    def _compute_names(cls, v: dict) -> dict:
+        for name in v:
+            check_compute_name(name)
+        return v
 
     @property
     def experiment_name(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ def load_schema(schema_ref: str, project_dir: Path) -> Any:
     `Name` may be a `DataFrameModel` subclass or a `DataFrameSchema` object. Any problem (bad
     reference, missing file, import error, wrong kind of object) raises ConfigError.
     """
-    import pandera.pandas as pa
+    with warnings.catch_warnings():
+        # With pyspark installed (shipyard[spark]) pandera imports pyspark.pandas, which warns
+        # about the pandas version on every import; it says nothing about the user's data.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        import pandera.pandas as pa
 
     file_part, sep, name = schema_ref.rpartition(":")
     if not sep or not file_part or not name or not file_part.endswith(".py"):

@@ -73,18 +73,30 @@ class TrainStep(Step):
                 **({"secrets": sorted(t.secrets)} if t.secrets else {}),
                 # Where it ran, when not here (keys of local runs stay as they were).
                 **({"compute": t.compute} if t.compute != "local" else {}),
+                # The search when there is one, but not max_parallel (how fast, not what).
+                **({"sweep": t.sweep.model_dump(mode="json", exclude={"max_parallel"})} if t.sweep else {}),
             },
         )
 
-    def _job(self, ctx: StepContext, run_id: str, log_path: Path, secret_env: dict[str, str]) -> StepJob:
+    def job(
+        self,
+        ctx: StepContext,
+        run_id: str,
+        log_path: Path,
+        secret_env: dict[str, str],
+        *,
+        params: dict[str, Any] | None = None,
+        outputs: Path | None = None,
+    ) -> StepJob:
+        """The script's job; a sweep trial passes its own `params` and `outputs` folder."""
         t = ctx.config.train
-        outputs = ctx.ws.subdir("outputs", ctx.pipeline_run_id, "train")
+        outputs = outputs or ctx.ws.subdir("outputs", ctx.pipeline_run_id, "train")
         inputs = {k: str(ctx.config.path(v)) for k, v in t.inputs.items()}
         env = {
             **ctx.ws.environment(),
             "SHIPYARD_RUN_ID": run_id,
             "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
-            "SHIPYARD_PARAMS": json.dumps(ctx.params),
+            "SHIPYARD_PARAMS": json.dumps(ctx.params if params is None else params),
             "SHIPYARD_INPUTS": json.dumps(inputs),
             "SHIPYARD_OUTPUTS": str(outputs),
             "PYTHONUNBUFFERED": "1",
@@ -102,11 +114,30 @@ class TrainStep(Step):
             timeout_s=t.timeout_s,
         )
 
+    def record(self, ctx: StepContext, run_id: str, log_path: Path, tags: dict[str, str]) -> dict[str, Any]:
+        """The step's output record for the run that trained the model (a sweep's best trial)."""
+        run = ctx.ws.mlflow.get_run(run_id)
+        artifact = run.data.tags.get("shipyard.model_artifact")
+        if not artifact:
+            t = ctx.config.train
+            raise StepFailed(f"{t.script} logged no model: call shipyard.log_model(model) in the script")
+        return {
+            "run_id": run_id,
+            "experiment_id": run.info.experiment_id,
+            "metrics": dict(run.data.metrics),
+            "params": dict(run.data.params),
+            "model_uri": f"runs:/{run_id}/{artifact}",
+            "dataset_hash": tags.get("shipyard.dataset_hash"),
+            "log_path": str(log_path),
+            "compute": ctx.config.train.compute,
+        }
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from mlflow.entities import Param
 
         from shipyard.compute import get_target, run_job
         from shipyard.secrets import Secrets
+        from shipyard.tracking.importer import import_step_tracking
 
         t = ctx.config.train
         script = ctx.config.path(t.script)
@@ -126,34 +157,33 @@ class TrainStep(Step):
             tags["shipyard.dataset_hash"] = ctx.outputs["data_check"].get("dataset_hash", "")
         run = client.create_run(ctx.ws.experiment_id(ctx.config.experiment_name), run_name="train", tags=tags)
         run_id = run.info.run_id
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items())])
+        swept = set(t.sweep.parameters) if t.sweep is not None else set()  # each trial logs its own
+        client.log_batch(
+            run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items()) if k not in swept]
+        )
         log_path = ctx.log_dir() / "train.log"
         secret_env = Secrets(ctx.config.secrets, root=ctx.config.project_dir).env_for_step(t.secrets)
-        status = "FAILED"
+        status, output = "FAILED", None
         try:
-            # Logs stream into log_path with secret values masked; a failure raises StepFailed with
-            # the exit code and the log's tail; Ctrl-C cancels the job on its target first.
-            run_job(get_target(t.compute, ctx.ws), self._job(ctx, run_id, log_path, secret_env))
+            if t.sweep is not None:
+                from shipyard.pipeline.sweep import run_sweep
+
+                # This run is the sweep's parent; each trial a child run; the best one the output.
+                output = run_sweep(ctx, self, run_id, tags, secret_env)
+            else:
+                # Logs stream into log_path with secret values masked; a failure raises StepFailed
+                # with the exit code and the log's tail; Ctrl-C cancels the job on its target first.
+                job = self.job(ctx, run_id, log_path, secret_env)
+                run_job(get_target(t.compute, ctx.ws, ctx.config), job)
+                # A host that could not reach the workspace store logged beside its outputs.
+                import_step_tracking(client, run_id, job.outputs_dir)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
             client.set_terminated(run_id, status)
-        data = client.get_run(run_id).data
-        artifact = data.tags.get("shipyard.model_artifact")
-        if not artifact:
-            raise StepFailed(f"{t.script} logged no model: call shipyard.log_model(model) in the script")
-        return {
-            "run_id": run_id,
-            "experiment_id": run.info.experiment_id,
-            "metrics": dict(data.metrics),
-            "params": dict(data.params),
-            "model_uri": f"runs:/{run_id}/{artifact}",
-            "dataset_hash": tags.get("shipyard.dataset_hash"),
-            "log_path": str(log_path),
-            "compute": t.compute,
-        }
+        return output if output is not None else self.record(ctx, run_id, log_path, tags)
 
 
 class EvaluateStep(Step):

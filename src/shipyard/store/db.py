@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 VERSION_TABLE = "shipyard_alembic_version"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

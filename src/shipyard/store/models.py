@@ -155,3 +155,78 @@ class EndpointKey(Base):
     slot: Mapped[str] = mapped_column(String(20), primary_key=True)  # primary | secondary
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ComputeRow(Base):
+    """A named compute target whose lifecycle Shipyard manages (a Ray cluster)."""
+
+    __tablename__ = "shipyard_compute"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))  # created | starting | running | stopped | failed
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    runtime: Mapped[dict] = mapped_column(JSON, default=dict)
+    idle_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BatchJobRow(Base):
+    """One `shipyard batch-score` run and its summary."""
+
+    __tablename__ = "shipyard_batch_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed
+    model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    backend: Mapped[str] = mapped_column(String(20))
+    compute: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    input: Mapped[str] = mapped_column(String(1000))
+    output: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rows_scored: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_batches: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PromotionRow(Base):
+    """A request to move a model version into an environment, and its decision."""
+
+    __tablename__ = "shipyard_promotions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(20))
+    source_env: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    target_env: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # pending | approved | rejected | deployed | failed
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    deployment_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class EnvEventRow(Base):
+    """One change to what an environment serves (deploy, promote, rollback, failure)."""
+
+    __tablename__ = "shipyard_env_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    env: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    deployment_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    promotion_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

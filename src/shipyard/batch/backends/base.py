@@ -1,8 +1,11 @@
 """The backend interface: score a stream of mini-batches with a bundle, somewhere.
 
 The job (``batch.job``) owns reading, ordering, thresholds and output; a backend only maps
-mini-batches to outcomes. Local processes implement it now; Ray Data (``map_batches`` with an
-actor pool that loads the bundle once per actor) is the next one and changes nothing else.
+mini-batches to outcomes, in any order, each carrying its MiniBatch so the job can restore the
+input's order. Two implement it: local processes (``local.py``, a process pool whose
+initializer loads the bundle) and a Ray cluster (``ray.py``, Ray Data ``map_batches`` on an
+actor pool that loads the bundle once per actor). Both run ``batch.worker``'s init/score, so a
+mini-batch gets the same answer, or the same error text, wherever it runs.
 """
 
 from __future__ import annotations

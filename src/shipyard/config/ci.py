@@ -1,0 +1,149 @@
+"""The `ci:` section of shipyard.yaml: what `shipyard ci generate` needs beyond the project itself.
+
+    ci:
+      provider: github            # default for `shipyard ci generate` without --provider
+      python: "3.11"
+      main_branch: main
+      paths: [train.py, schema.py, data/diabetes.csv]   # default: derived from the project
+      retrain_cron: "0 3 * * 1"   # null: no scheduled retraining
+      reap_cron: "0 * * * *"      # null: no scheduled reaper
+
+Everything has a default derived from the rest of the file, so a project without a `ci:` section
+still gets working workflows; the defaults live here (`ci_paths`, `ci_install`) so that the
+generators and the local runner agree on them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from shipyard.config.base import Strict
+
+if TYPE_CHECKING:
+    from shipyard.config.models import ProjectConfig
+
+PROVIDERS = ("github", "azure", "gitlab")
+# Five fields of digits, names, * / , - (the cron all three CI systems understand).
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+_BRANCH = re.compile(r"^[A-Za-z0-9._/\-]+$")
+
+
+class CiConfig(Strict):
+    """Generated CI/CD (docs/ci.md): PR checks, train on main, release through environments, schedules."""
+
+    provider: Literal["github", "azure", "gitlab"] = Field(
+        "github", description="CI system `shipyard ci generate` writes for when --provider is not given."
+    )
+    python: str = Field("3.11", pattern=r"^3\.\d+$", description="Python version of the CI jobs.")
+    main_branch: str = Field("main", description="Branch whose pushes train and release.")
+    working_directory: str | None = Field(
+        None,
+        description="The project folder relative to the repository root; default: its place under "
+        "the --out folder of `shipyard ci generate`.",
+    )
+    paths: list[str] | None = Field(
+        None,
+        description="Files whose change on the main branch retrains (relative to the project); default: "
+        "shipyard.yaml, train.script, train.code, data_check.path, the schema file, train.environment.",
+    )
+    install: list[str] | None = Field(
+        None,
+        description="Commands that install Shipyard and the project's requirements; default: pip install "
+        "shipyard and, for a requirements file, `pip install -r train.environment`.",
+    )
+    lint: str = Field("ruff check .", description="The PR lint command.")
+    test: str = Field(
+        "python -m pytest --cov --cov-report=term --cov-report=xml:coverage.xml",
+        description="The PR unit-test command; it should write coverage.xml (Cobertura).",
+    )
+    retrain_cron: str | None = Field(
+        "0 3 * * 1", description="Retrain on this cron (UTC, 5 fields); null: no scheduled retraining."
+    )
+    reap_cron: str | None = Field(
+        "0 * * * *",
+        description="Run `shipyard reap` (expired dev deployments, idle clusters) on this cron; null: never.",
+    )
+    outputs: str = Field(
+        "shipyard-outputs", description="Folder for run.json / model.json handed between jobs."
+    )
+    azure_variable_group: str = Field(
+        "shipyard", description="Azure DevOps variable group holding the secret variables."
+    )
+    azure_vm_image: str = Field("ubuntu-latest", description="Azure Pipelines hosted agent image.")
+
+    @field_validator("retrain_cron", "reap_cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        fields = v.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(
+                f"{v!r} is not a 5-field cron (minute hour day-of-month month day-of-week), e.g. '0 3 * * 1'"
+            )
+        return " ".join(fields)
+
+    @field_validator("main_branch")
+    @classmethod
+    def _branch(cls, v: str) -> str:
+        if not _BRANCH.match(v):
+            raise ValueError(f"{v!r} is not a branch name")
+        return v
+
+    @field_validator("paths", "working_directory")
+    @classmethod
+    def _relative(cls, v: str | list[str] | None) -> str | list[str] | None:
+        for p in [v] if isinstance(v, str) else v or []:
+            if p.startswith("/") or ".." in p.split("/") or not p.strip():
+                raise ValueError(f"{p!r}: use a path relative to the project, inside it")
+        return v
+
+
+def _file_of(schema_ref: str) -> str:
+    """'schema.py:DiabetesSchema' → 'schema.py'."""
+    return schema_ref.rpartition(":")[0] or schema_ref
+
+
+def ci_paths(config: ProjectConfig) -> list[str]:
+    """The files (relative to the project) whose change on the main branch means: train again."""
+    if config.ci.paths is not None:
+        return list(config.ci.paths)
+    found = ["shipyard.yaml", config.train.script, *config.train.code]
+    if config.data_check is not None:
+        found.append(config.data_check.path)
+        if config.data_check.data_schema:
+            found.append(_file_of(config.data_check.data_schema))
+    if config.train.environment:
+        found.append(config.train.environment)
+    found.extend(config.train.inputs.values())
+    return list(dict.fromkeys(p.removeprefix("./") for p in found))
+
+
+def ci_install(config: ProjectConfig) -> list[str]:
+    """The commands that install Shipyard and the project's own requirements on a CI agent."""
+    if config.ci.install is not None:
+        return list(config.ci.install)
+    commands = ["python -m pip install --upgrade pip", "python -m pip install shipyard"]
+    env = config.train.environment
+    if env and env.endswith(".txt"):
+        commands.append(f"python -m pip install -r {env}")
+    return commands
+
+
+def ci_secret_names(config: ProjectConfig) -> list[str]:
+    """Names the CI system's secret store must hold: the shared workspace, then every env: reference
+    of the secrets: section and of the notification webhooks (keyring:/file: ones cannot come from CI)."""
+    from shipyard.secrets.refs import parse_ref
+
+    names = ["SHIPYARD_DATABASE_URI", "SHIPYARD_ARTIFACT_URI"]
+    refs = list(config.secrets.values())
+    if config.notifications is not None:
+        refs.extend(config.notifications.webhooks)
+    for ref in refs:
+        parsed = parse_ref(str(ref))
+        if parsed.scheme == "env":
+            names.append(parsed.target)
+    return list(dict.fromkeys(names))

@@ -1,0 +1,69 @@
+"""`train.compute: NAME` with an ssh entry in shipyard.yaml, through `shipyard run`: the diabetes
+example trains on a real sshd on 127.0.0.1, logs into a store beside its outputs (it cannot reach
+the workspace), and the train step imports that run — metrics, params, model artifact — into the
+workspace, where the gate, the registry and a second run's cache use it as any local run."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sshd_support import Sshd, sshd  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def test_training_on_an_ssh_host_lands_in_the_workspace(
+    sshd: Sshd, tmp_path: Path, copy_project, shipyard_proc
+) -> None:
+    project = copy_project(tmp_path / "project", deployment=False)
+    cfg = project / "shipyard.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["compute"] = {
+        "vm": {
+            "type": "ssh",
+            "host": "127.0.0.1",
+            "port": sshd.port,
+            "user": getpass.getuser(),
+            "key": f"file:{sshd.client_key}",
+            "known_hosts": str(sshd.known_hosts),
+            "python": sys.executable,  # the "remote" host is this machine; its Python has Shipyard
+            "workdir": str(tmp_path / "remote"),
+        }
+    }
+    data["train"]["compute"] = "vm"
+    # The host's own Python (which has Shipyard) rather than a venv from requirements.txt, which
+    # would not (a remote environment gets Shipyard only when its spec lists it: docs/compute.md).
+    data["train"].pop("environment")
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    ws = tmp_path / ".shipyard"
+
+    res = shipyard_proc("run", "--workspace", ws, "--output", "json", cwd=project, timeout=600)
+    assert res.code == 0, res.err[-3000:]
+    summary = json.loads(res.out)
+    assert summary["status"] == "succeeded", summary
+    run_id = summary["run"]["run_id"]
+
+    from mlflow.tracking import MlflowClient
+
+    db = f"sqlite:///{ws / 'shipyard.db'}"
+    client = MlflowClient(tracking_uri=db, registry_uri=db)  # not whatever MLFLOW_REGISTRY_URI says
+    run = client.get_run(run_id)
+    assert run.data.tags["shipyard.compute"] == "vm"
+    assert run.data.metrics["mse"] > 0 and run.data.params["alpha"]
+    assert run.data.tags["shipyard.imported_from"] != run_id  # logged remotely, imported here
+    artifact = run.data.tags["shipyard.model_artifact"]
+    assert any(a.path == artifact for a in client.list_artifacts(run_id))
+    versions = client.search_model_versions(f"name='{data['registry']['model_name']}'")
+    assert [v.run_id for v in versions] == [run_id]
+    outputs = next(ws.rglob("outputs/*/train"))
+    assert not (outputs / ".tracking").exists()  # the temporary store is gone after the import
+    assert list((tmp_path / "remote").iterdir()) in ([], [tmp_path / "remote" / "envs"])
+
+    again = shipyard_proc("run", "--workspace", ws, "--output", "json", cwd=project, timeout=600)
+    steps = {s["step"]: s["status"] for s in json.loads(again.out)["steps"]}
+    assert steps["train"] == "cached"

@@ -1,0 +1,108 @@
+"""The compute: section, name resolution, and the cluster files `compute create --render` writes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from shipyard.compute import get_target
+from shipyard.compute.ray_render import kuberay_manifest, launcher_config, render, validate_launcher
+from shipyard.config.models import ProjectConfig
+from shipyard.errors import ConfigError, UsageError
+
+
+def project(**extra: object) -> ProjectConfig:
+    return ProjectConfig.model_validate({"name": "p", "registry": {"model_name": "m"}, **extra})
+
+
+def test_named_targets_of_each_type_are_parsed_with_their_defaults() -> None:
+    cfg = project(
+        compute={
+            "vm": {"type": "ssh", "host": "10.0.0.5", "key": "env:VM_KEY"},
+            "cl": {"type": "ray", "num_cpus": 2},
+            "sp": {"type": "spark"},
+        },
+        train={"compute": "cl"},
+    )
+    assert cfg.compute["vm"].port == 22 and cfg.compute["vm"].key == "env:VM_KEY"
+    assert cfg.compute["cl"].idle_minutes == 60 and cfg.compute["cl"].address is None
+    assert cfg.compute["sp"].master == "local[*]"
+    assert type(get_target("vm", None, cfg)).__name__ == "SshTarget"
+    spark = get_target("sp", None, cfg)
+    assert spark.name == "spark" and spark.master == "local[*]"
+
+
+@pytest.mark.parametrize(
+    ("compute", "message"),
+    [
+        ({"Bad_Name": {"type": "spark"}}, "lower-case letters"),
+        ({"local": {"type": "spark"}}, "is built in"),
+        ({"x": {"type": "azure"}}, "does not match any of the expected tags"),
+        ({"x": {"type": "ssh", "host": "h", "key": "-----BEGIN OPENSSH PRIVATE KEY-----"}}, "reference"),
+        ({"x": {"type": "ssh", "host": "-oProxyCommand=evil"}}, "is not a host name"),
+        ({"x": {"type": "ray", "idle_minutes": -1}}, "greater than or equal to 0"),
+        ({"x": {"type": "spark", "mastr": "local"}}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_compute_entries_are_refused_with_the_reason(compute: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        project(compute=compute)
+
+
+def test_an_unknown_compute_name_lists_what_exists() -> None:
+    cfg = project(compute={"vm": {"type": "ssh", "host": "h"}})
+    with pytest.raises(ConfigError) as info:
+        get_target("gpu", None, cfg)
+    assert "compute target 'gpu' does not exist" in str(info.value)
+    assert "local, venv, vm" in str(info.value) and "shipyard compute create gpu --type ray" in str(
+        info.value
+    )
+
+
+def test_a_missing_ray_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.compute.ray_jobs import RayTarget
+
+    monkeypatch.setitem(sys.modules, "ray.job_submission", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'shipyard\[ray\]'"):
+        RayTarget("http://127.0.0.1:1").client  # noqa: B018
+
+
+def test_launcher_config_is_valid_for_rays_own_schema(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    path = render("launcher", tmp_path, "big", head_ip="10.0.0.4", worker_ips=["10.0.0.5", "10.0.0.6"],
+                  ssh_user="ubuntu", ssh_key_path="~/.ssh/id_ed25519", idle_minutes=30)  # fmt: skip
+    config = yaml.safe_load(path.read_text())
+    assert config["provider"] == {
+        "type": "local",
+        "head_ip": "10.0.0.4",
+        "worker_ips": ["10.0.0.5", "10.0.0.6"],
+    }
+    assert config["max_workers"] == 2 and config["idle_timeout_minutes"] == 30
+    assert config["auth"] == {"ssh_user": "ubuntu", "ssh_private_key": "~/.ssh/id_ed25519"}
+    broken = launcher_config("big", "10.0.0.4", [], "ubuntu", None) | {"max_workers": "many"}
+    with pytest.raises(UsageError, match="not valid for Ray"):
+        validate_launcher(broken)
+    with pytest.raises(UsageError, match="--head-ip"):
+        launcher_config("big", "", [], "ubuntu", None)
+
+
+def test_kuberay_manifest_autoscales_between_min_and_max_workers(tmp_path: Path) -> None:
+    path = render("kuberay", tmp_path, "big", num_cpus=4, min_workers=1, max_workers=8, idle_minutes=10)
+    m = yaml.safe_load(path.read_text())
+    assert (m["apiVersion"], m["kind"], m["metadata"]["name"]) == ("ray.io/v1", "RayCluster", "big")
+    spec = m["spec"]
+    assert spec["enableInTreeAutoscaling"] is True and spec["autoscalerOptions"]["idleTimeoutSeconds"] == 600
+    group = spec["workerGroupSpecs"][0]
+    assert (group["minReplicas"], group["maxReplicas"], group["replicas"]) == (1, 8, 1)
+    container = group["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {"cpu": "4", "memory": "4Gi"}
+    head_ports = {p["name"] for p in spec["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert head_ports == {"gcs", "dashboard", "client"}
+    with pytest.raises(UsageError, match="more than --max-workers"):
+        kuberay_manifest("big", min_workers=5, max_workers=2)
+    with pytest.raises(UsageError, match="--provider 'aws'"):
+        render("aws", tmp_path, "big")
