@@ -206,17 +206,25 @@ def _deploy_kubernetes(ws, bundle, d, render_dir: Path | None, kubeconfig: Path 
 
 
 def rollback_command(
-    endpoint: Annotated[str, typer.Argument(help="Endpoint to return to its previous deployment.")],
+    endpoint: Annotated[
+        str, typer.Argument(help="Environment (dev, qa, prod, ...) or endpoint to roll back.")
+    ],
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Return an endpoint to the deployment it served before (restarted from its bundle if stopped)."""
+    """Return an environment's or endpoint's traffic to the deployment it served before (restarted
+    from its bundle if stopped); an environment's rollback goes into its history."""
     from shipyard.deploy.rollout import rollback
 
-    _, ws = context(project, workspace)
+    config, ws = context(project, workspace)
     with err_console.status(f"rolling {endpoint} back…"):
-        result = rollback(ws, endpoint)
+        if config is not None and endpoint in config.environments:
+            from shipyard.release.environments import rollback_env
+
+            result = rollback_env(ws, config, endpoint)
+        else:
+            result = rollback(ws, endpoint)
     emit(result, output, lambda x: console.print(
         f"[green]✓[/green] {x['endpoint']}: back to {x['model']} "
         f"({x['deployment_id'][:8]}, slot {x['slot']}) at {x['url']}"

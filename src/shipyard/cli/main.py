@@ -6,7 +6,20 @@ import sys
 
 import typer
 
-from shipyard.cli import batch, config_cmd, endpoints, gate, images, models, serve, workspace
+from shipyard.cli import (
+    batch,
+    ci,
+    compute,
+    config_cmd,
+    endpoints,
+    env,
+    gate,
+    images,
+    models,
+    serve,
+    workspace,
+)
+from shipyard.cli.init_cmd import init_command
 from shipyard.cli.reap import reap_command
 from shipyard.cli.run import run_command
 
@@ -18,18 +31,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("init")(init_command)
 app.command("run")(run_command)
 app.command("package")(endpoints.package_command)
 app.command("deploy")(endpoints.deploy_command)
 app.command("serve")(serve.serve_command)
 app.command("rollback")(endpoints.rollback_command)
+app.command("promote")(env.promote_command)
+app.command("approve")(env.approve_command)
+app.command("reject")(env.reject_command)
 app.command("reap")(reap_command)
 app.command("batch-score")(batch.batch_score_command)
+app.add_typer(batch.jobs_app, name="batch-jobs")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
 app.add_typer(gate.app, name="gate")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(images.app, name="images")
+app.add_typer(compute.app, name="compute")
+app.add_typer(ci.app, name="ci")
+app.add_typer(env.app, name="env")
 app.add_typer(workspace.workspace_app, name="workspace")
 app.add_typer(workspace.runs_app, name="runs")
 app.add_typer(workspace.data_app, name="data")

@@ -21,17 +21,25 @@ def reap_command(
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Delete expired deployments and endpoints (deployment.ttl): stop them, forget endpoint keys."""
+    """Delete expired deployments and endpoints (deployment.ttl) and stop idle local clusters."""
     from shipyard.deploy.reaper import reap
 
-    _, ws = context(project, workspace, required=False)
+    config, ws = context(project, workspace, required=False)
     results = reap(ws, dry_run=dry_run)
+    if results and not dry_run and config is not None:
+        from shipyard.release.notify import notify
+
+        what = ", ".join(f"{r['kind']} {r['id'][:12]} ({r['status']})" for r in results)
+        notify(config, "reap", f"reaper: {what}", {"results": results})
 
     def render(rows: list[dict[str, Any]]) -> None:
         if not rows:
-            console.print("nothing has expired: nothing to delete")
+            console.print("nothing has expired and no cluster is idle: nothing to do")
             return
         for r in rows:
+            if r["kind"] == "compute":
+                console.print(f"{r['status']}: {r['target']} cluster {r['id']}: {r['reason']}", markup=False)
+                continue
             ident = r["id"][:12] if r["kind"] == "deployment" else r["id"]
             actions = f" ({', '.join(r['actions'])})" if r["actions"] else ""
             console.print(

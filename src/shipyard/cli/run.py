@@ -79,6 +79,8 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
             "metrics": o["train"]["metrics"],
             "params": o["train"].get("params", {}),
         }
+        if o["train"].get("sweep"):
+            summary["run"]["sweep"] = o["train"]["sweep"]
     if "evaluate" in o:
         g = o["evaluate"]
         summary["gate"] = {
@@ -208,6 +210,9 @@ def run_command(
     from_step: Annotated[
         str | None, typer.Option("--from", help="Re-run from this step on (earlier steps may be cached).")
     ] = None,
+    until_step: Annotated[
+        str | None, typer.Option("--until", help="Stop after this step (e.g. register: no deployment).")
+    ] = None,
     fail_on_reject: Annotated[
         bool, typer.Option("--fail-on-reject", help="Exit 3 when the gate rejects.")
     ] = False,
@@ -225,7 +230,13 @@ def run_command(
     if output is Output.text:
         console.print(f"[bold]shipyard run[/bold] {config.name} — workspace {ws.root}")
     result = run_pipeline(
-        ws, config, params=overrides, no_cache=no_cache, from_step=from_step, reporter=RichReporter(ui)
+        ws,
+        config,
+        params=overrides,
+        no_cache=no_cache,
+        from_step=from_step,
+        until_step=until_step,
+        reporter=RichReporter(ui),
     )
     summary = summarize(result)
     if outputs is not None:

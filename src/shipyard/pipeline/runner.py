@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.pipeline import records
+from shipyard.pipeline.announce import announce
 from shipyard.pipeline.context import StepContext
 from shipyard.pipeline.steps import ALL_STEPS, Step
 from shipyard.store import utcnow
@@ -44,15 +45,16 @@ class PipelineResult:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
     new_keys: dict[str, str] | None = None  # plain endpoint keys created by this run (shown once)
+    planned: list[str] = field(default_factory=list)  # the steps of this run (--until cuts the rest)
 
     @property
     def gate(self) -> dict[str, Any] | None:
         return self.outputs.get("evaluate")
 
 
-def select_steps(config: ProjectConfig) -> list[Step]:
+def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
     """The steps this project has: data_check only with a data_check section; package, deploy and
-    smoke_test only with a deployment."""
+    smoke_test only with a deployment; none after `until`."""
     steps = []
     for cls in ALL_STEPS:
         if cls.name == "data_check" and config.data_check is None:
@@ -60,7 +62,20 @@ def select_steps(config: ProjectConfig) -> list[Step]:
         if cls.name in ("package", "deploy", "smoke_test") and config.deployment is None:
             continue
         steps.append(cls())
+    names = [s.name for s in steps]
+    if until is not None:
+        if until not in names:
+            raise UsageError(f"--until {until!r}: this pipeline's steps are {', '.join(names)}")
+        steps = steps[: names.index(until) + 1]
     return steps
+
+
+def pipeline_config(config: ProjectConfig) -> ProjectConfig:
+    """With environments, the pipeline deploys into the first one (the one promoting from none)."""
+    from shipyard.release.environments import env_project, root_env
+
+    root = root_env(config) if config.environments else None
+    return env_project(config, root) if root else config
 
 
 def run_pipeline(
@@ -70,11 +85,14 @@ def run_pipeline(
     params: dict[str, Any] | None = None,
     no_cache: bool = False,
     from_step: str | None = None,
+    until_step: str | None = None,
     reporter: Reporter | None = None,
 ) -> PipelineResult:
-    """Run the project's pipeline in `ws`. Never raises for a step failure: the result says."""
+    """Run the project's pipeline in `ws` (up to `until_step`). Never raises for a step failure:
+    the result says."""
     reporter = reporter or SilentReporter()
-    steps = select_steps(config)
+    config = pipeline_config(config)
+    steps = select_steps(config, until_step)
     names = [s.name for s in steps]
     if from_step is not None and from_step not in names:
         raise UsageError(f"--from {from_step!r}: this pipeline's steps are {', '.join(names)}")
@@ -82,7 +100,7 @@ def run_pipeline(
     _check_secrets(config)
     run_id = records.create_pipeline_run(ws, config.name, merged, names)
     ctx = StepContext(ws=ws, config=config, pipeline_run_id=run_id, params=merged)
-    result = PipelineResult(pipeline_run_id=run_id, status="running")
+    result = PipelineResult(pipeline_run_id=run_id, status="running", planned=names)
     force = no_cache
     stopped: str | None = None
     with ExitStack() as gate_lock:
@@ -180,11 +198,12 @@ def _skip(
 def _finish(ws: Workspace, ctx: StepContext, result: PipelineResult, reporter: Reporter) -> None:
     # Steps after a failure stay visible as skipped.
     done = {s["step"] for s in result.steps}
-    for step in select_steps(ctx.config):
-        if step.name not in done:
-            _skip(ws, result, reporter, ctx.pipeline_run_id, step.name, "not reached")
+    for name in result.planned:
+        if name not in done:
+            _skip(ws, result, reporter, ctx.pipeline_run_id, name, "not reached")
     summary = {"status": result.status, "steps": result.steps}
     records.finish_pipeline_run(ws, ctx.pipeline_run_id, result.status, summary, result.error)
     if ctx.parent_mlflow_run_id:
         mlflow_status = {"succeeded": "FINISHED", "rejected": "FINISHED"}.get(result.status, "FAILED")
         ctx.ws.mlflow.set_terminated(ctx.parent_mlflow_run_id, mlflow_status)
+    announce(ws, ctx.config, result, ctx.outputs)

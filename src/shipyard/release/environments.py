@@ -1,0 +1,202 @@
+"""What each environment serves, and putting a model version there.
+
+An environment's deployment is the project's `deployment:` section with the environment's own
+keys laid over it (nested sections merged), its endpoint `<project>-<env>` unless it names one,
+and its `ttl`. Deploying uses the same flow as `shipyard deploy` (start beside the old one →
+health → smoke test → switch → stop the old one; Kubernetes: server-side apply and rollout
+wait), then appends the change to the environment's history (`shipyard_env_events`), which is
+also where `env status` reads who put the current version there and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from shipyard.config.models import DeploymentConfig, ProjectConfig
+from shipyard.errors import ConfigError, DeploymentError, UsageError
+from shipyard.store.db import utcnow
+from shipyard.store.models import EnvEventRow
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def check_env(config: ProjectConfig, env: str) -> None:
+    if not config.environments:
+        raise UsageError(
+            f"{config.source_file or 'shipyard.yaml'} has no environments: section; add dev/qa/prod "
+            "(docs/environments.md)"
+        )
+    if env not in config.environments:
+        raise UsageError(
+            f"environment {env!r} does not exist; environments: {', '.join(config.environments)}"
+        )
+
+
+def root_env(config: ProjectConfig) -> str | None:
+    """The first environment that promotes from nothing (dev): where `shipyard run` deploys."""
+    return next((n for n, e in config.environments.items() if e.promotes_from is None), None)
+
+
+def env_deployment(config: ProjectConfig, env: str) -> DeploymentConfig:
+    check_env(config, env)
+    e = config.environments[env]
+    base = config.deployment.model_dump(exclude_unset=True, by_alias=True) if config.deployment else {}
+    merged = _merge(base, e.deployment)
+    merged.setdefault("name", f"{config.name}-{env}")
+    if "name" not in e.deployment:
+        merged["name"] = f"{config.name}-{env}"
+    if e.ttl is not None:
+        merged["ttl"] = e.ttl
+    try:
+        return DeploymentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"environments.{env}.deployment: {exc}") from None
+
+
+def env_project(config: ProjectConfig, env: str) -> ProjectConfig:
+    """The project as seen from `env` (its deployment section replaced by the environment's)."""
+    return config.model_copy(update={"deployment": env_deployment(config, env)})
+
+
+def record_event(ws: Any, env: str, action: str, *, model_name: str | None = None, version: str | None = None,
+                 deployment_id: str | None = None, promotion_id: str | None = None, reason: str | None = None,
+                 actor: str | None = None) -> None:  # fmt: skip
+    from shipyard.registry.models import actor as current_actor
+
+    with ws.store.session() as s:
+        s.add(
+            EnvEventRow(
+                env=env,
+                action=action,
+                model_name=model_name,
+                model_version=version,
+                deployment_id=deployment_id,
+                promotion_id=promotion_id,
+                actor=actor or current_actor(),
+                reason=reason,
+                created_at=utcnow(),
+            )
+        )
+
+
+def deploy_to_env(ws: Any, config: ProjectConfig, env: str, model_ref: str, *, reason: str,
+                  promotion_id: str | None = None, actor: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Deploy the model version `model_ref` (NAME:VERSION / NAME@ALIAS) to `env`; smoke-tested."""
+    from shipyard.deploy.endpoints import run_smoke_test, start_deployment
+    from shipyard.packaging.bundle import bundle_for_deployment
+    from shipyard.registry import resolve
+
+    project = env_project(config, env)
+    d = project.deployment
+    assert d is not None
+    model = resolve(ws, model_ref)
+    event = {"model_name": model.name, "version": str(model.version), "promotion_id": promotion_id,
+             "actor": actor}  # fmt: skip
+    try:
+        bundle = bundle_for_deployment(ws, model, project)
+        if d.target == "kubernetes":
+            from shipyard.deploy.kubernetes import deploy_kubernetes
+
+            result = deploy_kubernetes(ws, bundle, d, out_dir=None, apply=True, kubeconfig=None, slot="blue")
+            dep_id, url = None, result.get("url")
+        else:
+            dep = start_deployment(ws, bundle, d)
+            dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
+            dep_id, url = dep.id, dep.endpoint_url or dep.url
+    except Exception as exc:
+        record_event(ws, env, "failed", reason=f"{reason}: {exc}", **event)
+        raise
+    action = "deploy" if promotion_id is None else "promote"
+    record_event(ws, env, action, deployment_id=dep_id, reason=reason, **event)
+    return {"env": env, "endpoint": d.name, "model_name": model.name, "model_version": str(model.version),
+            "deployment_id": dep_id, "url": url}  # fmt: skip
+
+
+@dataclass
+class EnvState:
+    env: str
+    endpoint: str
+    promotes_from: str | None
+    requires_approval: bool
+    model_name: str | None = None
+    model_version: str | None = None
+    deployment_id: str | None = None
+    url: str | None = None
+    smoke_passed: bool | None = None
+    since: str | None = None
+    by: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def serving(ws: Any, config: ProjectConfig, env: str) -> EnvState:
+    """What `env` serves now: its endpoint's active deployment (checked alive) and its last change."""
+    from shipyard.deploy.endpoints import active_deployment
+
+    d = env_deployment(config, env)
+    e = config.environments[env]
+    state = EnvState(env, d.name, e.promotes_from, e.requires_approval)
+    dep = active_deployment(ws, d.name)
+    if dep is not None:
+        state.model_name, state.model_version, state.deployment_id = dep.model_name, dep.model_version, dep.id
+        state.url, state.smoke_passed = dep.endpoint_url or dep.url, dep.smoke_passed
+    last = next((h for h in env_history(ws, env) if h["action"] in ("deploy", "promote", "rollback")), None)
+    if last is not None and dep is not None and last.get("model_version") == dep.model_version:
+        state.since, state.by, state.reason = last["created_at"], last["actor"], last["reason"]
+    return state
+
+
+def env_status(ws: Any, config: ProjectConfig) -> list[EnvState]:
+    check_env(config, next(iter(config.environments), ""))
+    return [serving(ws, config, env) for env in config.environments]
+
+
+def env_history(ws: Any, env: str) -> list[dict[str, Any]]:
+    """Every change to `env`, newest first."""
+    with ws.store.session() as s:
+        rows = s.scalars(select(EnvEventRow).where(EnvEventRow.env == env).order_by(EnvEventRow.id.desc()))
+        return [_event(r) for r in rows]
+
+
+def _event(r: EnvEventRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "env": r.env,
+        "action": r.action,
+        "model_name": r.model_name,
+        "model_version": r.model_version,
+        "deployment_id": r.deployment_id,
+        "promotion_id": r.promotion_id,
+        "actor": r.actor,
+        "reason": r.reason,
+        "created_at": r.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def rollback_env(ws: Any, config: ProjectConfig, env: str) -> dict[str, Any]:
+    """Return `env`'s endpoint to the deployment it served before, and record it."""
+    from shipyard.deploy.rollout import rollback
+
+    d = env_deployment(config, env)
+    try:
+        result = rollback(ws, d.name, d.health_timeout_s, d.smoke_test.timeout_s)
+    except DeploymentError as exc:
+        record_event(ws, env, "failed", reason=f"rollback: {exc}")
+        raise
+    name, _, version = result["model"].rpartition(":")
+    record_event(ws, env, "rollback", model_name=name, version=version, deployment_id=result["deployment_id"],
+                 reason=f"rollback from deployment {result['from_deployment_id']}")  # fmt: skip
+    return result | {"env": env}
