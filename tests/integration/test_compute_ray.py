@@ -5,6 +5,8 @@ stop/start/delete; idle auto-stop by the reaper; `train.compute: NAME` through `
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from compute_support import step_job
 from deploy_support import make_ws
 
 from shipyard.compute import clusters, get_target, run_job
+from shipyard.compute.ray_jobs import active_jobs
 from shipyard.compute.ray_local import cluster_pids
 from shipyard.errors import ConfigError, StepFailed
 from shipyard.store.db import utcnow
@@ -109,6 +112,24 @@ def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped_by_the_reaper(tmp
         temp_dir = json.loads(cli("compute", "status", "life", *ws_args, "-o", "json").out)
         assert temp_dir["state"] == "running"
         assert reap(ws, dry_run=True) == []  # not idle yet
+        later = utcnow() + timedelta(minutes=2)
+        # A connected driver (what batch scoring is) is work: the idle clock restarts instead.
+        gcs = created["gcs_address"]
+        code = f"import ray, time; ray.init('{gcs}'); time.sleep(60)"
+        driver = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            deadline = time.monotonic() + 60
+            while not active_jobs(created["address"]) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert reap(ws, now=later) == []
+            status = json.loads(cli("compute", "status", "life", *ws_args, "-o", "json").out)
+            assert status["state"] == "running"
+        finally:
+            driver.kill()
+            driver.wait()
+        deadline = time.monotonic() + 30
+        while active_jobs(created["address"]) and time.monotonic() < deadline:
+            time.sleep(0.5)
         later = utcnow() + timedelta(minutes=2)
         would = reap(ws, now=later, dry_run=True)
         assert [(r["kind"], r["id"], r["status"]) for r in would] == [("compute", "life", "would stop")]
