@@ -80,7 +80,9 @@ def test_ids_by_prefix_and_what_is_not_there(tmp_path):
     # A job still running (its process was killed, say) keeps its start and no figures.
     from shipyard.batch.result import BatchResult
 
-    started = start_job(ws, BatchResult("x", None, None, "b", "in.csv", "", None, "s.json", "ray", 2, 10), "c1")
+    started = start_job(
+        ws, BatchResult("x", None, None, "b", "in.csv", "", None, "s.json", "ray", 2, 10), "c1"
+    )
     running = get_job(ws, started)
     assert (running["status"], running["compute"], running["rows"], running["finished_at"]) == (
         "running", "c1", None, None

@@ -106,3 +106,13 @@ def test_kuberay_manifest_autoscales_between_min_and_max_workers(tmp_path: Path)
         kuberay_manifest("big", min_workers=5, max_workers=2)
     with pytest.raises(UsageError, match="--provider 'aws'"):
         render("aws", tmp_path, "big")
+
+
+def test_a_workspace_uri_with_a_password_is_not_put_into_rays_job_table(tmp_path: Path) -> None:
+    from compute_support import step_job
+
+    from shipyard.compute.ray_jobs import RayTarget
+
+    job = step_job(tmp_path, "print('hi')\n", env={"SHIPYARD_DATABASE_URI": "postgresql://ml:hunter2@db/ws"})
+    with pytest.raises(ConfigError, match="SHIPYARD_DATABASE_URI hold a password"):
+        RayTarget("http://127.0.0.1:1", local=True).submit(job)  # refused before any connection

@@ -117,8 +117,15 @@ def stage_names(workflow: Workflow) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+_OPTIONS_WITH_VALUE = ("-r", "-c", "-e", "-i", "-f", "--requirement", "--constraint", "--editable",
+                      "--index-url", "--extra-index-url", "--find-links")  # fmt: skip
+
+
 def _pip_names(command: str) -> list[str]:
-    """Distributions a `python -m pip install ...` command installs by name (no -r files, no options)."""
+    """Distributions a `python -m pip install ...` command installs by name: requirement strings
+    only (no -r files, options, paths, URLs or wheel files)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     words = shlex.split(command)
     if "pip" not in words or "install" not in words:
         return []
@@ -126,10 +133,16 @@ def _pip_names(command: str) -> list[str]:
     for w in words[words.index("install") + 1 :]:
         if skip:
             skip = False
-        elif w in ("-r", "-c", "-e", "--requirement", "--constraint", "--index-url", "--extra-index-url"):
+            continue
+        if w in _OPTIONS_WITH_VALUE:
             skip = True
-        elif not w.startswith("-"):
-            names.append(w.split("[")[0].split("=")[0].split("<")[0].split(">")[0])
+            continue
+        if w.startswith("-") or "/" in w or w.startswith(".") or w.endswith((".whl", ".tar.gz", ".zip")):
+            continue
+        try:
+            names.append(Requirement(w).name)
+        except InvalidRequirement:
+            continue
     return names
 
 

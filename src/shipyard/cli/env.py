@@ -18,6 +18,7 @@ from shipyard.cli.common import (
     err_console,
     table,
 )
+from shipyard.cli.endpoints import _print_keys
 
 app = typer.Typer(
     help="Environments: what each serves, their history, deploying into them.", no_args_is_help=True
@@ -158,6 +159,7 @@ def _render_promotion(p: dict) -> None:
     elif p["status"] == "deployed":
         url = f" at {p['url']}" if p.get("url") else ""
         console.print(f"[green]✓[/green] promotion {p['id']}: {what} is live{url}")
+        _print_keys(p.get("new_keys"))
     else:
         console.print(f"promotion {p['id']}: {what}: {p['status']}", markup=False)
 

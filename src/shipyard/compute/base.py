@@ -173,7 +173,7 @@ class RunningJob:
                 f"{tail(self.red.redact(read_log(self.job.log_path)))}"
             ) from None
         if not self.local_log:
-            self._copy_log()
+            self._copy_log(final=True)
         self.done = True
         return JobResult(result.status, result.exit_code, self.red.redact(result.log_tail), result.duration_s)
 
@@ -184,15 +184,17 @@ class RunningJob:
         self.done = True
         self.target.cancel(self.handle)
         if not self.local_log:
-            self._copy_log()
+            self._copy_log(final=True)
 
-    def _copy_log(self) -> None:
-        """Append what the target's log gained since the last copy to job.log_path."""
+    def _copy_log(self, final: bool = False) -> None:
+        """Append what the target's log gained since the last copy to job.log_path: whole lines
+        only while the job runs, so a secret printed across two polls is masked as a whole."""
         text = self.red.redact(self.target.logs(self.handle))
-        if len(text) > self._written:
+        upto = len(text) if final else text.rfind("\n") + 1
+        if upto > self._written:
             with open(self.job.log_path, "a", encoding="utf-8") as log:
-                log.write(text[self._written :])
-        self._written = max(self._written, len(text))
+                log.write(text[self._written : upto])
+            self._written = upto
 
 
 def failure_message(target_name: str, job: StepJob, result: JobResult) -> str:

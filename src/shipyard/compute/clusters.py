@@ -132,8 +132,11 @@ def create(ws: Any, name: str, config: Any = None, type_: str | None = None, **s
                 row = ComputeRow(name=name, created_at=utcnow(), runtime={})
                 s.add(row)
             if not existed:
-                row.type, row.state, row.settings = spec.type, "created", spec.model_dump(mode="json")
-                row.idle_minutes, row.message, row.created_at = spec.idle_minutes, None, utcnow()
+                row.type, row.state = spec.type, "created"
+                row.message, row.created_at = None, utcnow()
+            if not existed or name in (getattr(config, "compute", None) or {}):
+                # shipyard.yaml is the source of a cluster it defines: edits apply on the next start
+                row.settings, row.idle_minutes = spec.model_dump(mode="json"), spec.idle_minutes
         info = _start_locked(ws, name)
     if existed:
         info.message = f"{name} already existed; " + (info.message or "")
@@ -144,7 +147,12 @@ def start(ws: Any, name: str, config: Any = None) -> ClusterInfo:
     spec = _lookup(ws, name, config)
     if spec is not None:
         return _nothing(name, spec, "start")
+    defined = (getattr(config, "compute", None) or {}).get(name)
     with ws.lock(f"compute-{name}"):
+        if defined is not None:
+            with ws.store.session() as s:
+                row = _row(s, name)
+                row.settings, row.idle_minutes = defined.model_dump(mode="json"), defined.idle_minutes
         return _start_locked(ws, name)
 
 
@@ -155,7 +163,8 @@ def _start_locked(ws: Any, name: str) -> ClusterInfo:
         row = _row(s, name)
         if row.state == "running" and ray_local.head_alive(row.runtime or {}):
             return _info(row, f"{name} is already running")
-        settings = dict(row.settings)
+        settings, old = dict(row.settings), dict(row.runtime or {})
+    ray_local.stop_head(old)  # what is left of a head that died (its own processes only)
     try:
         runtime = ray_local.start_head(name, ws.subdir("compute", name), settings.get("num_cpus"))
     except Exception as exc:

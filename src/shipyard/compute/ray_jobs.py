@@ -169,6 +169,13 @@ class RayTarget:
     def submit(self, job: StepJob) -> JobHandle:
         if not job.script_path.is_file():
             raise StepFailed(f"{job.name}: script {job.script_path} does not exist")
+        with_credentials = sorted(k for k, v in job.env.items() if "://" in v and urlparse(v).password)
+        if with_credentials and not self.allow_secrets:
+            raise ConfigError(
+                f"{job.name}: {', '.join(with_credentials)} hold a password, which Ray would keep in its job "
+                f"table on {self.address}: use a URI without credentials (a .pgpass file, an IAM role, a "
+                "token from the environment), or set secrets_in_runtime_env: true on this compute"
+            )
         if job.secret_env and not self.allow_secrets:
             raise ConfigError(
                 f"{job.name} uses secrets ({', '.join(sorted(job.secret_env))}), and Ray would keep their "
@@ -177,12 +184,16 @@ class RayTarget:
             )
         job.outputs_dir.mkdir(parents=True, exist_ok=True)
         submission_id = f"shipyard-{job.name}-{uuid.uuid4().hex[:10]}"
-        entrypoint = " ".join(shlex.quote(p) for p in (self.python, job.script, *job.args))
+        runtime_env = self._runtime_env(job, self._env(job))
+        # With pip packages Ray activates a virtualenv for the entrypoint: `python` is its Python
+        # (an absolute path to ours would skip it and the packages with it).
+        python = "python" if "pip" in runtime_env else self.python
+        entrypoint = " ".join(shlex.quote(p) for p in (python, job.script, *job.args))
         try:
             self.client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
-                runtime_env=self._runtime_env(job, self._env(job)),
+                runtime_env=runtime_env,
                 entrypoint_num_cpus=self.entrypoint_num_cpus,
                 metadata={"shipyard.step": job.name},
             )

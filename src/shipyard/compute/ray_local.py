@@ -120,9 +120,19 @@ def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]
     )
 
 
+def _is_head(pid: int, temp_dir: str) -> bool:
+    """`pid` is still this cluster's `ray start --head` (not a process that reused the pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return process_alive(pid) and f"--temp-dir={temp_dir}".encode() in cmdline
+
+
 def head_alive(runtime: dict[str, Any]) -> bool:
-    pid = runtime.get("pid")
-    return bool(pid) and process_alive(int(pid)) and dashboard_up(runtime.get("dashboard_url", ""))
+    """The head process runs (a busy dashboard that answers slowly does not make it dead)."""
+    pid, temp_dir = runtime.get("pid"), runtime.get("temp_dir")
+    return bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir))
 
 
 def cluster_pids(temp_dir: str) -> list[int]:
@@ -145,8 +155,9 @@ def cluster_pids(temp_dir: str) -> list[int]:
 
 def stop_head(runtime: dict[str, Any]) -> None:
     """Stop the head and every process of this cluster (nothing of other clusters)."""
-    pid = runtime.get("pid")
-    if pid and process_alive(int(pid)):
+    pid, temp_dir = runtime.get("pid"), runtime.get("temp_dir")
+    ours = bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir))  # never a reused pid
+    if ours:
         try:
             os.killpg(int(pid), signal.SIGTERM)
         except ProcessLookupError:
@@ -154,7 +165,6 @@ def stop_head(runtime: dict[str, Any]) -> None:
         deadline = time.monotonic() + STOP_GRACE_S
         while process_alive(int(pid)) and time.monotonic() < deadline:
             time.sleep(0.2)
-    temp_dir = runtime.get("temp_dir")
     if temp_dir:
         left = cluster_pids(temp_dir)
         for other in left:
@@ -166,7 +176,7 @@ def stop_head(runtime: dict[str, Any]) -> None:
         while any(process_alive(p) for p in left) and time.monotonic() < deadline:
             time.sleep(0.1)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    if pid:
+    if ours:
         try:
             os.killpg(int(pid), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -109,10 +109,11 @@ def deploy_to_env(ws: Any, config: ProjectConfig, env: str, model_ref: str, *, r
             from shipyard.deploy.kubernetes import deploy_kubernetes
 
             result = deploy_kubernetes(ws, bundle, d, out_dir=None, apply=True, kubeconfig=None, slot="blue")
-            dep_id, url = None, result.get("url")
+            dep_id, url, keys = None, result.get("url"), result.get("new_keys")
         else:
-            dep = start_deployment(ws, bundle, d)
-            dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
+            started = start_deployment(ws, bundle, d)
+            keys = started.new_keys  # created with a new endpoint: shown once, stored as hashes
+            dep = run_smoke_test(ws, started.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
             dep_id, url = dep.id, dep.endpoint_url or dep.url
     except Exception as exc:
         record_event(ws, env, "failed", reason=f"{reason}: {exc}", **event)
@@ -120,7 +121,7 @@ def deploy_to_env(ws: Any, config: ProjectConfig, env: str, model_ref: str, *, r
     action = "deploy" if promotion_id is None else "promote"
     record_event(ws, env, action, deployment_id=dep_id, reason=reason, **event)
     return {"env": env, "endpoint": d.name, "model_name": model.name, "model_version": str(model.version),
-            "deployment_id": dep_id, "url": url}  # fmt: skip
+            "deployment_id": dep_id, "url": url, **({"new_keys": keys} if keys else {})}  # fmt: skip
 
 
 @dataclass
@@ -134,6 +135,7 @@ class EnvState:
     deployment_id: str | None = None
     url: str | None = None
     smoke_passed: bool | None = None
+    target: str | None = None
     since: str | None = None
     by: str | None = None
     reason: str | None = None
@@ -153,6 +155,7 @@ def serving(ws: Any, config: ProjectConfig, env: str) -> EnvState:
     if dep is not None:
         state.model_name, state.model_version, state.deployment_id = dep.model_name, dep.model_version, dep.id
         state.url, state.smoke_passed = dep.endpoint_url or dep.url, dep.smoke_passed
+        state.target = dep.target
     last = next((h for h in env_history(ws, env) if h["action"] in ("deploy", "promote", "rollback")), None)
     if last is not None and dep is not None and last.get("model_version") == dep.model_version:
         state.since, state.by, state.reason = last["created_at"], last["actor"], last["reason"]

@@ -40,6 +40,7 @@ class Promotion:
     message: str | None
     created_at: str
     url: str | None = None
+    new_keys: dict[str, str] | None = None  # keys of an endpoint this promotion created (shown once)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +61,9 @@ class PromotionRefused(UsageError):
 
 def _source_check(ws: Any, config: ProjectConfig, source: str, model_name: str, version: str) -> None:
     state = serving(ws, config, source)
-    if state.model_name == model_name and state.model_version == version and state.smoke_passed:
+    # On Kubernetes the rollout wait is the check: every replica passed its readiness probe.
+    checked = state.smoke_passed or (state.target == "kubernetes" and state.deployment_id is not None)
+    if state.model_name == model_name and state.model_version == version and checked:
         return
     now = (
         f"{source} serves {state.model_name} v{state.model_version}"
@@ -96,24 +99,43 @@ def promote(ws: Any, config: ProjectConfig, to_env: str, *, model_name: str | No
     if source is not None and not force:
         _source_check(ws, config, source, model_name, version)
     who = actor()
+    waits = env.requires_approval and not approve
+    # Only a pending promotion can be decided; one that needs no decision is never pending, so a
+    # concurrent `approve` cannot deploy it a second time.
+    decided_by = (by or who) if env.requires_approval and approve else None
     row = PromotionRow(id=uuid.uuid4().hex[:12], model_name=model_name, model_version=version,
-                       source_env=source, target_env=to_env, status="pending", forced=force, reason=reason,
-                       requested_by=who, created_at=utcnow())  # fmt: skip
+                       source_env=source, target_env=to_env, status="pending" if waits else "approved",
+                       forced=force, reason=reason, requested_by=who, created_at=utcnow(),
+                       decided_by=decided_by, decided_at=utcnow() if decided_by else None)  # fmt: skip
     with ws.store.session() as s:
         s.add(row)
         s.flush()
         promotion = _info(row)
-    if env.requires_approval and not approve:
+    if waits:
         notify(config, "promotion", f"{model_name} v{version} waits for approval to {to_env} "
                f"(promotion {promotion.id}, requested by {who})", promotion.to_dict())  # fmt: skip
         return promotion
-    return _deploy(ws, config, promotion.id, decided_by=(by or who) if env.requires_approval else None)
+    return _deploy(ws, config, promotion.id, decided_by=decided_by)
+
+
+def _claim(ws: Any, promotion_id: str, status: str, by: str) -> Promotion:
+    """pending → `status`, atomically: of two concurrent deciders exactly one wins."""
+    from sqlalchemy import update
+
+    p = get_promotion(ws, promotion_id)
+    with ws.store.session() as s:
+        changed = s.execute(
+            update(PromotionRow)
+            .where(PromotionRow.id == promotion_id, PromotionRow.status == "pending")
+            .values(status=status, decided_by=by, decided_at=utcnow())
+        ).rowcount
+    if changed != 1:
+        _pending(ws, promotion_id)  # raises, naming the state and who decided
+    return get_promotion(ws, p.id)
 
 
 def _deploy(ws: Any, config: ProjectConfig, promotion_id: str, decided_by: str | None) -> Promotion:
     p = get_promotion(ws, promotion_id)
-    if decided_by is not None:
-        _update(ws, promotion_id, status="approved", decided_by=decided_by, decided_at=utcnow())
     why = p.reason or (f"promoted from {p.source_env}" if p.source_env else "promoted")
     if p.forced:
         why += " (forced: source check skipped)"
@@ -126,7 +148,7 @@ def _deploy(ws: Any, config: ProjectConfig, promotion_id: str, decided_by: str |
                f"{exc}", failed.to_dict())  # fmt: skip
         raise
     done = _update(ws, promotion_id, status="deployed", deployment_id=result["deployment_id"])
-    done.url = result.get("url")
+    done.url, done.new_keys = result.get("url"), result.get("new_keys")
     notify(config, "promotion", f"{p.model_name} v{p.model_version} is live in {p.target_env}"
            + (f" (approved by {decided_by})" if decided_by else ""), done.to_dict())  # fmt: skip
     return done
@@ -145,18 +167,17 @@ def approve(ws: Any, config: ProjectConfig, promotion_id: str, by: str | None = 
     """Approve a pending promotion and deploy it."""
     from shipyard.registry.models import actor
 
-    p = _pending(ws, promotion_id)
-    check_env(config, p.target_env)
-    return _deploy(ws, config, p.id, decided_by=by or actor())
+    check_env(config, _pending(ws, promotion_id).target_env)
+    p = _claim(ws, promotion_id, "approved", by or actor())
+    return _deploy(ws, config, p.id, decided_by=p.decided_by)
 
 
 def reject(ws: Any, config: ProjectConfig, promotion_id: str, by: str | None = None) -> Promotion:
     from shipyard.registry.models import actor
 
-    p = _pending(ws, promotion_id)
-    done = _update(ws, p.id, status="rejected", decided_by=by or actor(), decided_at=utcnow())
-    notify(config, "promotion", f"promotion of {p.model_name} v{p.model_version} to {p.target_env} was "
-           f"rejected by {done.decided_by}", done.to_dict())  # fmt: skip
+    done = _claim(ws, promotion_id, "rejected", by or actor())
+    notify(config, "promotion", f"promotion of {done.model_name} v{done.model_version} to {done.target_env} "
+           f"was rejected by {done.decided_by}", done.to_dict())  # fmt: skip
     return done
 
 
