@@ -261,14 +261,3 @@ def test_ci_version_and_smoke_through_the_cli(staged, tmp_path, capsys):
     assert "qa serves no model: deploy one with `shipyard env deploy qa`" in capsys.readouterr().err
     assert main(["ci", "smoke", "staging", "-p", str(staged.project_dir), "-w", ws]) == 2
     assert "environment 'staging' does not exist" in capsys.readouterr().err
-
-
-def test_the_local_runner_checks_only_named_requirements():
-    from shipyard.ci.local import _pip_names
-
-    assert _pip_names("python -m pip install ./shipyard . dist/x.whl -r requirements.txt") == []
-    assert _pip_names("python -m pip install -i https://mirror/simple ruff~=0.5 'scikit-learn[all]>=1'") == [
-        "ruff",
-        "scikit-learn",
-    ]
-    assert _pip_names("pytest -q") == []

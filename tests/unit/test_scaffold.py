@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipyard.ci.local import LocalRunner, Options, _pip_names, run_workflow, select_workflow
+from shipyard.ci.local import LocalRunner, Options, run_workflow, select_workflow
+from shipyard.ci.requirements import pip_names
 from shipyard.cli.main import main
 from shipyard.config.loader import load_project
 from shipyard.errors import UsageError
@@ -173,12 +174,18 @@ def test_ci_run_checks_before_anything_runs(project: Path, tmp_path: Path):
         run_workflow(load_project(tmp_path / "shipyard.yaml"), "release", Options())
 
 
-def test_pip_names():
-    assert _pip_names("python -m pip install --upgrade pip") == ["pip"]
-    assert _pip_names("python -m pip install ruff pytest-cov[toml] x==1 -r model/requirements.txt") == [
+def testpip_names():
+    assert pip_names("python -m pip install --upgrade pip") == ["pip"]
+    assert pip_names("python -m pip install ruff pytest-cov[toml] x==1 -r model/requirements.txt") == [
         "ruff", "pytest-cov", "x"
     ]  # fmt: skip
-    assert _pip_names("ruff check .") == []
+    assert pip_names("ruff check .") == []
+    # paths, URLs, wheels and -r files are not names; ~= is a specifier, not part of the name
+    assert pip_names("python -m pip install ./shipyard . dist/x.whl -r requirements.txt") == []
+    assert pip_names("python -m pip install -i https://mirror/simple ruff~=0.5 'scikit-learn[all]>=1'") == [
+        "ruff",
+        "scikit-learn",
+    ]
 
 
 def test_commands_get_this_python_the_workspace_and_ci_variables(project: Path, monkeypatch):

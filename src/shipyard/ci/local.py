@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.ci.outputs import registered_version
+from shipyard.ci.requirements import missing_tools
 from shipyard.ci.stages import ACTOR_VAR, MODEL_ARTIFACT, VERSION_VAR, Job, Stage, Workflow, plan
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import UsageError
@@ -115,53 +115,6 @@ def stage_names(workflow: Workflow) -> list[str]:
         names.append(job.name)
         names.extend(s.name for s in job.stages)
     return list(dict.fromkeys(names))
-
-
-_OPTIONS_WITH_VALUE = ("-r", "-c", "-e", "-i", "-f", "--requirement", "--constraint", "--editable",
-                      "--index-url", "--extra-index-url", "--find-links")  # fmt: skip
-
-
-def _pip_names(command: str) -> list[str]:
-    """Distributions a `python -m pip install ...` command installs by name: requirement strings
-    only (no -r files, options, paths, URLs or wheel files)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    words = shlex.split(command)
-    if "pip" not in words or "install" not in words:
-        return []
-    names, skip = [], False
-    for w in words[words.index("install") + 1 :]:
-        if skip:
-            skip = False
-            continue
-        if w in _OPTIONS_WITH_VALUE:
-            skip = True
-            continue
-        if w.startswith("-") or "/" in w or w.startswith(".") or w.endswith((".whl", ".tar.gz", ".zip")):
-            continue
-        try:
-            names.append(Requirement(w).name)
-        except InvalidRequirement:
-            continue
-    return names
-
-
-def missing_tools(workflow: Workflow) -> list[str]:
-    """What the workflow's install stages would install that this environment lacks."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    missing = []
-    for job in workflow.jobs:
-        for stage in job.stages:
-            if stage.kind != "install":
-                continue
-            for command in stage.commands:
-                for name in _pip_names(command):
-                    try:
-                        version(name)
-                    except PackageNotFoundError:
-                        missing.append(name)
-    return list(dict.fromkeys(missing))
 
 
 class LocalRunner:
