@@ -39,5 +39,11 @@ class GateRejected(ShipyardError):
     exit_code = 3
 
 
+class StoreUnavailable(ShipyardError):
+    """The workspace database cannot be reached (after retries); the message names its endpoint."""
+
+    exit_code = 4
+
+
 class DeploymentError(ShipyardError):
     """A deployment did not become healthy or its smoke test failed."""

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from shipyard.config.models import WorkspaceSettings
 from shipyard.errors import ConfigError
-from shipyard.store import Store
+from shipyard.store import Store, urls
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -32,10 +32,12 @@ class Workspace:
     def __init__(self, settings: WorkspaceSettings):
         self.settings = settings
         self.root = Path(settings.root)
-        self.database_uri: str = settings.database_uri or f"sqlite:///{self.root / 'shipyard.db'}"
+        database_uri = settings.database_uri or f"sqlite:///{self.root / 'shipyard.db'}"
         self.artifact_uri: str = settings.artifact_uri or (self.root / "artifacts").as_uri()
-        _check_uri(self.database_uri, SUPPORTED_DB_SCHEMES, "database_uri")
+        _check_uri(database_uri, SUPPORTED_DB_SCHEMES, "database_uri")
         _check_uri(self.artifact_uri, SUPPORTED_ARTIFACT_SCHEMES, "artifact_uri")
+        self.database_uri: str = urls.normalize(database_uri)
+        urls.check_driver(self.database_uri)
 
     @classmethod
     def get_or_create(cls, settings: WorkspaceSettings) -> Workspace:
@@ -67,12 +69,27 @@ class Workspace:
     def store(self) -> Store:
         return Store(self.database_uri)
 
+    @property
+    def shared(self) -> bool:
+        """True when the database is a server that other machines may use (not SQLite)."""
+        return not urls.is_sqlite(self.database_uri)
+
     @contextmanager
     def lock(self, name: str, timeout: float = 600) -> Iterator[None]:
-        """An inter-process lock on this workspace (registry writes, initialisation)."""
+        """A workspace-wide lock, held in the database: an advisory lock on PostgreSQL, a file lock
+        beside the SQLite file (registry writes, key rotation, initialisation)."""
+        from shipyard.store.locks import database_lock
+
+        with database_lock(self.store.engine, self.database_uri, name, timeout):
+            yield
+
+    @contextmanager
+    def host_lock(self, name: str, timeout: float = 600) -> Iterator[None]:
+        """A lock on state that lives on this machine only (this workspace root's router, its
+        environment folders): a file lock under the root."""
         from filelock import FileLock
 
-        with FileLock(str(self.subdir("locks") / f"{name}.lock"), timeout=timeout):
+        with FileLock(str(self.subdir("locks", "host") / f"{name}.lock"), timeout=timeout):
             yield
 
     @cached_property
@@ -120,10 +137,11 @@ class Workspace:
         }
 
     def describe(self) -> dict[str, str]:
+        """Where the stores are, safe to print: passwords in URIs are masked."""
         return {
             "root": str(self.root),
-            "database_uri": self.database_uri,
-            "artifact_uri": self.artifact_uri,
+            "database_uri": urls.redact(self.database_uri),
+            "artifact_uri": urls.redact(self.artifact_uri),
             "store_revision": self.store.current_revision() or "none",
         }
 

@@ -144,7 +144,7 @@ class EnvCache:
         env_dir = self.path(spec)
         runtime = runtime_requirements(spec)
         wheel, wheel_id = self._runtime_wheel()
-        with self.ws.lock(f"env-{spec.short_hash}", timeout=3600):
+        with self.ws.host_lock(f"env-{spec.short_hash}", timeout=3600):
             marker = self.read_marker(spec)
             ready = (
                 marker is not None

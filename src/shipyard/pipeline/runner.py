@@ -1,13 +1,13 @@
 """Run the pipeline: pick the steps, reuse cached outputs, record every state, stop on failure.
 
-The gate section (evaluate → register) runs under the workspace's `gate` lock, so concurrent
-pipelines compare against the champion that is current when they register.
+Concurrent pipelines (on one machine or many) need no lock around the gate: the register step
+moves production by a compare-and-set from the champion evaluate compared against, and decides
+again when it lost a race (gate/promotion.py).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,8 +19,6 @@ from shipyard.pipeline.context import StepContext
 from shipyard.pipeline.steps import ALL_STEPS, Step
 from shipyard.store import utcnow
 from shipyard.workspace import Workspace
-
-GATE_SECTION = ("evaluate", "register")
 
 
 class Reporter(Protocol):
@@ -49,7 +47,9 @@ class PipelineResult:
 
     @property
     def gate(self) -> dict[str, Any] | None:
-        return self.outputs.get("evaluate")
+        """The gate's final decision: the register step's when it decided again after production
+        moved under it, else the evaluate step's."""
+        return self.outputs.get("register", {}).get("gate") or self.outputs.get("evaluate")
 
 
 def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
@@ -103,35 +103,39 @@ def run_pipeline(
     result = PipelineResult(pipeline_run_id=run_id, status="running", planned=names)
     force = no_cache
     stopped: str | None = None
-    with ExitStack() as gate_lock:
-        try:
-            for step in steps:
-                if step.name == from_step:
-                    force = True
-                if stopped:
-                    _skip(ws, result, reporter, run_id, step.name, stopped)
-                    continue
-                if step.name == GATE_SECTION[0]:
-                    gate_lock.enter_context(ws.lock("gate"))
-                _run_step(ctx, step, force, result, reporter)
-                if step.name == GATE_SECTION[-1]:
-                    gate_lock.close()
-                if step.name == "evaluate" and not ctx.outputs["evaluate"]["accepted"]:
-                    stopped = f"gate rejected: {ctx.outputs['evaluate']['reason']}"
-                    gate_lock.close()
-                    result.status = "rejected"
-        except ShipyardError as exc:
-            result.status, result.error = "failed", str(exc)
-        except KeyboardInterrupt:
-            result.status, result.error = "failed", "interrupted"
-            _finish(ws, ctx, result, reporter)
-            raise
+    try:
+        for step in steps:
+            if step.name == from_step:
+                force = True
+            if stopped:
+                _skip(ws, result, reporter, run_id, step.name, stopped)
+                continue
+            _run_step(ctx, step, force, result, reporter)
+            gate = _rejection(step.name, ctx.outputs.get(step.name, {}))
+            if gate is not None:
+                stopped, result.status = f"gate rejected: {gate['reason']}", "rejected"
+    except ShipyardError as exc:
+        result.status, result.error = "failed", str(exc)
+    except KeyboardInterrupt:
+        result.status, result.error = "failed", "interrupted"
+        _finish(ws, ctx, result, reporter)
+        raise
     if result.status == "running":
         result.status = "succeeded"
     result.outputs = ctx.outputs
     result.new_keys = ctx.secrets.get("endpoint_keys")
     _finish(ws, ctx, result, reporter)
     return result
+
+
+def _rejection(step: str, outputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate decision that stops the pipeline after `step`, if any: evaluate's verdict, or the
+    register step's decision made again after production moved under it."""
+    if step == "evaluate" and not outputs["accepted"]:
+        return outputs
+    if step == "register" and outputs.get("rejected"):
+        return outputs["gate"]
+    return None
 
 
 def _check_secrets(config: ProjectConfig) -> None:

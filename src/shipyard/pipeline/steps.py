@@ -207,26 +207,24 @@ class EvaluateStep(Step):
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from shipyard.gate.policy import decide
+        from shipyard.gate.promotion import as_record, decide_against
         from shipyard.gate.records import record_decision
         from shipyard.registry.models import alias_version
 
-        train = ctx.outputs["train"]
-        gate = ctx.config.gate
-        champion = alias_version(ctx.ws, ctx.model_name, "production") if gate.enabled else None
-        champion_value = None
-        if champion is not None and champion.run_id:
-            champion_value = ctx.ws.mlflow.get_run(champion.run_id).data.metrics.get(gate.metric)
-        decision = decide(
-            gate,
-            candidate_run_id=train["run_id"],
-            candidate_value=train["metrics"].get(gate.metric),
-            champion_version=champion.version if champion else None,
-            champion_run_id=champion.run_id if champion else None,
-            champion_value=champion_value,
-            available_metrics=list(train["metrics"]),
-        )
+        train, gate = ctx.outputs["train"], ctx.config.gate
+        if gate.enabled:
+            champion = alias_version(ctx.ws, ctx.model_name, "production")
+            decision = decide_against(ctx.ws, gate, _candidate(train), champion)
+        else:
+            decision = decide(gate, candidate_run_id=train["run_id"], candidate_value=None)
         record_decision(ctx.ws, ctx.model_name, decision, ctx.pipeline_run_id)
-        return decision.to_dict() | {"accepted": decision.accepted}
+        return as_record(decision)
+
+
+def _candidate(train: dict[str, Any]):
+    from shipyard.gate.promotion import Candidate
+
+    return Candidate(train["run_id"], train["metrics"])
 
 
 class RegisterStep(Step):
@@ -244,8 +242,12 @@ class RegisterStep(Step):
             },
         )
 
+    def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
+        return not outputs.get("rejected")  # a lost race is decided again, never replayed
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        from shipyard.registry.models import register, set_alias
+        from shipyard.gate.promotion import promote, recheck
+        from shipyard.registry.models import actor, register, set_alias
 
         reg = ctx.config.registry
         train, gate = ctx.outputs["train"], ctx.outputs["evaluate"]
@@ -264,6 +266,12 @@ class RegisterStep(Step):
         for metric in reg.metric_tags:
             if metric in train["metrics"]:
                 tags[f"metric.{metric}"] = f"{train['metrics'][metric]:.6g}"
+        candidate = _candidate(train)
+        if gate["accepted"] and reg.promote_on_pass:
+            # Production may have moved since evaluate: a candidate that lost is not registered.
+            gate = recheck(ctx.ws, ctx.config.gate, ctx.model_name, candidate, gate, ctx.pipeline_run_id)
+            if not gate["accepted"]:
+                return {"rejected": True, "gate": gate, "run_id": train["run_id"]}
         info, created = register(
             ctx.ws, ctx.model_name, train["run_id"], train["model_uri"], tags, reuse_existing=True
         )
@@ -279,17 +287,15 @@ class RegisterStep(Step):
                     pipeline_run_id=ctx.pipeline_run_id,
                 )
             )
+        rejected = False
         if gate["accepted"] and reg.promote_on_pass:
-            moves.append(
-                set_alias(
-                    ctx.ws,
-                    info.name,
-                    "production",
-                    info.version,
-                    reason=f"gate {gate['verdict']}: {gate['reason']}",
-                    pipeline_run_id=ctx.pipeline_run_id,
-                )
-            )
+            gate, move = promote(
+                ctx.ws, ctx.config.gate, info.name, info.version, candidate, gate,
+                actor=actor(), pipeline_run_id=ctx.pipeline_run_id,
+            )  # fmt: skip
+            rejected = move is None
+            if move is not None:
+                moves.append(move.to_dict())
         return {
             "model_name": info.name,
             "version": info.version,
@@ -298,6 +304,10 @@ class RegisterStep(Step):
             "source": info.source,
             "alias_moves": [m for m in moves if m["moved"]],
             "aliases": sorted({m["alias"] for m in moves}),
+            "gate": gate,
+            # Production moved to a better model after this version was registered; it stays
+            # registered without the alias and the pipeline stops as rejected.
+            "rejected": rejected,
         }
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.errors import NotFoundError, ShipyardError, UsageError
-from shipyard.store import utcnow
 from shipyard.store.models import AliasEvent
 from shipyard.workspace import Workspace
 
@@ -205,28 +204,23 @@ def set_alias(
     pipeline_run_id: str | None = None,
     who: str | None = None,
 ) -> dict[str, Any]:
-    """Point `alias` at `version` and record the move (no-op, unrecorded, if already there)."""
+    """Point `alias` at `version` whatever it points at now, and record the move (no-op,
+    unrecorded, if already there). Each attempt is a compare-and-set, so the recorded `from` is
+    the version really replaced even when another machine moves the alias at the same moment."""
+    from shipyard.registry.aliases import AliasConflict, compare_and_set, current
+
     resolve(ws, ModelRef(name, version=str(version)))  # clear error for unknown versions
-    with ws.lock("registry"):
-        current = alias_version(ws, name, alias)
-        before = current.version if current else None
-        if before == str(version):
-            return {"model": name, "alias": alias, "from": before, "to": before, "moved": False}
-        ws.mlflow.set_registered_model_alias(name, alias, str(version))
-        with ws.store.session() as s:
-            s.add(
-                AliasEvent(
-                    model_name=name,
-                    alias=alias,
-                    from_version=before,
-                    to_version=str(version),
-                    actor=who or actor(),
-                    reason=reason,
-                    pipeline_run_id=pipeline_run_id,
-                    created_at=utcnow(),
-                )
-            )
-    return {"model": name, "alias": alias, "from": before, "to": str(version), "moved": True}
+    before = current(ws, name, alias)
+    for _ in range(20):
+        try:
+            move = compare_and_set(
+                ws, name, alias, str(version), expected=before, reason=reason,
+                actor=who or actor(), pipeline_run_id=pipeline_run_id,
+            )  # fmt: skip
+            return move.to_dict()
+        except AliasConflict as exc:
+            before = exc.current
+    raise ShipyardError(f"{name}@{alias}: could not move it, other writers kept moving it first; retry")
 
 
 def alias_history(ws: Workspace, name: str, alias: str | None = None) -> list[dict[str, Any]]:

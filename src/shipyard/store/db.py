@@ -3,6 +3,7 @@ Alembic with its own version table (MLflow keeps `alembic_version` in the same d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from shipyard.errors import StoreUnavailable
+from shipyard.store import urls
 
 HEAD_REVISION = "0005"
 VERSION_TABLE = "shipyard_alembic_version"
@@ -31,20 +35,73 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(uri: str) -> Engine:
-    if uri.startswith("sqlite"):
+# A CLI command holds one or two connections; a server (later: `shipyard server`) sizes up with
+# workspace.pool_size. PostgreSQL's default max_connections (100) fits a team of such processes.
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 10
+CONNECT_TIMEOUT_S = 10
+# Establishing a connection is retried (a server restarting, a network blip); a statement is not,
+# because it may have been applied.
+CONNECT_RETRY_S = 20.0
+
+
+def make_engine(
+    uri: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = DEFAULT_MAX_OVERFLOW
+) -> Engine:
+    uri = urls.normalize(uri)
+    urls.check_driver(uri)
+    if urls.is_sqlite(uri):
         engine = create_engine(uri, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(uri, pool_pre_ping=True)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if uri.startswith("postgresql") else {}
+    engine = create_engine(
+        uri,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+    event.listen(engine, "do_connect", _connect_with_retry(uri))
+    return engine
+
+
+def _connect_with_retry(uri: str):
+    """A `do_connect` hook: the driver's connect, retried with backoff, then a StoreUnavailable
+    that names the server (never the password)."""
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, Exception) and type(exc).__name__ == "OperationalError"
+
+    def do_connect(dialect, _conn_rec, cargs, cparams):
+        retrying = Retrying(
+            retry=retry_if_exception(transient),
+            wait=wait_exponential(multiplier=0.25, max=4),
+            stop=stop_after_delay(float(os.environ.get("SHIPYARD_DB_RETRY_S", CONNECT_RETRY_S))),
+            reraise=True,
+        )
+        try:
+            return retrying(dialect.loaded_dbapi.connect, *cargs, **cparams)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            detail = " ".join(str(exc).split())
+            raise StoreUnavailable(
+                f"cannot reach the workspace database at {urls.endpoint(uri)}: {detail}. Check that the "
+                "server runs and accepts connections from this machine (shipyard workspace check)"
+            ) from None
+
+    return do_connect
 
 
 class Store:
     """Sessions on Shipyard's tables. Callers use `with store.session() as s:`."""
 
-    def __init__(self, uri: str):
-        self.uri = uri
-        self.engine = make_engine(uri)
+    def __init__(self, uri: str, *, pool_size: int = DEFAULT_POOL_SIZE):
+        self.uri = urls.normalize(uri)
+        self.engine = make_engine(self.uri, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def current_revision(self) -> str | None:

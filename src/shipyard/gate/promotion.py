@@ -1,0 +1,124 @@
+"""The move the gate allows, made safe for many machines at once.
+
+The gate compares a candidate with the production version of the moment; by the time the
+candidate is registered another pipeline may have moved production. So production moves to the
+candidate only by a compare-and-set from the champion the gate compared against
+(registry/aliases.py). When production moved in between, the candidate is compared again with the
+new champion, that decision is recorded too (its reason says why it was made), and the move is
+tried again from there: the winner of a race is the better model, never the later one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.config.models import GateConfig
+from shipyard.gate.policy import GateDecision, decide
+from shipyard.gate.records import record_decision
+from shipyard.registry.aliases import AliasConflict, AliasMove, compare_and_set, current
+from shipyard.registry.models import ModelRef, ModelVersionInfo, resolve
+from shipyard.workspace import Workspace
+
+ALIAS = "production"
+MAX_ATTEMPTS = 20
+
+
+@dataclass
+class Candidate:
+    """What the gate knows of a candidate: its run and the metrics that run logged."""
+
+    run_id: str
+    metrics: dict[str, float]
+
+
+def decide_against(
+    ws: Workspace, gate: GateConfig, candidate: Candidate, champion: ModelVersionInfo | None
+) -> GateDecision:
+    """Apply the gate policy to `candidate` against `champion` (None: no production yet)."""
+    champion_value = None
+    if champion is not None and champion.run_id:
+        champion_value = ws.mlflow.get_run(champion.run_id).data.metrics.get(gate.metric)
+    return decide(
+        gate,
+        candidate_run_id=candidate.run_id,
+        candidate_value=candidate.metrics.get(gate.metric),
+        champion_version=champion.version if champion else None,
+        champion_run_id=champion.run_id if champion else None,
+        champion_value=champion_value,
+        available_metrics=list(candidate.metrics),
+    )
+
+
+def as_record(decision: GateDecision) -> dict[str, Any]:
+    """The decision as a step output (JSON-able, with `accepted`)."""
+    return decision.to_dict() | {"accepted": decision.accepted}
+
+
+def recheck(
+    ws: Workspace,
+    gate: GateConfig,
+    model_name: str,
+    candidate: Candidate,
+    decision: dict[str, Any],
+    pipeline_run_id: str | None,
+) -> dict[str, Any]:
+    """`decision` if production still holds its champion, else a new recorded decision against
+    the version production holds now. Call before registering, so that a candidate that lost its
+    race is not registered at all."""
+    now = current(ws, model_name, ALIAS)
+    if now == decision.get("champion_version"):
+        return decision
+    return _redecide(ws, gate, model_name, candidate, decision.get("champion_version"), now, pipeline_run_id)
+
+
+def promote(
+    ws: Workspace,
+    gate: GateConfig,
+    model_name: str,
+    version: str,
+    candidate: Candidate,
+    decision: dict[str, Any],
+    *,
+    actor: str,
+    pipeline_run_id: str | None,
+) -> tuple[dict[str, Any], AliasMove | None]:
+    """Move production to `version` if `decision` (and any decision made again after a lost
+    race) accepts it. Returns the final decision and the move (None when the final decision
+    rejects the candidate)."""
+    expected = decision.get("champion_version")
+    for _ in range(MAX_ATTEMPTS):
+        if not decision["accepted"]:
+            return decision, None
+        try:
+            move = compare_and_set(
+                ws, model_name, ALIAS, version, expected=expected,
+                reason=f"gate {decision['verdict']}: {decision['reason']}",
+                actor=actor, pipeline_run_id=pipeline_run_id,
+            )  # fmt: skip
+            return decision, move
+        except AliasConflict as exc:
+            decision = _redecide(ws, gate, model_name, candidate, expected, exc.current, pipeline_run_id)
+            expected = exc.current
+    raise AliasConflict(model_name, ALIAS, expected, current(ws, model_name, ALIAS))
+
+
+def _redecide(
+    ws: Workspace,
+    gate: GateConfig,
+    model_name: str,
+    candidate: Candidate,
+    was: str | None,
+    now: str | None,
+    pipeline_run_id: str | None,
+) -> dict[str, Any]:
+    champion = resolve(ws, ModelRef(model_name, version=now)) if now else None
+    decision = decide_against(ws, gate, candidate, champion)
+    was_text = f"v{was}" if was else "no version"
+    now_text = f"v{now}" if now else "no version"
+    decision.reason = (
+        f"re-evaluated: production moved from {was_text} to {now_text} after the first decision; "
+        + decision.reason
+    )
+    record_decision(ws, model_name, decision, pipeline_run_id)
+    return as_record(decision)
