@@ -17,6 +17,8 @@ need nginx nginx              # the local endpoint router (traffic split, blue/g
 need sshd openssh-server      # a real sshd on 127.0.0.1 for the ssh compute target
 need java openjdk-17-jre-headless  # spark-submit (pyspark 4 needs Java 17+) for the spark compute target
 need shellcheck shellcheck    # actionlint checks the run: scripts of generated GitHub workflows with it
+# PostgreSQL for the shared-workspace tests (tests/pg_support.py); Debian keeps initdb off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need initdb postgresql
 
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -37,4 +39,17 @@ fi
 # nginx from Debian starts a system service on port 80 on install; the tests run their own.
 if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+# The postgresql package creates a cluster on port 5432 and starts it where invoke-rc.d lets it; the
+# tests run their own servers (tests/pg_support.py) and never use it: stopped, and off at boot.
+if [ "$(id -u)" = "0" ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now postgresql >/dev/null 2>&1 || true
+  fi
+  if [ ! -d /run/systemd/system ]; then  # no systemd running (containers): SysV links, pg_ctlcluster
+    update-rc.d postgresql disable >/dev/null 2>&1 || true
+    { pg_lsclusters --no-header 2>/dev/null || true; } | while read -r version cluster _ status _; do
+      case "$status" in online*) pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true ;; esac
+    done
+  fi
 fi

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip the test with `message`, or fail it in CI (CI set), where every tool must be present."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_tool(command: str, package: str) -> str:
@@ -14,7 +22,4 @@ def require_tool(command: str, package: str) -> str:
     path = shutil.which(command)
     if path:
         return path
-    message = f"{command} not found: install the Debian package {package!r} (make test does so as root)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_tool(f"{command} not found: install the Debian package {package!r} (make test does so as root)")

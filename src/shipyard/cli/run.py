@@ -81,8 +81,8 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
         }
         if o["train"].get("sweep"):
             summary["run"]["sweep"] = o["train"]["sweep"]
-    if "evaluate" in o:
-        g = o["evaluate"]
+    if result.gate:
+        g = result.gate  # the final decision: made again when production moved under the run
         summary["gate"] = {
             k: g.get(k)
             for k in (
@@ -95,7 +95,7 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
                 "champion_value",
             )
         }
-    if "register" in o:
+    if "version" in o.get("register", {}):
         r = o["register"]
         summary["model"] = {
             "name": r["model_name"],

@@ -23,6 +23,7 @@ from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import ttl_seconds
 from shipyard.deploy import runtime
 from shipyard.deploy.keys import delete_keys, temporary_key
+from shipyard.deploy.ownership import owned_here
 from shipyard.deploy.smoke import SmokeResult, smoke_test
 from shipyard.deploy.traffic import check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
@@ -56,6 +57,9 @@ class DeploymentInfo:
     endpoint_url: str | None = None
     target: str = "local"
     container_id: str | None = None
+    owner_host: str | None = None
+    owner_root: str | None = None
+    process_start: str | None = None
     image_id: str | None = None
     # Plain keys, only in the result of the call that created them: never stored or logged.
     new_keys: dict[str, str] | None = None
@@ -85,6 +89,9 @@ def _info(row: DeploymentRow) -> DeploymentInfo:
         target=row.target or "local",
         container_id=row.container_id,
         image_id=row.image_id,
+        owner_host=row.owner_host,
+        owner_root=row.owner_root,
+        process_start=row.process_start,
     )
 
 
@@ -144,7 +151,7 @@ def start_deployment(
     current = active_deployment(ws, config.name)
     if config.port and current and current.port == config.port:
         # A fixed port cannot be shared: the old server must go first (brief gap, documented).
-        runtime.stop(current)
+        runtime.stop(ws, current)
         _update(ws, current.id, state="replaced", message="stopped to free its fixed port")
     files, created_keys = runtime.write_server_files(ws, config, dep_id)
     try:
@@ -165,7 +172,7 @@ def check_deployment(
     marks it failed and raises DeploymentError; success is recorded on the deployment."""
     dep = get_deployment(ws, deployment_id)
     if not payload:
-        runtime.stop(dep)
+        runtime.stop(ws, dep)
         _update(ws, dep.id, state="failed", message="no smoke-test payload")
         raise DeploymentError(
             "deployment.input_sample is not set in shipyard.yaml: the smoke test needs a sample request "
@@ -179,7 +186,7 @@ def check_deployment(
     else:
         result = smoke_test(dep.url, payload, timeout_s)
     if not result.passed:
-        runtime.stop(dep)
+        runtime.stop(ws, dep)
         _update(
             ws,
             dep.id,
@@ -210,7 +217,7 @@ def activate(ws: Workspace, deployment_id: str, reason: str) -> DeploymentInfo:
         raise
     info.endpoint_url = routed.url if routed else None
     for old in previous:
-        runtime.stop(old)
+        runtime.stop(ws, old)
         _update(ws, old.id, state="replaced", message=f"replaced by {dep.id}")
     return info
 
@@ -255,7 +262,7 @@ def active_deployment(ws: Workspace, endpoint: str) -> DeploymentInfo | None:
             .limit(1)
         ).first()
         info = _info(row) if row else None
-    if info and not runtime.alive(info):
+    if info and not runtime.alive(ws, info):
         _update(ws, info.id, state="failed", message="its server is no longer running")
         return None
     return info
@@ -280,6 +287,8 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
                 "model": f"{dep.model_name}:{dep.model_version}" if dep else None,
                 "deployment_id": dep.id if dep else None,
                 "pid": dep.pid if dep else None,
+                "host": dep.owner_host if dep else None,
+                "owned_here": owned_here(ws.root, dep) if dep else None,
                 "deployment_url": dep.url if dep else None,
                 "slots": {k: v.deployment_id for k, v in routed.slots.items()} if routed else {},
                 "traffic": routed.traffic if routed else {},
@@ -298,8 +307,10 @@ def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
             names = sorted(set(s.scalars(select(DeploymentRow.endpoint))))
             raise NotFoundError(f"no endpoint {endpoint!r}; endpoints: {', '.join(names) or 'none'}")
         live = [_info(r) for r in rows if r.state in (*LIVE_STATES, "starting")]
+    for dep in live:  # all or nothing: refuse before stopping any
+        runtime.check_owned(ws, dep, "delete")
     for dep in live:
-        runtime.stop(dep)
+        runtime.stop(ws, dep)
         _update(ws, dep.id, state="deleted", message="endpoint deleted")
     delete_keys(ws, endpoint)
     remove_endpoint(ws, endpoint)

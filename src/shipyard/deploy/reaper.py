@@ -21,6 +21,7 @@ from sqlalchemy import select
 from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import LIVE_STATES, delete_endpoint
 from shipyard.deploy.keys import delete_keys
+from shipyard.deploy.ownership import describe, owned_here
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow, EndpointRow
@@ -58,12 +59,15 @@ class _Dep:
     expires_at: datetime | None
     url: str | None
     port: int | None
+    owner_host: str | None = None
+    owner_root: str | None = None
+    process_start: str | None = None
 
 
 def _snapshot(row: DeploymentRow) -> _Dep:
     return _Dep(
         row.id, row.endpoint, row.target or "local", row.state, row.pid, row.container_id, row.expires_at,
-        row.url, row.port,
+        row.url, row.port, row.owner_host, row.owner_root, row.process_start,
     )  # fmt: skip
 
 
@@ -82,11 +86,13 @@ class _Skip(Exception):
     """This deployment cannot be deleted from here; say why and leave it recorded."""
 
 
-def _stop(dep: _Dep) -> list[str]:
+def _stop(ws: Workspace, dep: _Dep) -> list[str]:
     """Stop what runs for a deployment (deploy/runtime.py knows each target); the actions taken."""
     if dep.target == "kubernetes":
         raise _Skip("Kubernetes deployments are reaped in the cluster (the CronJob the target renders)")
-    runtime.stop(dep)
+    if not owned_here(ws.root, dep):
+        raise _Skip(f"it runs on {describe(dep)}: `shipyard reap` there deletes it")
+    runtime.stop(ws, dep)
     if dep.container_id:
         return [f"removed container {dep.container_id}"]
     return [f"stopped process {dep.pid}"] if dep.pid else []
@@ -98,7 +104,7 @@ def _reap_deployment(ws: Workspace, dep: _Dep, reason: str, dry_run: bool) -> Re
         item.status = "would delete"
         return item
     try:
-        item.actions = _stop(dep)
+        item.actions = _stop(ws, dep)
     except _Skip as exc:
         item.status, item.reason = "skipped", f"{reason}; not deleted: {exc}"
         return item
@@ -149,8 +155,13 @@ def _reap_endpoint(ws: Workspace, name: str, expired: datetime, dry_run: bool) -
     if dry_run:
         item.status = "would delete"
         return [item, *(_reap_deployment(ws, d, reason, True) for d in deps)]
-    # Containers first (delete_endpoint knows only local processes); a local one is left to it.
-    out = [_reap_deployment(ws, d, reason, False) for d in deps if d.target != "local"]
+    # Containers first (delete_endpoint knows only local processes); a local one is left to it,
+    # unless another host owns it (then it is skipped, and so is the endpoint).
+    out = [
+        _reap_deployment(ws, d, reason, False)
+        for d in deps
+        if d.target != "local" or not owned_here(ws.root, d)
+    ]
     if any(r.status != "deleted" for r in out):
         item.status, item.reason = "skipped", f"{reason}; kept because a deployment could not be deleted"
         return [item, *out]

@@ -99,7 +99,7 @@ def _observe(ws: Workspace, endpoint: str, slot: str, green: Any, window_s: floa
     deadline = time.monotonic() + window_s
     problem = None
     while time.monotonic() < deadline:
-        if not runtime.alive(green):
+        if not runtime.alive(ws, green):
             problem = "green's server exited"
             break
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -113,7 +113,7 @@ def _observe(ws: Workspace, endpoint: str, slot: str, green: Any, window_s: floa
 def _abort(ws: Workspace, result: RolloutResult, blue_slot: str, green_id: str, reason: str) -> RolloutResult:
     """All traffic back to blue, then green stopped and marked failed."""
     set_traffic(ws, result.endpoint, {blue_slot: 100}, {}, reason=f"rollout aborted: {reason}", drain=True)
-    runtime.stop(get_deployment(ws, green_id))
+    runtime.stop(ws, get_deployment(ws, green_id))
     _update(ws, green_id, state="failed", message=f"rollout aborted: {reason}")
     result.reason = f"{reason}; all traffic is back on blue ({result.blue}) and green was removed"
     return result
@@ -216,7 +216,7 @@ def rollback(ws: Workspace, endpoint: str, health_timeout_s: float = 60, smoke_t
     slot = target.slot or "blue"
     if current is not None and current.slot == slot:
         slot = "green" if slot == "blue" else "blue"
-    if not runtime.alive(target) or target.state not in ("healthy", "active"):
+    if not runtime.alive(ws, target) or target.state not in ("healthy", "active"):
         _restart(ws, target_id, slot, health_timeout_s)
     payload = get_bundle(ws, target.bundle_id).manifest.get("input_sample")
     check_deployment(ws, target_id, payload, smoke_timeout_s)

@@ -22,6 +22,7 @@ from typing import Any
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.keys import ensure_keys, keys_file
 from shipyard.deploy.local import process_alive, start_server, stop_server, wait_healthy
+from shipyard.deploy.ownership import Owner, describe, owned_here, same_process
 from shipyard.deploy.targets import DeploymentSpec, TargetHandle, get_target
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.packaging.bundle import Bundle
@@ -102,7 +103,8 @@ def launch(
         except DeploymentError:
             stop_server(proc.pid)
             raise
-        return {"pid": proc.pid, "port": proc.port, "url": proc.url, "target": "local"}
+        owner = Owner.here(ws.root).fields(proc.pid)
+        return {"pid": proc.pid, "port": proc.port, "url": proc.url, "target": "local", **owner}
     if config.target != "container":
         raise ConfigError(
             f"deployment.target {config.target!r} is not run by `deploy`: "
@@ -119,7 +121,7 @@ def launch(
     handle = get_target("container", _runtime(config)).apply(spec)
     return {
         "port": handle.port, "url": handle.url, "container_id": handle.container_id,
-        "image_id": image.id, "target": "container",
+        "image_id": image.id, "target": "container", **Owner.here(ws.root).fields(),
     }  # fmt: skip
 
 
@@ -131,22 +133,34 @@ def _handle(dep: Any) -> TargetHandle:
     return TargetHandle("container", dep.url or "", dep.port or 0, container_id=dep.container_id)
 
 
-def stop(dep: Any) -> None:
-    """Stop a deployment's server, whatever its target (no error if it is gone already)."""
+def stop(ws: Workspace, dep: Any) -> None:
+    """Stop a deployment's server, whatever its target (no error if it is gone already).
+    A deployment another host or checkout owns is refused: its pid means nothing here."""
+    check_owned(ws, dep, "stop")
     if getattr(dep, "container_id", None):
         get_target("container").delete(_handle(dep))
     elif dep.pid:
         stop_server(dep.pid)
 
 
-def alive(dep: Any) -> bool:
+def check_owned(ws: Workspace, dep: Any, action: str) -> None:
+    """DeploymentError unless this host and workspace root own `dep` (Kubernetes: the cluster)."""
+    if getattr(dep, "target", "local") != "kubernetes" and not owned_here(ws.root, dep):
+        raise DeploymentError(
+            f"cannot {action} deployment {dep.id[:8]} of endpoint {dep.endpoint}: it runs on "
+            f"{describe(dep)}; run the command there"
+        )
+
+
+def alive(ws: Workspace, dep: Any) -> bool:
     """Is the deployment's server still running? (A Kubernetes deployment is the cluster's to
-    run: its record is trusted here; `kube.apply.status` asks the cluster.)"""
-    if getattr(dep, "target", "local") == "kubernetes":
+    run: its record is trusted here; `kube.apply.status` asks the cluster. So is one that another
+    host or checkout owns: only its owner can tell, and must not be overruled from here.)"""
+    if getattr(dep, "target", "local") == "kubernetes" or not owned_here(ws.root, dep):
         return True
     if getattr(dep, "container_id", None):
         try:
             return get_target("container").status(_handle(dep)) == "running"
         except ConfigError:  # podman/docker gone: nothing can be running
             return False
-    return bool(dep.pid and process_alive(dep.pid))
+    return bool(dep.pid and process_alive(dep.pid) and same_process(dep))

@@ -132,12 +132,13 @@ def live_slots(ws: Workspace, endpoint: str) -> dict[str, SlotInfo]:
         )
         found = [
             (r.slot, r.id, r.url, r.state, f"{r.model_name}:{r.model_version}",
-             SimpleNamespace(target=r.target, pid=r.pid, container_id=r.container_id, url=r.url, port=r.port))
+             SimpleNamespace(target=r.target, pid=r.pid, container_id=r.container_id, url=r.url, port=r.port,
+                             owner_host=r.owner_host, owner_root=r.owner_root, process_start=r.process_start))
             for r in rows
         ]  # fmt: skip
     out: dict[str, SlotInfo] = {}
     for slot, dep_id, url, state, model, server in found:
-        if not (slot and url and runtime.alive(server)):
+        if not (slot and url and runtime.alive(ws, server)):
             continue
         if slot in out and out[slot].state == "active" and state != "active":
             continue

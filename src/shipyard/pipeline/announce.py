@@ -13,7 +13,7 @@ def announce(ws: Any, config: Any, result: Any, outputs: dict[str, dict[str, Any
     from shipyard.release.notify import notify
 
     try:
-        gate = outputs.get("evaluate")
+        gate = result.gate
         if gate and "verdict" in gate:
             notify(config, "gate", f"gate {gate['verdict']}: {gate.get('reason', '')}", gate)
         if result.status == "failed":

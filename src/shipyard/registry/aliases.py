@@ -80,8 +80,11 @@ def compare_and_set(
     AliasConflict when it points anywhere else.
     """
     to_version, expected = str(to_version), (str(expected) if expected is not None else None)
-    if expected == to_version:
-        return AliasMove(name, alias, expected, to_version, moved=False)
+    if expected == to_version:  # nothing to write, but the expectation must still hold
+        now = current(ws, name, alias)
+        if now != expected:
+            raise AliasConflict(name, alias, expected, now)
+        return AliasMove(name, alias, now, now, moved=False)
     params = {"n": name, "a": alias, "v": int(to_version)}
     try:
         with ws.store.session() as s:

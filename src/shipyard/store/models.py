@@ -113,6 +113,11 @@ class DeploymentRow(Base):
     image_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Since 0006: who runs it (deploy/ownership.py): the host, the workspace root that started it
+    # and, for a local process, its start time (a reused pid is not the same process).
+    owner_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    owner_root: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    process_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class ImageRow(Base):

@@ -1,0 +1,93 @@
+"""Which machine and workspace a deployment belongs to.
+
+On a shared workspace every machine lists every deployment, but a process id or a container id
+means something only on the host that started it, and only to the checkout that started it: a
+second machine must not call another machine's server dead (and mark it failed) or try to stop
+it, and a `.shipyard/` folder copied to another checkout must not adopt its original's processes.
+So each deployment records its owner: the host identity, the workspace root, and for a local
+process the kernel's start time of that process (boot id + start ticks), which tells a reused pid
+from the server that was started.
+
+The host identity is `SHIPYARD_HOST_ID` when set (containers sharing a machine id, tests that play
+two machines), else the host name with the first 12 characters of /etc/machine-id.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def host_id() -> str:
+    """This machine's identity, stable across reboots."""
+    override = os.environ.get("SHIPYARD_HOST_ID", "").strip()
+    if override:
+        return override[:200]
+    machine = ""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine = Path(path).read_text().strip()[:12]
+            break
+        except OSError:
+            continue
+    name = socket.gethostname()
+    return f"{name}-{machine}" if machine else name
+
+
+def process_start(pid: int) -> str | None:
+    """`<boot id>:<start ticks>` of a running process (None without procfs, or when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    # Field 22 (starttime) counts from the one after the parenthesised command name.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
+@dataclass(frozen=True)
+class Owner:
+    host: str
+    root: str
+
+    @classmethod
+    def here(cls, root: Path | str) -> Owner:
+        return cls(host_id(), str(Path(root).resolve()))
+
+    def fields(self, pid: int | None = None) -> dict[str, Any]:
+        """The columns a new deployment record gets."""
+        return {
+            "owner_host": self.host,
+            "owner_root": self.root,
+            "process_start": process_start(pid) if pid else None,
+        }
+
+
+def owned_here(root: Path | str, dep: Any) -> bool:
+    """Does this host and workspace root own `dep`? Records from before owners were recorded
+    (no owner_host) belong to whoever reads them, as they always did."""
+    host = getattr(dep, "owner_host", None)
+    if not host:
+        return True
+    here = Owner.here(root)
+    return host == here.host and getattr(dep, "owner_root", None) == here.root
+
+
+def same_process(dep: Any) -> bool:
+    """Is the recorded pid still the process that was started? (pid reuse after the server died)"""
+    recorded = getattr(dep, "process_start", None)
+    if not recorded or not dep.pid:
+        return True
+    now = process_start(dep.pid)
+    return now is None or now == recorded
+
+
+def describe(dep: Any) -> str:
+    """`host H, workspace R` for messages about a deployment owned elsewhere."""
+    return (
+        f"host {getattr(dep, 'owner_host', None) or 'unknown'}, workspace {getattr(dep, 'owner_root', None)}"
+    )
