@@ -47,3 +47,7 @@ class StoreUnavailable(ShipyardError):
 
 class DeploymentError(ShipyardError):
     """A deployment did not become healthy or its smoke test failed."""
+
+
+class StorageError(ShipyardError):
+    """The artifact store could not be reached, refused a request, or returned bad content."""

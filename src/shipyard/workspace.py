@@ -22,6 +22,8 @@ from shipyard.store import Store, urls
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from shipyard.artifacts import ArtifactStore, LocalCache
+
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 SUPPORTED_ARTIFACT_SCHEMES = ("file", "s3", "gs", "wasbs", "hdfs")
 
@@ -38,6 +40,7 @@ class Workspace:
         _check_uri(self.artifact_uri, SUPPORTED_ARTIFACT_SCHEMES, "artifact_uri")
         self.database_uri: str = urls.normalize(database_uri)
         urls.check_driver(self.database_uri)
+        _check_artifact_client(self.artifact_uri)
 
     @classmethod
     def get_or_create(cls, settings: WorkspaceSettings) -> Workspace:
@@ -64,10 +67,29 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def local_artifacts(self) -> bool:
+        """True when the artifact store is a folder on this machine (file://)."""
+        return urlparse(self.artifact_uri).scheme in ("file", "")
+
     # -- stores ----------------------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
         return Store(self.database_uri)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Shipyard's own files (bundles, ...) in the artifact store (file:// or s3://)."""
+        from shipyard.artifacts import open_store
+
+        return open_store(self.artifact_uri)
+
+    @cached_property
+    def artifact_cache(self) -> LocalCache:
+        """This machine's content-addressed copy of what the artifact store holds."""
+        from shipyard.artifacts import LocalCache
+
+        return LocalCache()
 
     @property
     def shared(self) -> bool:
@@ -152,6 +174,17 @@ def _check_uri(uri: str, schemes: tuple[str, ...], field: str) -> None:
         raise ConfigError(
             f"workspace.{field}: unsupported URI {uri!r}; expected one of "
             + ", ".join(f"{s}://" for s in schemes)
+        )
+
+
+def _check_artifact_client(uri: str) -> None:
+    """An s3:// store needs boto3 (the `shipyard[s3]` extra): say so before anything is written."""
+    import importlib.util
+
+    if urlparse(uri).scheme == "s3" and importlib.util.find_spec("boto3") is None:
+        raise ConfigError(
+            f"workspace.artifact_uri {urls.redact(uri)}: the S3 client is not installed; install it with: "
+            "pip install 'shipyard[s3]' (boto3)"
         )
 
 

@@ -8,6 +8,7 @@ import typer
 
 from shipyard.cli import (
     batch,
+    cache,
     ci,
     compute,
     config_cmd,
@@ -54,6 +55,7 @@ app.add_typer(env.app, name="env")
 app.add_typer(workspace.workspace_app, name="workspace")
 app.add_typer(workspace.runs_app, name="runs")
 app.add_typer(workspace.data_app, name="data")
+app.add_typer(cache.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> int:

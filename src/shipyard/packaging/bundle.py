@@ -86,8 +86,11 @@ def build_bundle(
     if requirements is not None and not requirements.is_file():
         raise ConfigError(f"deployment.requirements: {requirements} does not exist")
     sample = _read_sample(input_sample)
-    bundles_dir = ws.local_artifact_dir / "bundles" / model.name
-    bundles_dir.mkdir(parents=True, exist_ok=True)
+    # In a file:// store the bundle is built beside its final folder (then renamed into place);
+    # for a remote store in a temporary folder, uploaded, and kept in this machine's cache.
+    bundles_dir = ws.local_artifact_dir / "bundles" / model.name if ws.local_artifacts else None
+    if bundles_dir is not None:
+        bundles_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{model.version}-", dir=bundles_dir))
     try:
         model_dir = staging / "model" / model.name / model.version
@@ -125,16 +128,23 @@ def build_bundle(
             "content_hash": content_hash,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        final = bundles_dir / f"v{model.version}-{content_hash[:12]}"
         existing = _find(ws, content_hash)
-        if existing and Path(existing.path).is_dir():
+        if existing is not None and bundle_stored(ws, existing.id):
             return existing
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
+        name = f"v{model.version}-{content_hash[:12]}"
+        if bundles_dir is not None:
+            final = bundles_dir / name
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+            uri, stored_hash = str(final), None
+        else:
+            prefix = f"bundles/{model.name}/{name}"
+            stored_hash = ws.artifact_cache.put_dir(ws.artifacts, staging, prefix)
+            uri = ws.artifacts.uri(prefix)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _record(ws, model, final, content_hash, manifest)
+    return _record(ws, model, uri, stored_hash, content_hash, manifest)
 
 
 def _check_pyfunc_model(model: ModelVersionInfo, model_dir: Path) -> None:
@@ -181,35 +191,79 @@ def bundle_for_deployment(ws: Workspace, model: ModelVersionInfo, project: Proje
     )
 
 
-def _record(ws: Workspace, model: ModelVersionInfo, path: Path, content_hash: str, manifest: dict) -> Bundle:
+def _record(
+    ws: Workspace,
+    model: ModelVersionInfo,
+    uri: str,
+    stored_hash: str | None,
+    content_hash: str,
+    manifest: dict,
+) -> Bundle:
     bundle_id = content_hash[:32]
     with ws.store.session() as s:
         row = s.get(BundleRow, bundle_id)
         if row is None:
-            s.add(
-                BundleRow(
-                    id=bundle_id,
-                    model_name=model.name,
-                    model_version=model.version,
-                    uri=str(path),
-                    content_hash=content_hash,
-                    manifest=manifest,
-                    created_at=utcnow(),
-                )
+            row = BundleRow(
+                id=bundle_id,
+                model_name=model.name,
+                model_version=model.version,
+                uri=uri,
+                content_hash=content_hash,
+                manifest=manifest,
+                created_at=utcnow(),
+                stored_hash=stored_hash,
             )
+            s.add(row)
         else:
-            row.uri = str(path)
-    return Bundle(bundle_id, model.name, model.version, str(path), content_hash, manifest)
+            row.uri, row.stored_hash = uri, stored_hash
+        s.flush()
+        return _to_bundle(ws, row)
 
 
-def _to_bundle(row: BundleRow) -> Bundle:
-    return Bundle(row.id, row.model_name, row.model_version, row.uri, row.content_hash, row.manifest)
+def _to_bundle(ws: Workspace, row: BundleRow) -> Bundle:
+    """The record with `path` a folder on this machine: the file:// store's own folder, or this
+    machine's cached copy of the stored one (downloaded once, verified by hash)."""
+    path = row.uri
+    if row.stored_hash is not None:
+        prefix = _store_prefix(ws, row.uri)
+        path = str(ws.artifact_cache.fetch_dir(ws.artifacts, prefix, row.stored_hash))
+    return Bundle(row.id, row.model_name, row.model_version, path, row.content_hash, row.manifest)
+
+
+def _store_prefix(ws: Workspace, uri: str) -> str:
+    base = ws.artifacts.uri("").rstrip("/")
+    if not uri.startswith(base + "/"):
+        raise NotFoundError(
+            f"bundle {uri} is not in this workspace's artifact store ({ws.artifact_uri}); "
+            "copy the workspace with `shipyard workspace copy` or package the model again"
+        )
+    return uri[len(base) + 1 :]
+
+
+def bundle_stored(ws: Workspace, bundle_id: str) -> bool:
+    """Is the bundle's content still there (its folder, or the complete stored copy)?"""
+    from shipyard.artifacts.cache import read_marker
+
+    with ws.store.session() as s:
+        row = s.get(BundleRow, bundle_id)
+        if row is None:
+            return False
+        uri, stored_hash = row.uri, row.stored_hash
+    if stored_hash is None:
+        return Path(uri).joinpath(MANIFEST).is_file()
+    if ws.artifact_cache.path(stored_hash) is not None:
+        return True
+    try:
+        marker = read_marker(ws.artifacts, _store_prefix(ws, uri))
+    except NotFoundError:
+        return False
+    return marker is not None and marker.get("content_hash") == stored_hash
 
 
 def _find(ws: Workspace, content_hash: str) -> Bundle | None:
-    with ws.store.session() as s:
-        row = s.get(BundleRow, content_hash[:32])
-        return _to_bundle(row) if row else None
+    if not bundle_stored(ws, content_hash[:32]):
+        return None
+    return get_bundle(ws, content_hash[:32])
 
 
 def get_bundle(ws: Workspace, bundle_id: str) -> Bundle:
@@ -217,12 +271,17 @@ def get_bundle(ws: Workspace, bundle_id: str) -> Bundle:
         row = s.get(BundleRow, bundle_id)
         if row is None:
             raise NotFoundError(f"no bundle {bundle_id!r} in this workspace")
-        return _to_bundle(row)
+    return _to_bundle(ws, row)
 
 
 def list_bundles(ws: Workspace, model_name: str | None = None) -> list[dict[str, Any]]:
+    """Recorded bundles, newest first (`path` is where each is stored; nothing is downloaded)."""
     with ws.store.session() as s:
         q = select(BundleRow).order_by(BundleRow.created_at.desc())
         if model_name:
             q = q.where(BundleRow.model_name == model_name)
-        return [_to_bundle(r).to_dict() | {"created_at": r.created_at.isoformat()} for r in s.scalars(q)]
+        return [
+            Bundle(r.id, r.model_name, r.model_version, r.uri, r.content_hash, r.manifest).to_dict()
+            | {"created_at": r.created_at.isoformat()}
+            for r in s.scalars(q)
+        ]

@@ -327,9 +327,10 @@ class PackageStep(Step):
         )
 
     def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
-        from pathlib import Path
+        from shipyard.packaging.bundle import bundle_stored
 
-        return Path(outputs.get("path", "")).joinpath("manifest.json").is_file()
+        # Its content, not the folder the recording machine had: another machine fetches it.
+        return bundle_stored(ctx.ws, outputs.get("bundle_id", ""))
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from shipyard.packaging.bundle import bundle_for_deployment

@@ -85,6 +85,9 @@ class BundleRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Since 0006: the tree hash of the folder in the artifact store (what a machine's cache checks
+    # a download against); None for a bundle that lives in a file:// store's folder.
+    stored_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DeploymentRow(Base):
