@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from shipyard.config.models import WorkspaceSettings
 from shipyard.errors import ConfigError
+from shipyard.secrets.refs import resolve as resolve_secret
 from shipyard.store import Store, urls
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ class Workspace:
         self.database_uri: str = urls.normalize(database_uri)
         urls.check_driver(self.database_uri)
         _check_artifact_client(self.artifact_uri)
+        if settings.database_password:
+            self.database_uri = urls.with_password(
+                self.database_uri, resolve_secret(settings.database_password, "workspace.database_password")
+            )
+        if settings.s3 is not None:
+            _export_s3_settings(settings)
 
     @classmethod
     def get_or_create(cls, settings: WorkspaceSettings) -> Workspace:
@@ -175,6 +182,22 @@ def _check_uri(uri: str, schemes: tuple[str, ...], field: str) -> None:
             f"workspace.{field}: unsupported URI {uri!r}; expected one of "
             + ", ".join(f"{s}://" for s in schemes)
         )
+
+
+def _export_s3_settings(settings: WorkspaceSettings) -> None:
+    """Put the s3: settings where boto3 and MLflow's S3 client read them: this process's environment
+    (inherited by the training scripts and servers it starts; never a file or a command line)."""
+    s3 = settings.s3
+    assert s3 is not None
+    if s3.endpoint_url:
+        os.environ["AWS_ENDPOINT_URL_S3"] = os.environ["MLFLOW_S3_ENDPOINT_URL"] = s3.endpoint_url
+    if s3.region:
+        os.environ["AWS_DEFAULT_REGION"] = s3.region
+    if s3.access_key_id:
+        os.environ["AWS_ACCESS_KEY_ID"] = resolve_secret(s3.access_key_id, "workspace.s3.access_key_id")
+    if s3.secret_access_key:
+        secret = resolve_secret(s3.secret_access_key, "workspace.s3.secret_access_key")
+        os.environ["AWS_SECRET_ACCESS_KEY"] = secret
 
 
 def _check_artifact_client(uri: str) -> None:

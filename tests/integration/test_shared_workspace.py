@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pg_support import free_port, postgres_server  # noqa: F401
+from s3_support import s3_server  # noqa: F401
 
 from shipyard.config.models import WorkspaceSettings
 from shipyard.errors import ShipyardError
@@ -133,3 +134,71 @@ def test_the_pipeline_runs_on_postgresql_and_a_rerun_is_cached(
     moves = [(m["alias"], m["from"], m["to"]) for m in json.loads(history.out)]
     assert ("production", None, "1") in moves
     assert postgres_server.password not in first.out + first.err
+
+
+def test_a_password_in_shipyard_yaml_is_refused_without_echoing_it(tmp_path, copy_project, shipyard_proc):
+    proj = copy_project(tmp_path / "project", deployment=False)
+    cfg = proj / "shipyard.yaml"
+    cfg.write_text(cfg.read_text() + "workspace:\n  database_uri: postgresql://team:Hunter2pw@db:5432/ml\n")
+    res = shipyard_proc("workspace", "show", cwd=proj)
+    assert res.code == 2
+    assert "workspace.database_uri holds a password" in res.err and "database_password: env:NAME" in res.err
+    assert "Hunter2pw" not in res.out + res.err
+
+
+def test_credentials_by_reference_reach_no_file_param_tag_or_output(
+    tmp_path, copy_project, postgres_server, s3_server, shipyard_proc, monkeypatch
+):
+    """The database password and the S3 keys come from env: references in shipyard.yaml; after a
+    whole run with a deployment, no file of the checkout or workspace, no MLflow param or tag and
+    no output holds any of them."""
+    import yaml
+    from mlflow import MlflowClient
+
+    from shipyard.secrets import scan_for_values
+
+    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    for var in aws:
+        monkeypatch.delenv(var, raising=False)
+    uri = postgres_server.create_database()
+    bare = uri.replace(f":{postgres_server.password}@", "@")
+    bucket = s3_server.create_bucket()
+    proj = copy_project(tmp_path / "project")
+    cfg = proj / "shipyard.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["workspace"] = {
+        "database_uri": bare,
+        "database_password": "env:TEAM_DB_PASSWORD",
+        "artifact_uri": f"s3://{bucket}/ml",
+        "s3": {
+            "endpoint_url": s3_server.endpoint_url,
+            "access_key_id": "env:TEAM_S3_KEY",
+            "secret_access_key": "env:TEAM_S3_SECRET",
+        },
+    }
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {
+        "TEAM_DB_PASSWORD": postgres_server.password,
+        "TEAM_S3_KEY": s3_server.access_key,
+        "TEAM_S3_SECRET": s3_server.secret_key,
+        "SHIPYARD_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    secrets = [postgres_server.password, s3_server.secret_key]
+    try:
+        res = shipyard_proc("run", "--output", "json", cwd=proj, env=env)
+        assert res.code == 0, res.err
+        assert res.json()["status"] == "succeeded" and res.json()["endpoint"]["smoke_test"] == "passed"
+        shown = shipyard_proc("workspace", "show", "--output", "json", cwd=proj, env=env)
+        assert shown.json()["database_uri"] == bare.replace("shipyard@", "shipyard:***@")
+        assert not any(s in res.out + res.err + shown.out + shown.err for s in secrets)
+        assert scan_for_values(proj, secrets, isolated=True) == []
+        assert scan_for_values(tmp_path / "cache", secrets) == []
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+            values = [*run.data.params.values(), *run.data.tags.values(), run.info.artifact_uri]
+            assert not any(s in v for v in values for s in secrets)
+        stored = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+        assert any(k.startswith("ml/bundles/diabetes-ridge/") for k in stored)
+        assert any(k.startswith("ml/mlflow/") for k in stored)
+    finally:
+        shipyard_proc("endpoints", "delete", "dev", cwd=proj, env=env)

@@ -159,6 +159,22 @@ def parse_param_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _refuse_password_in_file(uri: str, source: Path | None) -> None:
+    """A config file is committed and shared: a database password has no place in it."""
+    from urllib.parse import urlsplit
+
+    try:
+        has_password = urlsplit(uri).password is not None
+    except ValueError:
+        has_password = False
+    if has_password:
+        raise ConfigError(
+            f"{source}: workspace.database_uri holds a password; remove it from the file and give it as "
+            "workspace.database_password: env:NAME (or keyring:, file:), PGPASSWORD, ~/.pgpass, or the "
+            "whole URI in the SHIPYARD_DATABASE_URI variable of the environment that runs Shipyard"
+        )
+
+
 def resolve_workspace_settings(
     project: ProjectConfig | None,
     cli: Mapping[str, str | None] | None = None,
@@ -171,6 +187,8 @@ def resolve_workspace_settings(
     """
     env = os.environ if env is None else env
     base = (project.project_dir if project else (base_dir or Path.cwd())).resolve()
+    if project is not None and project.workspace.database_uri:
+        _refuse_password_in_file(project.workspace.database_uri, project.source_file)
     merged: dict[str, Any] = project.workspace.model_dump(exclude_none=True) if project else {}
     merged.pop("file", None)
     for var, field in WORKSPACE_ENV.items():

@@ -16,6 +16,19 @@ from shipyard.config.targets import TargetConfig
 from shipyard.secrets.refs import SecretReference
 
 
+class S3Settings(_Strict):
+    """Where an s3:// artifact store is and who Shipyard is there. Unset fields fall back to the
+    standard variables (AWS_ENDPOINT_URL_S3 / MLFLOW_S3_ENDPOINT_URL, AWS_DEFAULT_REGION,
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and boto3's own chain (profiles, instance roles)."""
+
+    endpoint_url: str | None = Field(
+        None, description="S3-compatible server URL (MinIO, SeaweedFS, Ceph); default: AWS S3."
+    )
+    region: str | None = Field(None, description="Region; default AWS_DEFAULT_REGION or us-east-1.")
+    access_key_id: SecretReference | None = Field(None, description="Reference to the access key id.")
+    secret_access_key: SecretReference | None = Field(None, description="Reference to the secret key.")
+
+
 class WorkspaceSettings(_Strict):
     """Where the stores live. Precedence: CLI flag > SHIPYARD_* variable > file > default."""
 
@@ -25,6 +38,12 @@ class WorkspaceSettings(_Strict):
     )
     artifact_uri: str | None = Field(None, description="Artifact store URI; default file://<root>/artifacts")
     file: str | None = Field(None, description="Optional YAML file holding these settings (relative path).")
+    database_password: SecretReference | None = Field(
+        None,
+        description="Reference (env:NAME, keyring:service/name, file:PATH) to the database password, for "
+        "a database_uri without one. PGPASSWORD and ~/.pgpass work too. Never put the password in the URI.",
+    )
+    s3: S3Settings | None = Field(None, description="Endpoint and credentials of an s3:// artifact store.")
 
 
 class DataCheckConfig(_Strict):

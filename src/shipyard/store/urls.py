@@ -65,6 +65,13 @@ def redact(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def with_password(uri: str, password: str) -> str:
+    """The URI with `password` set (kept in memory only: what is shown goes through redact())."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).set(password=password).render_as_string(hide_password=False)
+
+
 def endpoint(uri: str) -> str:
     """`host:port/database` of a server URI, or the file of a SQLite one: what an error names."""
     parts = urlsplit(uri)
