@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from shipyard.config.models import WorkspaceSettings
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, ShipyardError, StorageError, StoreUnavailable
 from shipyard.secrets.refs import resolve as resolve_secret
 from shipyard.store import Store, urls
 
@@ -155,6 +155,26 @@ class Workspace:
                 return exp.experiment_id
             return client.create_experiment(name, artifact_location=f"{self.artifact_uri}/mlflow/{name}")
 
+    def unreachable(self, exc: BaseException) -> ShipyardError | None:
+        """The user-facing error when `exc` (raised by MLflow, SQLAlchemy or boto3 in the middle of
+        some work) means a store could not be reached: it names the endpoint, never a secret."""
+        for err in _chain(exc):
+            kind = type(err).__name__
+            if kind == "OperationalError" or (kind == "MlflowException" and "OperationalError" in str(err)):
+                detail = " ".join(str(err).split())[:300]
+                return StoreUnavailable(
+                    f"cannot reach the workspace database at {urls.endpoint(self.database_uri)} ({detail}); "
+                    "nothing after the last recorded step was kept: run again once it is back (finished "
+                    "steps are reused from the cache)"
+                )
+            if kind in _S3_UNREACHABLE:
+                where = getattr(self.artifacts, "endpoint", None) or urls.redact(self.artifact_uri)
+                return StorageError(
+                    f"cannot reach the artifact store at {where} ({kind}); run again once it is back "
+                    "(finished steps are reused from the cache)"
+                )
+        return None
+
     def environment(self) -> dict[str, str]:
         """Variables that point a child process (a training script) at this workspace."""
         return {
@@ -182,6 +202,23 @@ def _check_uri(uri: str, schemes: tuple[str, ...], field: str) -> None:
             f"workspace.{field}: unsupported URI {uri!r}; expected one of "
             + ", ".join(f"{s}://" for s in schemes)
         )
+
+
+# botocore's names for "no answer from the endpoint" (after its own retries).
+_S3_UNREACHABLE = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen and len(seen) < 20:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
 
 
 def _export_s3_settings(settings: WorkspaceSettings) -> None:

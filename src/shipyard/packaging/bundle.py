@@ -95,9 +95,16 @@ def build_bundle(
     try:
         model_dir = staging / "model" / model.name / model.version
         model_dir.parent.mkdir(parents=True)
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl"))
-        )
+        try:
+            downloaded = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl"))
+            )
+        except Exception:
+            # MLflow reports an unreachable store as a missing path; ask the store itself, which
+            # names the endpoint (StorageError) when it cannot be reached.
+            if not ws.local_artifacts:
+                ws.artifacts.exists("bundles")
+            raise
         shutil.move(str(downloaded), model_dir)
         shutil.rmtree(staging / "dl", ignore_errors=True)
         if entry_script is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipyard.config.models import ProjectConfig
-from shipyard.errors import ShipyardError, UsageError
+from shipyard.errors import ShipyardError, StoreUnavailable, UsageError
 from shipyard.pipeline import records
 from shipyard.pipeline.announce import announce
 from shipyard.pipeline.context import StepContext
@@ -164,6 +164,11 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
             status, message = "succeeded", None
     except (ShipyardError, KeyboardInterrupt, Exception) as exc:
         duration = time.perf_counter() - started
+        unreachable = None if isinstance(exc, ShipyardError | KeyboardInterrupt) else ws.unreachable(exc)
+        if isinstance(unreachable, StoreUnavailable):
+            raise unreachable from exc  # the database is gone: nothing more can be recorded
+        if unreachable is not None:
+            exc = unreachable
         text = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
         records.update_step(
             ws, run_id, step.name, status="failed", finished_at=utcnow(), duration_s=duration, message=text
