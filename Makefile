@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images bench-batch clean
+.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-bench: bench-tracking bench-run bench-serving bench-images bench-batch
+bench: bench-tracking bench-run bench-serving bench-images bench-batch bench-shared
 
 bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/tracking/bench_tracking.py
@@ -43,6 +43,11 @@ bench-images: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch/bench_batch.py
+
+# Starts its own PostgreSQL and S3 server (the packages `make test` installs).
+bench-shared: $(STAMP)
+	bash scripts/install-test-deps.sh
+	$(BIN)/python benchmarks/shared/bench_shared.py
 
 clean:
 	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs

@@ -158,7 +158,7 @@ def test_a_second_builder_waits_for_the_lock(built: tuple[Workspace, VenvTarget,
     ws, target, project, _ = built
     spec = target.spec(job_for(project, ws, "", name="lock"))
     results: list[str] = []
-    with ws.lock(f"env-{spec.short_hash}"):
+    with ws.host_lock(f"env-{spec.short_hash}"):
         thread = threading.Thread(
             target=lambda: results.append(EnvCache(ws, installer="pip").ensure(spec).action)
         )
