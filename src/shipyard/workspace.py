@@ -82,7 +82,7 @@ class Workspace:
     # -- stores ----------------------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        return Store(self.database_uri)
+        return Store(self.database_uri, pool_size=self.settings.pool_size)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

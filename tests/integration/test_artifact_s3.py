@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from files_support import make_tree
 from s3_support import s3_bucket, s3_server  # noqa: F401
 
 from shipyard.artifacts import open_store
@@ -27,14 +28,6 @@ BUNDLE = {
     "score.py": b"def init():\n    pass\n",
     "env/requirements.txt": b"scikit-learn\n",
 }
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
 
 
 def count_requests(store: S3Store) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from files_support import make_tree
 
 import shipyard.artifacts.cache as cache_mod
 from shipyard.artifacts import open_store
@@ -28,14 +29,6 @@ from shipyard.data.hashing import tree_sha256
 from shipyard.errors import ConfigError, NotFoundError, StorageError, UsageError
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
 
 
 BUNDLE = {"model.pkl": b"\x80model" * 100, "score.py": b"def run(x):\n    return x\n", "env/req.txt": b"sk\n"}

@@ -44,6 +44,13 @@ class WorkspaceSettings(_Strict):
         "a database_uri without one. PGPASSWORD and ~/.pgpass work too. Never put the password in the URI.",
     )
     s3: S3Settings | None = Field(None, description="Endpoint and credentials of an s3:// artifact store.")
+    pool_size: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Database connections each process keeps (plus up to twice as many on demand): a CLI "
+        "command uses one or two; a long-running server with many threads wants more.",
+    )
 
 
 class DataCheckConfig(_Strict):

@@ -101,7 +101,7 @@ class Store:
 
     def __init__(self, uri: str, *, pool_size: int = DEFAULT_POOL_SIZE):
         self.uri = urls.normalize(uri)
-        self.engine = make_engine(self.uri, pool_size=pool_size)
+        self.engine = make_engine(self.uri, pool_size=pool_size, max_overflow=2 * pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def current_revision(self) -> str | None:
