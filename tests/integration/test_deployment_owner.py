@@ -74,3 +74,18 @@ def test_a_reused_pid_is_not_the_recorded_server():
     assert not same_process(SimpleNamespace(pid=me, process_start=started.split(":")[0] + ":1"))
     fields = Owner.here("/tmp/x").fields(me)
     assert fields == {"owner_host": host_id(), "owner_root": "/tmp/x", "process_start": started}
+
+
+def test_a_moved_checkout_keeps_its_deployments(tmp_path):
+    from types import SimpleNamespace
+
+    from shipyard.deploy.ownership import owned_here
+
+    original, moved = tmp_path / "a" / ".shipyard", tmp_path / "b" / ".shipyard"
+    original.mkdir(parents=True)
+    moved.mkdir(parents=True)
+    dep = SimpleNamespace(owner_host=host_id(), owner_root=str(original.resolve()))
+    assert owned_here(original, dep) and not owned_here(moved, dep)  # a copy: the original exists
+    original.rename(tmp_path / "gone")
+    assert owned_here(moved, dep)  # moved: nobody else on this host can own it
+    assert not owned_here(moved, SimpleNamespace(owner_host="elsewhere", owner_root=dep.owner_root))

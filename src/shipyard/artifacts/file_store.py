@@ -92,6 +92,10 @@ class FileStore(FolderTransfers):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
     def list(self, prefix: str = "") -> builtins.list[str]:
         prefix = validate_prefix(prefix, allow_root=True)
         base = self._path(prefix) if prefix else self.root

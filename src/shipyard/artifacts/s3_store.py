@@ -199,6 +199,9 @@ class S3Store(FolderTransfers):
         )
 
     def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def size(self, key: str) -> int | None:
         full = self._full(key)
         return self._call("head", key, lambda: self._head(full))
 
@@ -213,7 +216,7 @@ class S3Store(FolderTransfers):
             )
             for page in pages:
                 keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-            if not keys and prefix and self._head(full):  # `prefix` names one object
+            if not keys and prefix and self._head(full) is not None:  # `prefix` names one object
                 keys = [full]
             return keys
 
@@ -294,16 +297,17 @@ class S3Store(FolderTransfers):
     def _full(self, key: str) -> str:
         return join_key(self.prefix, validate_key(key))
 
-    def _head(self, full: str) -> bool:
+    def _head(self, full: str) -> int | None:
+        """The object's size, None when it does not exist."""
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=full)
+            answer = self.client.head_object(Bucket=self.bucket, Key=full)
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
-                return False
+                return None
             raise
-        return True
+        return int(answer["ContentLength"])
 
     def _call(self, op: str, key: str | None, fn: Callable[[], T]) -> T:
         """Run one request, retrying transient failures; translate what remains into our errors."""

@@ -115,6 +115,10 @@ class ArtifactStore(Protocol):
         """Whether an object is stored under `key`."""
         ...
 
+    def size(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none under `key`."""
+        ...
+
     def list(self, prefix: str = "") -> builtins.list[str]:
         """Keys below `prefix` (recursive, relative to the store root, sorted); "" lists all."""
         ...

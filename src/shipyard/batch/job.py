@@ -23,6 +23,7 @@ from typing import Any
 from shipyard.batch import records
 from shipyard.batch.backends.base import Backend, Outcome
 from shipyard.batch.backends.local import LocalProcesses
+from shipyard.batch.remote import Staging
 from shipyard.batch.result import BatchResult, FailedBatch, Threshold, parse_threshold
 from shipyard.batch.sink import PredictionWriter, output_paths, prediction_column
 from shipyard.batch.source import count_rows, mini_batches
@@ -130,14 +131,47 @@ def batch_score(
     compute target it stands for, recorded with the job. `ws` is the workspace the job is recorded
     in (``shipyard_batch_jobs``); None records nothing. Raises BatchFailed when more than
     `error_threshold` mini-batches (a count, or "N%") fail.
+
+    Either may be a URI (``s3://bucket/key``): the input is downloaded once, the output written
+    to a temporary folder and uploaded only when the job succeeded (remote.py); the job records
+    the URIs.
     """
+    with Staging(input_path, output_path) as staged:
+        return _batch_score(
+            ws,
+            bundle,
+            staged,
+            mini_batch_rows=mini_batch_rows,
+            workers=workers,
+            error_threshold=error_threshold,
+            key=key,
+            backend=backend,
+            compute=compute,
+            progress=progress,
+        )
+
+
+def _batch_score(
+    ws: Any,
+    bundle: Any,
+    staged: Staging,
+    *,
+    mini_batch_rows: int,
+    workers: int | None,
+    error_threshold: int | str | Threshold,
+    key: str | None,
+    backend: Backend | None,
+    compute: str | None,
+    progress: Progress | None,
+) -> BatchResult:
     bundle_dir = _bundle_dir(bundle)
-    source = Path(input_path)
+    source = staged.fetch_input()
     threshold = parse_threshold(error_threshold)
     backend = backend or LocalProcesses(workers)
     _check_key(source, key)
     started = datetime.now(UTC)
-    target, summary_path = output_paths(Path(output_path), started)
+    target, summary_path = output_paths(staged.output, started)
+    staged.check_output(summary_path)
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     total_rows = count_rows(source)
     result = BatchResult(
@@ -145,10 +179,10 @@ def batch_score(
         model_name=manifest.get("model_name"),
         model_version=None if manifest.get("model_version") is None else str(manifest["model_version"]),
         bundle=str(bundle_dir),
-        input=str(source),
+        input=staged.input_name,
         input_sha256=file_sha256(source) if source.is_file() else "",
         output=None,
-        summary_path=str(summary_path),
+        summary_path=staged.name(summary_path),
         backend=backend.name,
         workers=backend.workers,
         mini_batch_rows=mini_batch_rows,
@@ -161,7 +195,8 @@ def batch_score(
     if ws is not None:
         result.job_id = records.start_job(ws, result, compute)
     try:
-        _run(result, backend, bundle_dir, source, target, total_rows, progress)
+        _run(result, backend, bundle_dir, source, target, summary_path, total_rows, progress, staged)
+        staged.upload(target if result.output else None, summary_path)
     except BatchFailed:
         _record(ws, result)
         raise
@@ -178,8 +213,10 @@ def _run(
     bundle_dir: Path,
     source: Path,
     target: Path,
+    summary_path: Path,
     total_rows: int | None,
     progress: Progress | None,
+    staged: Staging,
 ) -> None:
     """Score, write and summarise; fills `result` (raises BatchFailed over the threshold)."""
     threshold = parse_threshold(result.error_threshold)
@@ -208,16 +245,17 @@ def _run(
     result.failed = sorted(job.failed, key=lambda f: f.index)
     if over:
         writer.abort()
-        _write_summary(result)
+        where = staged.failed_summary(result)
+        _write_summary(result, summary_path)
         raise BatchFailed(
             f"batch scoring failed: {len(job.failed)} mini-batch(es) failed, over the threshold of "
             f"{threshold} (--error-threshold); no predictions written. Failed: {_describe(result.failed)}. "
-            f"Summary: {result.summary_path}",
+            f"Summary: {where}",
             result,
         )
-    result.output = str(target) if writer.commit() else None
+    result.output = staged.name(target) if writer.commit() else None
     result.status = "succeeded"
-    _write_summary(result)
+    _write_summary(result, summary_path)
 
 
 def _record(ws: Any, result: BatchResult, error: str | None = None) -> None:
@@ -231,7 +269,6 @@ def _record(ws: Any, result: BatchResult, error: str | None = None) -> None:
     records.finish_job(ws, result.job_id, summary)
 
 
-def _write_summary(result: BatchResult) -> None:
-    path = Path(result.summary_path)
+def _write_summary(result: BatchResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")

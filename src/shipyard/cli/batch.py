@@ -4,7 +4,8 @@
 MODEL is NAME@ALIAS, NAME:VERSION or NAME (its bundle is built as `shipyard package` builds it,
 from the project's deployment section), or the path of a bundle folder. Progress goes to stderr
 with Rich; the summary to stdout (JSON with --output-json). `--compute NAME` runs the workers on
-a Ray cluster (Ray Data actors) instead of local processes.
+a Ray cluster (Ray Data actors) instead of local processes. INPUT and --output may be URIs
+(s3://bucket/key): downloaded first, uploaded after a successful job (batch/remote.py).
 """
 
 from __future__ import annotations
@@ -81,11 +82,15 @@ def _touch(ws, compute: str | None) -> None:
 
 def batch_score_command(
     model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION, NAME, or a bundle folder.")],
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score.")],
+    input_path: Annotated[
+        str, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score, or its s3://bucket/key.")
+    ],
     output: Annotated[
-        Path,
+        str,
         typer.Option(
-            "--output", help="Folder (→ predictions-<UTC stamp>.parquet) or a file name ending .csv/.parquet."
+            "--output",
+            help="Folder (→ predictions-<UTC stamp>.parquet) or a file name ending .csv/.parquet; a "
+            "path or an s3://bucket/prefix URI (uploaded when the job succeeded).",
         ),
     ],
     mini_batch_rows: Annotated[int, typer.Option("--mini-batch-rows", help="Rows per mini-batch.")] = 10_000,

@@ -301,3 +301,74 @@ def delete_cmd(
         output,
         lambda d: console.print(f"endpoint {name}: stopped {len(d['stopped'])} deployment(s)"),
     )
+
+
+capture_app = typer.Typer(
+    help="Data capture files: upload them to a shared workspace's artifact store, list them.",
+    no_args_is_help=True,
+)
+app.add_typer(capture_app, name="capture")
+
+CaptureEndpointArg = Annotated[
+    str | None, typer.Argument(help="Endpoint name (default: every endpoint).", show_default=False)
+]
+
+
+@capture_app.command("sync")
+def capture_sync_cmd(
+    endpoint: CaptureEndpointArg = None,
+    include_open: Annotated[
+        bool,
+        typer.Option(
+            "--include-open",
+            help="Also files that may still be written (only when their servers are stopped; a file "
+            "that changes afterwards is uploaded again).",
+        ),
+    ] = False,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Upload this machine's complete capture files to the artifact store (s3:// workspaces;
+    capture/<endpoint>/<host>/<file>). Runs by itself after `endpoints delete`."""
+    from shipyard.deploy.capture_sync import sync_capture
+
+    _, ws = context(project, workspace)
+    with err_console.status("uploading capture files…"):
+        done = sync_capture(ws, endpoint, include_open=include_open)
+
+    def render(d: dict) -> None:
+        if "note" in d:
+            console.print(d["note"], markup=False)
+            return
+        console.print(
+            f"uploaded {d['uploaded']} capture file(s) ({d['bytes']} bytes) to {d['store']}/…/{d['host']}; "
+            f"{d['already']} already uploaded, {d['skipped_open']} still being written (skipped)",
+            markup=False,
+        )
+
+    emit(done, output, render)
+
+
+@capture_app.command("list")
+def capture_list_cmd(
+    endpoint: CaptureEndpointArg = None,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Capture files in the artifact store (every host's), with their host and size; on a file://
+    workspace, the files in this machine's capture folders."""
+    from shipyard.deploy.capture_sync import list_capture
+
+    _, ws = context(project, workspace)
+    rows = list_capture(ws, endpoint)
+    emit(
+        rows,
+        output,
+        lambda d: table(
+            [r | {"complete": {True: "yes", False: "no"}.get(r["complete"])} for r in d],
+            ["endpoint", "host", "file", "size", "uploaded_at", "complete"],
+            empty="no capture files",
+        ),
+    )

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import ttl_seconds
 from shipyard.deploy import runtime
+from shipyard.deploy.capture_sync import sync_after_delete
 from shipyard.deploy.keys import delete_keys, temporary_key
 from shipyard.deploy.ownership import owned_here
 from shipyard.deploy.smoke import SmokeResult, smoke_test
@@ -314,6 +315,7 @@ def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
         _update(ws, dep.id, state="deleted", message="endpoint deleted")
     delete_keys(ws, endpoint)
     remove_endpoint(ws, endpoint)
+    sync_after_delete(ws, endpoint)  # its servers are stopped: every capture file is complete
     return [dep.id for dep in live]
 
 

@@ -49,6 +49,21 @@ def process_start(pid: int) -> str | None:
     return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
+def process_started_at(pid: int) -> float | None:
+    """The epoch time a running process started (procfs), or None when it cannot be told."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        btime = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(stat.rsplit(")", 1)[-1].split()[19])
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 @dataclass(frozen=True)
 class Owner:
     host: str
@@ -69,12 +84,17 @@ class Owner:
 
 def owned_here(root: Path | str, dep: Any) -> bool:
     """Does this host and workspace root own `dep`? Records from before owners were recorded
-    (no owner_host) belong to whoever reads them, as they always did."""
+    (no owner_host) belong to whoever reads them, as they always did. A checkout that was moved
+    (its recorded root is gone from this host) keeps its deployments; a copy, whose original is
+    still there, does not."""
     host = getattr(dep, "owner_host", None)
     if not host:
         return True
     here = Owner.here(root)
-    return host == here.host and getattr(dep, "owner_root", None) == here.root
+    if host != here.host:
+        return False
+    recorded = getattr(dep, "owner_root", None)
+    return recorded == here.root or (recorded is not None and not Path(recorded).exists())
 
 
 def same_process(dep: Any) -> bool:
