@@ -96,6 +96,9 @@ class FileStore(FolderTransfers):
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
 
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        return {key: (self.root / key).stat().st_size for key in self.list(prefix)}
+
     def list(self, prefix: str = "") -> builtins.list[str]:
         prefix = validate_prefix(prefix, allow_root=True)
         base = self._path(prefix) if prefix else self.root

@@ -206,23 +206,28 @@ class S3Store(FolderTransfers):
         return self._call("head", key, lambda: self._head(full))
 
     def list(self, prefix: str = "") -> builtins.list[str]:
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str = "") -> dict[str, int]:
         prefix = validate_prefix(prefix, allow_root=True)
         full = join_key(self.prefix, prefix) if prefix else self.prefix
 
-        def listing() -> builtins.list[str]:
-            keys: builtins.list[str] = []
+        def listing() -> dict[str, int]:
+            found: dict[str, int] = {}
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=f"{full}/" if full else ""
             )
             for page in pages:
-                keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-            if not keys and prefix and self._head(full) is not None:  # `prefix` names one object
-                keys = [full]
-            return keys
+                found.update(
+                    {o["Key"]: int(o["Size"]) for o in page.get("Contents", []) if not o["Key"].endswith("/")}
+                )
+            if not found and prefix and (size := self._head(full)) is not None:  # `prefix` names one object
+                found = {full: size}
+            return found
 
-        keys = self._call("list", prefix or None, listing)
+        found = self._call("list", prefix or None, listing)
         cut = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(k[cut:] for k in keys)
+        return {k[cut:]: size for k, size in sorted(found.items())}
 
     def delete(self, prefix: str) -> int:
         prefix = validate_prefix(prefix)

@@ -119,6 +119,10 @@ class ArtifactStore(Protocol):
         """The stored object's size in bytes, or None when there is none under `key`."""
         ...
 
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        """Every key under `prefix` (as `list` gives them) with its size in bytes."""
+        ...
+
     def list(self, prefix: str = "") -> builtins.list[str]:
         """Keys below `prefix` (recursive, relative to the store root, sorted); "" lists all."""
         ...

@@ -1,4 +1,4 @@
-"""`shipyard workspace show`, `shipyard runs list|show`, `shipyard data check`."""
+"""`shipyard workspace show|check|copy`, `shipyard runs list|show`, `shipyard data check`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.common import (
+    Output,
+    OutputOpt,
+    ProjectOpt,
+    WorkspaceOpt,
+    console,
+    context,
+    emit,
+    err_console,
+    table,
+)
 
 workspace_app = typer.Typer(help="The workspace: database and artifact store.", no_args_is_help=True)
 runs_app = typer.Typer(help="Pipeline runs and their steps.", no_args_is_help=True)
@@ -21,6 +31,105 @@ def show_cmd(
     config, ws = context(project, workspace)
     data = ws.describe() | {"project": str(config.source_file) if config else None}
     emit(data, output, lambda d: [console.print(f"{k:<15} {v}") for k, v in d.items()])
+
+
+@workspace_app.command("check")
+def check_cmd(
+    project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
+    """Can this machine use the workspace? Database, schemas, writes, artifact store (exit 1 if not).
+
+    Creates or migrates the tables when the database answers, as any command would."""
+    import os
+
+    from shipyard.cli.common import load_config
+    from shipyard.config.loader import resolve_workspace_settings
+    from shipyard.errors import ShipyardError
+    from shipyard.store.check import check_settings
+
+    # A check answers in seconds: no long connection retries (the store's engine reads this).
+    os.environ.setdefault("SHIPYARD_DB_RETRY_S", "2")
+    try:
+        config = load_config(project, required=False)
+        settings = resolve_workspace_settings(config, cli={"root": workspace})
+    except ShipyardError as exc:
+        results = [{"check": "configuration", "ok": False, "detail": str(exc)}]
+    else:
+        results = check_settings(settings)
+
+    def render(rows: list[dict]) -> None:
+        from rich.table import Table
+
+        t = Table(show_lines=False)
+        for col in ("check", "ok", "detail"):
+            t.add_column(col, overflow="fold")
+        for r in rows:
+            mark = "[green]ok[/green]" if r["ok"] else "[red]FAILED[/red]"
+            t.add_row(r["check"], mark, r["detail"])
+        console.print(t)
+
+    emit(results, output, render)
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
+
+
+@workspace_app.command("copy")
+def copy_cmd(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            envvar="SHIPYARD_COPY_TO",
+            show_envvar=True,
+            help="Destination database URI (postgresql://user@host:5432/db). It may carry a password: "
+            "pass it in SHIPYARD_COPY_TO rather than on the command line (or use PGPASSWORD / "
+            "~/.pgpass); it is never printed.",
+        ),
+    ],
+    artifacts_to: Annotated[
+        str,
+        typer.Option(
+            "--artifacts-to", help="Destination artifact store (s3://bucket/prefix or file:///path)."
+        ),
+    ],
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Copy this workspace (runs, models, aliases, history, artifacts) into another, e.g. a shared one.
+
+    Ids are kept; only what is missing is copied, so it is safe to run again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shipyard.store.copy import copy_workspace
+
+    _, ws = context(project, workspace)
+    columns = [TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, name: str, done: int, total: int) -> None:
+            if total <= 0:
+                return
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)  # type: ignore[arg-type]
+
+        report = copy_workspace(ws, to, artifacts_to, progress=progress)
+
+    def render(r: dict) -> None:
+        rows = [{"table": name, **n} for name, n in r["tables"].items() if n["source"] or n["copied"]]
+        table(rows, ["table", "source", "dest", "copied"], title="rows")
+        a = r["artifacts"]
+        console.print(
+            f"artifacts: {a['source']} in the source, {a['copied']} copied, {a['skipped']} already there"
+        )
+        console.print(
+            f"[green]verified[/green]: every source row and object is in {r['dest']['database']} and "
+            f"{r['dest']['artifacts']}"
+        )
+
+    emit(report, output, render)
 
 
 @runs_app.command("list")
