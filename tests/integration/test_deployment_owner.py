@@ -89,3 +89,39 @@ def test_a_moved_checkout_keeps_its_deployments(tmp_path):
     original.rename(tmp_path / "gone")
     assert owned_here(moved, dep)  # moved: nobody else on this host can own it
     assert not owned_here(moved, SimpleNamespace(owner_host="elsewhere", owner_root=dep.owner_root))
+
+
+def test_a_cluster_started_elsewhere_is_left_alone(tmp_path):
+    """A local Ray cluster recorded by another host: status trusts the record (no probe of a pid
+    that is not ours), stop and connect are refused naming the host, and the idle stop skips it."""
+    from datetime import timedelta
+
+    from shipyard.compute import clusters
+    from shipyard.config.models import WorkspaceSettings
+    from shipyard.errors import ConfigError
+    from shipyard.store import utcnow
+    from shipyard.store.models import ComputeRow
+    from shipyard.workspace import Workspace
+
+    ws = Workspace.get_or_create(WorkspaceSettings(root=str(tmp_path / "ws")))
+    long_ago = utcnow() - timedelta(hours=5)
+    runtime = {
+        "pid": 999_999,
+        "owner_host": "trainer-3",
+        "owner_root": "/srv/ws",
+        "gcs_address": "127.0.0.1:1",
+    }
+    row = ComputeRow(name="gpu", type="ray", state="running", address="http://127.0.0.1:8265", settings={})
+    row.runtime, row.idle_minutes = runtime, 1
+    row.created_at = row.started_at = row.last_used_at = long_ago
+    with ws.store.session() as s:
+        s.add(row)
+    info = clusters.status(ws, "gpu")
+    assert info.state == "running" and "trainer-3" in info.message
+    with pytest.raises(ConfigError, match="runs on host trainer-3, workspace /srv/ws: stop it there"):
+        clusters.stop(ws, "gpu")
+    with pytest.raises(ConfigError, match="runs on host trainer-3"):
+        clusters.ray_connect_address(ws, "gpu")
+    assert clusters.stop_idle(ws) == []
+    assert clusters.status(ws, "gpu").state == "running"
+    ws.store.dispose()

@@ -156,17 +156,41 @@ def start(ws: Any, name: str, config: Any = None) -> ClusterInfo:
         return _start_locked(ws, name)
 
 
+def _elsewhere(ws: Any, row: ComputeRow) -> str | None:
+    """Where a local cluster runs when another host or checkout started it (None: here). Its
+    processes and 127.0.0.1 addresses mean something only there, so nothing here probes, stops
+    or connects to them."""
+    from types import SimpleNamespace
+
+    from shipyard.deploy.ownership import describe, owned_here
+
+    runtime = row.runtime or {}
+    owner = SimpleNamespace(owner_host=runtime.get("owner_host"), owner_root=runtime.get("owner_root"))
+    return None if owned_here(ws.root, owner) else describe(owner)
+
+
+def _refuse_elsewhere(ws: Any, row: ComputeRow, verb: str) -> None:
+    where = _elsewhere(ws, row)
+    if where is not None and row.state == "running":
+        raise ConfigError(f"compute {row.name} runs on {where}: {verb} it there")
+
+
 def _start_locked(ws: Any, name: str) -> ClusterInfo:
     from shipyard.compute import ray_local
+    from shipyard.deploy.ownership import Owner
 
     with ws.store.session() as s:
         row = _row(s, name)
+        if row.state == "running" and _elsewhere(ws, row) is not None:
+            return _info(row, f"{name} is already running on {_elsewhere(ws, row)}")
         if row.state == "running" and ray_local.head_alive(row.runtime or {}):
             return _info(row, f"{name} is already running")
         settings, old = dict(row.settings), dict(row.runtime or {})
     ray_local.stop_head(old)  # what is left of a head that died (its own processes only)
     try:
         runtime = ray_local.start_head(name, ws.subdir("compute", name), settings.get("num_cpus"))
+        owner = Owner.here(ws.root).fields()
+        runtime |= {"owner_host": owner["owner_host"], "owner_root": owner["owner_root"]}
     except Exception as exc:
         with ws.store.session() as s:
             row = _row(s, name)
@@ -189,6 +213,7 @@ def stop(ws: Any, name: str, config: Any = None, reason: str = "stopped") -> Clu
     with ws.lock(f"compute-{name}"):
         with ws.store.session() as s:
             row = _row(s, name)
+            _refuse_elsewhere(ws, row, "stop")
             runtime = dict(row.runtime or {})
             if row.state in ("stopped", "created", "failed") and not ray_local.head_alive(runtime):
                 return _info(row, f"{name} is already stopped")
@@ -209,6 +234,9 @@ def status(ws: Any, name: str, config: Any = None) -> ClusterInfo:
 
     with ws.store.session() as s:
         row = _row(s, name)
+        where = _elsewhere(ws, row)
+        if row.state == "running" and where is not None:
+            return _info(row, f"running on {where} (checked there only)")
         if row.state == "running" and not ray_local.head_alive(row.runtime or {}):
             row.state, row.message = "failed", "the head process is gone (machine restarted or killed)"
         return _info(row)
@@ -254,8 +282,16 @@ def touch(ws: Any, name: str) -> None:
             row.last_used_at = utcnow()
 
 
+def _here_or_refuse(ws: Any, name: str) -> None:
+    with ws.store.session() as s:
+        row = s.get(ComputeRow, name)
+        if row is not None:
+            _refuse_elsewhere(ws, row, "use")
+
+
 def ray_connect_address(ws: Any, name: str) -> str:
     """The GCS address (host:port) of the running local cluster `name`, for ray.init."""
+    _here_or_refuse(ws, name)
     info = status(ws, name)
     if info.state != "running" or not info.gcs_address:
         raise ConfigError(f"compute {name} is {info.state}: start it with `shipyard compute start {name}`")
@@ -264,6 +300,7 @@ def ray_connect_address(ws: Any, name: str) -> str:
 
 def dashboard_url(ws: Any, name: str) -> str:
     """The Jobs API address of the running local cluster `name` (clear error when it is not)."""
+    _here_or_refuse(ws, name)
     info = status(ws, name)
     if info.state != "running" or not info.address:
         raise ConfigError(f"compute {name} is {info.state}: start it with `shipyard compute start {name}`")
@@ -276,7 +313,8 @@ def stop_idle(ws: Any, now: datetime | None = None, dry_run: bool = False) -> li
 
     now = now or utcnow()
     with ws.store.session() as s:
-        rows = [r for r in s.scalars(select(ComputeRow).where(ComputeRow.state == "running"))]
+        running = s.scalars(select(ComputeRow).where(ComputeRow.state == "running"))
+        rows = [r for r in running if _elsewhere(ws, r) is None]  # each host stops its own
         due = [
             (r.name, r.address)
             for r in rows
