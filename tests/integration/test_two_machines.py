@@ -153,6 +153,15 @@ def test_machine_b_reuses_machine_a_steps_and_bundle(team):
     assert summary["cached_steps"] == ["data_check", "train", "evaluate", "register", "package"]
     assert summary["run"]["run_id"] == first["run"]["run_id"]
     assert password not in again.stdout + again.stderr
+    # A's training log and outputs: stored by A, read on B from the artifact store.
+    files = run("b", "runs", "files", first["pipeline_run_id"], "--output", "json")
+    assert files.returncode == 0, files.stderr
+    listed = json.loads(files.stdout)
+    assert (
+        listed["path"].startswith(machines["b"][1]["SHIPYARD_CACHE_DIR"]) and "train.log" in listed["files"]
+    )
+    on_a = machines["a"][0] / ".shipyard" / "runs" / first["pipeline_run_id"] / "train.log"
+    assert (Path(listed["path"]) / "train.log").read_bytes() == on_a.read_bytes()
     # A's bundle is not in B's cache: B's re-run found it in the store. `deploy` on B fetches it
     # (verified by hash) into B's cache and serves it; the deployment is B's.
     version = first["model"]["version"]

@@ -172,6 +172,29 @@ def runs_show(
     emit(run, output, render)
 
 
+@runs_app.command("files")
+def runs_files(
+    run_id: str,
+    step: Annotated[str, typer.Option(help="The step whose log and outputs to get.")] = "train",
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """A step's log and outputs folder on this machine (fetched from a shared artifact store)."""
+    from shipyard.pipeline.records import step_files
+
+    _, ws = context(project, workspace)
+    folder = step_files(ws, run_id, step)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+    def render(d: dict) -> None:
+        console.print(d["path"])
+        for name in d["files"]:
+            console.print(f"  {name}")
+
+    emit({"path": str(folder), "files": files}, output, render)
+
+
 @data_app.command("check")
 def data_check_cmd(project: ProjectOpt = None, output: OutputOpt = Output.text) -> None:
     """Run the project's data check on its own (schema, missing values, distribution)."""

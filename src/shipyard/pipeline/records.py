@@ -7,6 +7,7 @@ no separate cache table to drift out of step with the history.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, select
@@ -117,6 +118,28 @@ def get_pipeline_run(ws: Workspace, run_id: str) -> dict[str, Any]:
             "error": run.error,
             "steps": [_step_dict(r) for r in steps],
         }
+
+
+def step_files(ws: Workspace, run_id: str, step: str = "train") -> Path:
+    """A local folder with a step's log and outputs: the workspace's own folders on a file://
+    store, else this machine's cached copy of what the step stored (steps.store_step_files)."""
+    run = get_pipeline_run(ws, run_id)
+    found = next((s for s in run["steps"] if s["step"] == step), None)
+    if found is None:
+        steps = ", ".join(s["step"] for s in run["steps"])
+        raise NotFoundError(f"pipeline run {run['id'][:8]} has no step {step!r}; its steps: {steps}")
+    outputs = found["outputs"] or {}
+    if outputs.get("files_uri") and outputs.get("files_hash"):
+        base = ws.artifacts.uri("").rstrip("/")
+        prefix = outputs["files_uri"][len(base) + 1 :]
+        return ws.artifact_cache.fetch_dir(ws.artifacts, prefix, outputs["files_hash"])
+    local = ws.root / "outputs" / run["id"] / step
+    if ws.local_artifacts and local.is_dir():
+        return local
+    raise NotFoundError(
+        f"step {step} of pipeline run {run['id'][:8]} stored no files (cached from another run: see that "
+        "run's step, named in `shipyard runs show`)"
+    )
 
 
 def list_pipeline_runs(ws: Workspace, limit: int = 20) -> list[dict[str, Any]]:

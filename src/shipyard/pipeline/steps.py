@@ -183,7 +183,31 @@ class TrainStep(Step):
             raise
         finally:
             client.set_terminated(run_id, status)
-        return output if output is not None else self.record(ctx, run_id, log_path, tags)
+        record = output if output is not None else self.record(ctx, run_id, log_path, tags)
+        return record | store_step_files(ctx, self.name, log_path)
+
+
+def store_step_files(ctx: StepContext, step: str, log_path: Path) -> dict[str, Any]:
+    """On a remote artifact store, the step's log and its outputs folder (what the script wrote to
+    SHIPYARD_OUTPUTS) go to `steps/<pipeline run>/<step>/` in it, so that another machine that
+    reuses the step from the cache can read them too; the record says where. A file:// store
+    already holds them in the workspace: nothing to do."""
+    if ctx.ws.local_artifacts:
+        return {}
+    import shutil
+    import tempfile
+
+    folder = ctx.ws.root / "outputs" / ctx.pipeline_run_id / step
+    with tempfile.TemporaryDirectory(prefix="shipyard-step-") as tmp:
+        staged = Path(tmp) / step
+        if folder.is_dir():
+            shutil.copytree(folder, staged / "outputs")
+        staged.mkdir(exist_ok=True)
+        if log_path.is_file():
+            shutil.copy2(log_path, staged / log_path.name)
+        prefix = f"steps/{ctx.pipeline_run_id}/{step}"
+        stored_hash = ctx.ws.artifact_cache.put_dir(ctx.ws.artifacts, staged, prefix)
+    return {"files_uri": ctx.ws.artifacts.uri(prefix), "files_hash": stored_hash}
 
 
 class EvaluateStep(Step):
