@@ -35,7 +35,8 @@ class MoveProductionAfterEvaluate(SilentReporter):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def project(request, tmp_path, copy_project) -> tuple[Path, Workspace]:
-    """The example without deployment, on the embedded default and on PostgreSQL."""
+    """The example without deployment, on the embedded default and on PostgreSQL (tests that
+    only need one of them say so with `indirect` parametrization)."""
     proj = copy_project(tmp_path / "project", deployment=False)
     cli = {}
     if request.param == "postgresql":
@@ -61,6 +62,9 @@ def _run(ws: Workspace, proj: Path, alpha: float, reporter=None):
     return run_pipeline(ws, load_project(proj / "shipyard.yaml"), params={"alpha": alpha}, reporter=reporter)
 
 
+# The race scenarios run on PostgreSQL, the shared case; the compare-and-set itself runs on both
+# below, and tests/integration/test_concurrency.py races six pipelines on SQLite.
+@pytest.mark.parametrize("project", ["postgresql"], indirect=True)
 def test_candidate_that_lost_the_race_is_decided_again_and_not_registered(project):
     proj, ws = project
     assert _run(ws, proj, 1.0).status == "succeeded"  # v1 (mse 3077)
@@ -93,6 +97,7 @@ def test_candidate_that_lost_the_race_is_decided_again_and_not_registered(projec
     ]
 
 
+@pytest.mark.parametrize("project", ["postgresql"], indirect=True)
 def test_candidate_still_better_after_the_race_moves_from_the_new_champion(project):
     proj, ws = project
     assert _run(ws, proj, 1.0).status == "succeeded"  # v1 (mse 3077)
