@@ -125,3 +125,11 @@ def test_a_cluster_started_elsewhere_is_left_alone(tmp_path):
     assert clusters.stop_idle(ws) == []
     assert clusters.status(ws, "gpu").state == "running"
     ws.store.dispose()
+
+
+def test_the_endpoint_table_names_the_host(deployed, shipyard_proc):
+    proj, _ = deployed
+    here = shipyard_proc("endpoints", "list", cwd=proj, env={"COLUMNS": "250"})
+    assert here.code == 0 and " here " in here.out
+    there = shipyard_proc("endpoints", "list", cwd=proj, env={"COLUMNS": "250", "SHIPYARD_HOST_ID": "ci-7"})
+    assert there.code == 0 and host_id() in there.out

@@ -271,17 +271,22 @@ def traffic_cmd(
 def list_cmd(
     project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
 ) -> None:
-    """Endpoints with the deployment serving each."""
+    """Endpoints with the deployment serving each (and the host it runs on, when not this one)."""
     from shipyard.deploy.endpoints import list_endpoints
 
     _, ws = context(project, workspace)
     rows = list_endpoints(ws)
+
+    def shown(r: dict) -> dict:
+        host = r["host"] if r.get("owned_here") is False else ("here" if r.get("host") else "")
+        return r | {"traffic": " ".join(f"{s}={p}%" for s, p in r["traffic"].items()), "host": host}
+
     emit(
         rows,
         output,
         lambda d: table(
-            [r | {"traffic": " ".join(f"{s}={p}%" for s, p in r["traffic"].items())} for r in d],
-            ["endpoint", "state", "url", "model", "traffic", "deployment_id"],
+            [shown(r) for r in d],
+            ["endpoint", "state", "url", "model", "traffic", "host", "deployment_id"],
             empty="no endpoints",
         ),
     )
