@@ -213,12 +213,18 @@ def wait_healthy(
 
 
 def _is_our_server(pid: int) -> bool:
-    """Guard against pid reuse: a recorded pid must still be a shipyard.serving process."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no procfs, or already gone: nothing to compare against
-    return not cmdline or b"shipyard.serving" in cmdline
+    """Guard against pid reuse: a recorded pid must still be a shipyard.serving process. A process
+    caught in the middle of exec shows an empty command line for a moment: look again, and never
+    signal what cannot be identified."""
+    for attempt in range(3):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True  # no procfs, or already gone: nothing to compare against
+        if cmdline:
+            return b"shipyard.serving" in cmdline
+        time.sleep(0.05 * (attempt + 1))
+    return False
 
 
 def _signal(pid: int, sig: int) -> None:
