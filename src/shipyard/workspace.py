@@ -91,6 +91,19 @@ class Workspace:
 
         return open_store(self.artifact_uri)
 
+    def artifact_key(self, uri: str) -> str:
+        """The key of a stored URI in this workspace's artifact store (NotFoundError when it lies
+        elsewhere, e.g. a record copied from another workspace)."""
+        from shipyard.errors import NotFoundError
+
+        base = self.artifacts.uri("").rstrip("/")
+        if not uri.startswith(base + "/"):
+            raise NotFoundError(
+                f"{uri} is not in this workspace's artifact store ({urls.redact(self.artifact_uri)}); "
+                "copy the workspace with `shipyard workspace copy`, or run the step again"
+            )
+        return uri[len(base) + 1 :]
+
     @cached_property
     def artifact_cache(self) -> LocalCache:
         """This machine's content-addressed copy of what the artifact store holds."""

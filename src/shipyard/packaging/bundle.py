@@ -232,19 +232,9 @@ def _to_bundle(ws: Workspace, row: BundleRow) -> Bundle:
     machine's cached copy of the stored one (downloaded once, verified by hash)."""
     path = row.uri
     if row.stored_hash is not None:
-        prefix = _store_prefix(ws, row.uri)
+        prefix = ws.artifact_key(row.uri)
         path = str(ws.artifact_cache.fetch_dir(ws.artifacts, prefix, row.stored_hash))
     return Bundle(row.id, row.model_name, row.model_version, path, row.content_hash, row.manifest)
-
-
-def _store_prefix(ws: Workspace, uri: str) -> str:
-    base = ws.artifacts.uri("").rstrip("/")
-    if not uri.startswith(base + "/"):
-        raise NotFoundError(
-            f"bundle {uri} is not in this workspace's artifact store ({ws.artifact_uri}); "
-            "copy the workspace with `shipyard workspace copy` or package the model again"
-        )
-    return uri[len(base) + 1 :]
 
 
 def bundle_stored(ws: Workspace, bundle_id: str) -> bool:
@@ -261,7 +251,7 @@ def bundle_stored(ws: Workspace, bundle_id: str) -> bool:
     if ws.artifact_cache.path(stored_hash) is not None:
         return True
     try:
-        marker = read_marker(ws.artifacts, _store_prefix(ws, uri))
+        marker = read_marker(ws.artifacts, ws.artifact_key(uri))
     except NotFoundError:
         return False
     return marker is not None and marker.get("content_hash") == stored_hash

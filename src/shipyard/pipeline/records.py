@@ -130,8 +130,7 @@ def step_files(ws: Workspace, run_id: str, step: str = "train") -> Path:
         raise NotFoundError(f"pipeline run {run['id'][:8]} has no step {step!r}; its steps: {steps}")
     outputs = found["outputs"] or {}
     if outputs.get("files_uri") and outputs.get("files_hash"):
-        base = ws.artifacts.uri("").rstrip("/")
-        prefix = outputs["files_uri"][len(base) + 1 :]
+        prefix = ws.artifact_key(outputs["files_uri"])
         return ws.artifact_cache.fetch_dir(ws.artifacts, prefix, outputs["files_hash"])
     local = ws.root / "outputs" / run["id"] / step
     if ws.local_artifacts and local.is_dir():
