@@ -69,8 +69,11 @@ class Workspace:
         return Path(parsed.path)
 
     def subdir(self, *parts: str) -> Path:
-        """A folder for local state (logs, deployments) under the workspace root."""
-        path = self.root.joinpath(*parts)
+        """A folder for local state (logs, deployments) under the workspace root; parts made from
+        names (an endpoint's) that would lead outside the root are refused (names.safe_join)."""
+        from shipyard.names import safe_join
+
+        path = safe_join(self.root, *parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -131,7 +134,9 @@ class Workspace:
         environment folders): a file lock under the root."""
         from filelock import FileLock
 
-        with FileLock(str(self.subdir("locks", "host") / f"{name}.lock"), timeout=timeout):
+        from shipyard.names import safe_join
+
+        with FileLock(str(safe_join(self.subdir("locks", "host"), f"{name}.lock")), timeout=timeout):
             yield
 
     @cached_property

@@ -127,3 +127,22 @@ def test_failing_script_marks_standalone_run_failed_and_keeps_metrics(project: P
     client = store_client(project)
     assert client.get_run(run_id).info.status == "FAILED"
     assert len(client.get_metric_history(run_id, "loss")) == 2500
+
+
+def test_log_model_refuses_names_that_leave_its_folder(project: Path, tmp_path: Path):
+    names = ["../../escaped", "/abs/escaped", "a/../../escaped", "..", "a\nb"]
+    tries = "".join(
+        f"try:\n    shipyard.log_model(model, {n!r})\nexcept UsageError as exc:\n    print('REFUSED', exc)\n"
+        for n in names
+    )
+    script = TRAIN_SCRIPT.replace("print(shipyard.log_model(model))", tries)
+    (project / "train.py").write_text("from shipyard.errors import UsageError\n" + script)
+    nested_tmp = tmp_path / "t1" / "t2"
+    nested_tmp.mkdir(parents=True)
+
+    proc = run_script(project, {"TMPDIR": str(nested_tmp)})
+
+    refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED artifact name")]
+    assert len(refused) == len(names), proc.stdout
+    # Before the check, the model folder landed two levels above the temporary folder.
+    assert not (tmp_path / "escaped").exists() and not (nested_tmp.parent / "escaped").exists()

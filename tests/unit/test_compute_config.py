@@ -116,3 +116,11 @@ def test_a_workspace_uri_with_a_password_is_not_put_into_rays_job_table(tmp_path
     job = step_job(tmp_path, "print('hi')\n", env={"SHIPYARD_DATABASE_URI": "postgresql://ml:hunter2@db/ws"})
     with pytest.raises(ConfigError, match="SHIPYARD_DATABASE_URI hold a password"):
         RayTarget("http://127.0.0.1:1", local=True).submit(job)  # refused before any connection
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/../../escaped", "/abs", "x" * 5000])
+def test_render_writes_only_inside_its_folder(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="compute name"):
+        render("kuberay", out, name)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []

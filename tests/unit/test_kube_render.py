@@ -268,7 +268,7 @@ def test_route_needs_a_gateway() -> None:
 
 
 def test_bad_slot_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="slot 'Blue Green'"):
+    with pytest.raises(UsageError, match="slot name 'Blue Green' is not allowed"):
         render("diab", "Blue Green", "m", "1", "img:1", config(), tmp_path)
 
 

@@ -35,7 +35,7 @@ def test_assignments_parse_and_name_what_is_wrong() -> None:
         parse_assignments(["blue:90"])
     with pytest.raises(UsageError, match="given twice"):
         parse_assignments(["blue=50", "blue=50"])
-    with pytest.raises(UsageError, match="slot 'Blue'"):
+    with pytest.raises(UsageError, match="slot name 'Blue' is not allowed"):
         parse_assignments(["Blue=100"])
 
 

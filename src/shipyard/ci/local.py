@@ -37,6 +37,7 @@ from shipyard.ci.requirements import missing_tools
 from shipyard.ci.stages import ACTOR_VAR, MODEL_ARTIFACT, VERSION_VAR, Job, Stage, Workflow, plan
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import UsageError
+from shipyard.names import shown
 
 WORKFLOWS = ("pr", "train", "release", "schedule")
 PUBLISHED = "published"
@@ -97,7 +98,7 @@ def default_actor() -> str:
 
 def select_workflow(config: ProjectConfig, name: str) -> Workflow:
     if name not in WORKFLOWS:
-        raise UsageError(f"unknown workflow {name!r}: use one of {', '.join(WORKFLOWS)}")
+        raise UsageError(f"unknown workflow {shown(name)}: use one of {', '.join(WORKFLOWS)}")
     found = [w for w in plan(config).workflows if w.name == name]
     if not found:
         hint = {
@@ -138,7 +139,7 @@ class LocalRunner:
         o = self.options
         if o.until is not None and o.until not in stage_names(self.workflow):
             raise UsageError(
-                f"--until {o.until!r}: the {self.workflow.name} workflow's jobs and stages are "
+                f"--until {shown(o.until)}: the {self.workflow.name} workflow's jobs and stages are "
                 f"{', '.join(stage_names(self.workflow))}"
             )
         missing = missing_tools(self.workflow)

@@ -26,6 +26,7 @@ from shipyard.cli.common import (
     err_console,
     table,
 )
+from shipyard.cli.name_args import ModelNameOpt, model_ref_or_bundle_check, name_check
 
 jobs_app = typer.Typer(help="Batch scoring jobs (`shipyard batch-score`).", no_args_is_help=True)
 
@@ -81,7 +82,12 @@ def _touch(ws, compute: str | None) -> None:
 
 
 def batch_score_command(
-    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION, NAME, or a bundle folder.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="NAME@ALIAS, NAME:VERSION, NAME, or a bundle folder.", callback=model_ref_or_bundle_check
+        ),
+    ],
     input_path: Annotated[
         str, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score, or its s3://bucket/key.")
     ],
@@ -115,7 +121,11 @@ def batch_score_command(
     ] = None,
     compute: Annotated[
         str | None,
-        typer.Option("--compute", help="A Ray compute target to score on (default: local processes)."),
+        typer.Option(
+            "--compute",
+            help="A Ray compute target to score on (default: local processes).",
+            callback=name_check("compute name"),
+        ),
     ] = None,
     output_json: Annotated[bool, typer.Option("--output-json", help="Print the summary as JSON.")] = False,
     project: ProjectOpt = None,
@@ -179,7 +189,7 @@ def batch_score_command(
 
 @jobs_app.command("list")
 def list_cmd(
-    model: Annotated[str | None, typer.Option("--model", help="Only this registered model.")] = None,
+    model: ModelNameOpt = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import ProjectOpt, WorkspaceOpt, load_config
+from shipyard.cli.name_args import name_check
 
 
 def _ask(question: str) -> bool:
@@ -22,7 +23,11 @@ def ci_run_command(
     ] = None,
     version: Annotated[
         str | None,
-        typer.Option("--version", help="release: the model version (default: the last train run's new one)."),
+        typer.Option(
+            "--version",
+            help="release: the model version (default: the last train run's new one).",
+            callback=name_check("version number"),
+        ),
     ] = None,
     approve: Annotated[
         bool, typer.Option("--approve", help="Give the approvals (as the CI system's protected environment).")

@@ -14,11 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.name_args import name_check
 
 app = typer.Typer(help="Compute targets: local Ray clusters, ssh hosts, Spark, existing Ray clusters.",
                   no_args_is_help=True)  # fmt: skip
 NameArg = Annotated[
-    str, typer.Argument(help="Compute name (shipyard.yaml compute: section or created here).")
+    str,
+    typer.Argument(
+        help="Compute name (shipyard.yaml compute: section or created here).",
+        callback=name_check("compute name"),
+    ),
 ]
 
 
@@ -72,8 +77,14 @@ def create_cmd(
     ] = None,
     min_workers: Annotated[int, typer.Option("--min-workers", help="kuberay: minimum workers.")] = 0,
     max_workers: Annotated[int | None, typer.Option("--max-workers", help="Maximum workers.")] = None,
-    image: Annotated[str | None, typer.Option("--image", help="kuberay: Ray image.")] = None,
-    namespace: Annotated[str, typer.Option("--namespace", help="kuberay: namespace.")] = "default",
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="kuberay: Ray image.", callback=name_check("image reference")),
+    ] = None,
+    namespace: Annotated[
+        str,
+        typer.Option("--namespace", help="kuberay: namespace.", callback=name_check("Kubernetes namespace")),
+    ] = "default",
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,

@@ -20,13 +20,17 @@ from shipyard.cli.common import (
     err_console,
     table,
 )
+from shipyard.cli.name_args import EndpointArg, model_ref_check, name_check
 
 app = typer.Typer(help="Endpoints: where deployed models answer.", no_args_is_help=True)
 app.add_typer(keys.app, name="keys")
 
 ModelArg = Annotated[
     str | None,
-    typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS (default: the project's model @production)."),
+    typer.Argument(
+        help="NAME, NAME:VERSION or NAME@ALIAS (default: the project's model @production).",
+        callback=model_ref_check,
+    ),
 ]
 
 
@@ -107,7 +111,10 @@ def deploy_command(
         ),
     ] = Strategy.replace,
     slot: Annotated[
-        str | None, typer.Option(help="Slot of the new deployment (default: blue/green in turn).")
+        str | None,
+        typer.Option(
+            help="Slot of the new deployment (default: blue/green in turn).", callback=name_check("slot name")
+        ),
     ] = None,
     target: Annotated[
         str | None,
@@ -175,9 +182,10 @@ def deploy_command(
 
 def _with_target(d, target: str):
     from shipyard.errors import UsageError
+    from shipyard.names import shown
 
     if target not in ("local", "container", "kubernetes"):
-        raise UsageError(f"--target {target!r}: use local, container or kubernetes")
+        raise UsageError(f"--target {shown(target)}: use local, container or kubernetes")
     return d.model_copy(update={"target": target})
 
 
@@ -207,7 +215,11 @@ def _deploy_kubernetes(ws, bundle, d, render_dir: Path | None, kubeconfig: Path 
 
 def rollback_command(
     endpoint: Annotated[
-        str, typer.Argument(help="Environment (dev, qa, prod, ...) or endpoint to roll back.")
+        str,
+        typer.Argument(
+            help="Environment (dev, qa, prod, ...) or endpoint to roll back.",
+            callback=name_check("endpoint name"),
+        ),
     ],
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
@@ -236,7 +248,7 @@ app.command("rollback")(rollback_command)
 
 @app.command("traffic")
 def traffic_cmd(
-    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    name: EndpointArg,
     weights: Annotated[list[str] | None, typer.Argument(help="SLOT=PERCENT ..., summing to 100.")] = None,
     mirror: Annotated[
         list[str] | None,
@@ -294,7 +306,10 @@ def list_cmd(
 
 @app.command("delete")
 def delete_cmd(
-    name: str, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+    name: EndpointArg,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Stop an endpoint's deployments."""
     from shipyard.deploy.endpoints import delete_endpoint
@@ -315,7 +330,12 @@ capture_app = typer.Typer(
 app.add_typer(capture_app, name="capture")
 
 CaptureEndpointArg = Annotated[
-    str | None, typer.Argument(help="Endpoint name (default: every endpoint).", show_default=False)
+    str | None,
+    typer.Argument(
+        help="Endpoint name (default: every endpoint).",
+        show_default=False,
+        callback=name_check("endpoint name"),
+    ),
 ]
 
 

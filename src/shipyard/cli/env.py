@@ -19,11 +19,17 @@ from shipyard.cli.common import (
     table,
 )
 from shipyard.cli.endpoints import _print_keys
+from shipyard.cli.name_args import name_check
 
 app = typer.Typer(
     help="Environments: what each serves, their history, deploying into them.", no_args_is_help=True
 )
-EnvArg = Annotated[str, typer.Argument(help="Environment name (environments: in shipyard.yaml).")]
+EnvArg = Annotated[
+    str,
+    typer.Argument(
+        help="Environment name (environments: in shipyard.yaml).", callback=name_check("environment name")
+    ),
+]
 ByOpt = Annotated[
     str | None, typer.Option("--by", help="Who decides (default: SHIPYARD_ACTOR, the CI user or you).")
 ]
@@ -91,7 +97,10 @@ def deploy_cmd(
     version: Annotated[
         str | None, typer.Option("--version", help="Model version (default: the newest).")
     ] = None,
-    alias: Annotated[str | None, typer.Option("--alias", help="Or the version holding this alias.")] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Or the version holding this alias.", callback=name_check("alias")),
+    ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the history).")] = None,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
@@ -121,9 +130,14 @@ def deploy_cmd(
 
 def promote_command(
     model: Annotated[
-        str | None, typer.Argument(help="Registered model (default: registry.model_name).")
+        str | None,
+        typer.Argument(
+            help="Registered model (default: registry.model_name).", callback=name_check("model name")
+        ),
     ] = None,
-    to: Annotated[str, typer.Option("--to", help="Target environment.")] = ...,  # type: ignore[assignment]
+    to: Annotated[
+        str, typer.Option("--to", help="Target environment.", callback=name_check("environment name"))
+    ] = ...,  # type: ignore[assignment]
     version: Annotated[
         str | None, typer.Option("--version", help="Version (default: what the source environment serves).")
     ] = None,

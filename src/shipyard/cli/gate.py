@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, context, emit, table
+from shipyard.cli.name_args import ModelNameOpt
 
 app = typer.Typer(help="The evaluation gate's recorded decisions.", no_args_is_help=True)
 
 
 @app.command("show")
 def show_cmd(
-    model: Annotated[str | None, typer.Option("--model", help="Only decisions for this model.")] = None,
+    model: ModelNameOpt = None,
     limit: Annotated[int, typer.Option(help="How many, latest first.")] = 10,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,

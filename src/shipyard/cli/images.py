@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.name_args import ModelNameOpt, name_check
 
 app = typer.Typer(help="Scoring images built from bundles.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_cmd(
-    model: Annotated[str | None, typer.Option("--model", help="Only this registered model.")] = None,
+    model: ModelNameOpt = None,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -41,7 +42,12 @@ def _row_from(d: dict) -> dict:
 
 @app.command("show")
 def show_cmd(
-    image: Annotated[str, typer.Argument(help="Image id (or its first characters) or tag.")],
+    image: Annotated[
+        str,
+        typer.Argument(
+            help="Image id (or its first characters) or tag.", callback=name_check("image reference")
+        ),
+    ],
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,

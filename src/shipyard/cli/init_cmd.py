@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, console, emit
+from shipyard.cli.name_args import name_check
 
 
 def init_command(
@@ -17,7 +18,12 @@ def init_command(
         str, typer.Option("--provider", help="CI system of the generated files: github, azure or gitlab.")
     ] = "github",
     name: Annotated[
-        str | None, typer.Option("--name", help="Project name (default: from the folder's name).")
+        str | None,
+        typer.Option(
+            "--name",
+            help="Project name (default: from the folder's name).",
+            callback=name_check("new project name"),
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
     output: OutputOpt = Output.text,

@@ -7,13 +7,17 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.name_args import EndpointArg
 
 app = typer.Typer(help="Endpoint keys (Authorization: Bearer <key>).", no_args_is_help=True)
 
 
 @app.command("show")
 def show_cmd(
-    endpoint: str, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+    endpoint: EndpointArg,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Which keys an endpoint has and when they were made (keys are stored hashed: never shown again)."""
     from shipyard.deploy.keys import key_info
@@ -33,7 +37,7 @@ def show_cmd(
 
 @app.command("rotate")
 def rotate_cmd(
-    endpoint: str,
+    endpoint: EndpointArg,
     slot: Annotated[str, typer.Option("--slot", help="primary or secondary")] = "primary",
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,

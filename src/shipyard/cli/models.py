@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.name_args import ModelNameArg, model_ref_check, name_check
 
 app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
@@ -30,7 +31,9 @@ def list_cmd(
 
 @app.command("show")
 def show_cmd(
-    name: Annotated[str, typer.Argument(help="Model name, NAME:VERSION or NAME@ALIAS.")],
+    name: Annotated[
+        str, typer.Argument(help="Model name, NAME:VERSION or NAME@ALIAS.", callback=model_ref_check)
+    ],
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -55,8 +58,8 @@ def show_cmd(
 
 @app.command("history")
 def history_cmd(
-    name: str,
-    alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+    name: ModelNameArg,
+    alias: Annotated[str | None, typer.Option(help="Only this alias.", callback=name_check("alias"))] = None,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -80,9 +83,9 @@ app.add_typer(alias_app, name="alias")
 
 @alias_app.command("set")
 def alias_set_cmd(
-    name: str,
-    alias: str,
-    version: str,
+    name: ModelNameArg,
+    alias: Annotated[str, typer.Argument(help="Alias to move.", callback=name_check("alias"))],
+    version: Annotated[str, typer.Argument(help="Version number it points at.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history).")] = "set by hand",
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,

@@ -10,6 +10,7 @@ import typer
 
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit
 from shipyard.cli.endpoints import ModelArg, _bundle
+from shipyard.cli.name_args import name_check
 
 
 def _render_serving(info: dict) -> None:
@@ -41,9 +42,16 @@ def serve_command(
         typer.Option("--model", help="Model file or folder for --entry-script (AZUREML_MODEL_DIR holds it)."),
     ] = None,
     model_name: Annotated[
-        str | None, typer.Option("--model-name", help="Model name (default: the --model file/folder stem).")
+        str | None,
+        typer.Option(
+            "--model-name",
+            help="Model name (default: the --model file/folder stem).",
+            callback=name_check("model name"),
+        ),
     ] = None,
-    model_version: Annotated[str, typer.Option("--model-version", help="Model version.")] = "1",
+    model_version: Annotated[
+        str, typer.Option("--model-version", help="Model version.", callback=name_check("model version"))
+    ] = "1",
     input_sample: Annotated[
         Path | None,
         typer.Option("--input-sample", help="JSON sample request (swagger example, input checks)."),

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from shipyard.errors import UsageError
+from shipyard.names import check_name, safe_join, shown
 
 PROVIDERS = ("launcher", "kuberay")
 DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"
@@ -144,16 +145,19 @@ def validate_launcher(config: dict[str, Any]) -> None:
 
 
 def render(provider: str, directory: Path, name: str, **options: Any) -> Path:
-    """Write the cluster definition into `directory`; returns the file written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the cluster definition into `directory` (only there: the name is checked and the
+    file's path must stay inside it); returns the file written."""
+    check_name("compute name", name)
     if provider == "launcher":
         config = launcher_config(name, **options)
         validate_launcher(config)
-        path = directory / f"{name}-cluster.yaml"
+        filename = f"{name}-cluster.yaml"
     elif provider == "kuberay":
         config = kuberay_manifest(name, **options)
-        path = directory / f"{name}-raycluster.yaml"
+        filename = f"{name}-raycluster.yaml"
     else:
-        raise UsageError(f"--provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+        raise UsageError(f"--provider {shown(provider)}: use one of {', '.join(PROVIDERS)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = safe_join(directory, filename)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -12,24 +12,20 @@ Nothing secret is written here: an ssh key is a reference (file:, env:, keyring:
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from shipyard.config.base import Strict
+from shipyard.names import config_name
 from shipyard.secrets.refs import SecretReference
 
 BUILT_IN = ("local", "venv")
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 
 
 def check_compute_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(
-            f"compute name {name!r}: use 1-40 lower-case letters, digits and dashes "
-            "(starting and ending with a letter or digit)"
-        )
+    """A name for a new compute target: the rule of names.py and not a built-in one (ValueError)."""
+    config_name("compute name", name)
     if name in BUILT_IN:
         raise ValueError(f"compute name {name!r} is built in; pick another name")
     return name

@@ -16,15 +16,14 @@ error there, not half-way through a release.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field
 
 from shipyard.config.base import Strict
+from shipyard.names import config_name
 from shipyard.secrets.refs import SecretReference
 
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 EVENTS = ("gate", "promotion", "failure", "reap")
 
 
@@ -53,8 +52,7 @@ class NotificationsConfig(Strict):
 
 def check_environments(envs: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
     for name, env in envs.items():
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"environment name {name!r}: use 1-20 lower-case letters, digits and dashes")
+        config_name("environment name", name)
         if env.promotes_from is not None and env.promotes_from not in envs:
             raise ValueError(
                 f"environments.{name}.promotes_from: {env.promotes_from!r} is not an environment "

@@ -9,10 +9,11 @@ from pydantic import Field, field_validator, model_validator
 
 from shipyard.config.base import Strict as _Strict
 from shipyard.config.ci import CiConfig
-from shipyard.config.compute import ComputeSpec, check_compute_name
+from shipyard.config.compute import BUILT_IN, ComputeSpec, check_compute_name
 from shipyard.config.environments import EnvironmentConfig, NotificationsConfig, check_environments
 from shipyard.config.sweep import SweepConfig
 from shipyard.config.targets import TargetConfig
+from shipyard.names import config_name
 from shipyard.secrets.refs import SecretReference
 
 
@@ -54,7 +55,7 @@ class WorkspaceSettings(_Strict):
 
 
 class DataCheckConfig(_Strict):
-    """The data check step: schema, missing values and distribution against reference statistics."""
+    """The data check step: row count, schema, missing values, distribution against reference statistics."""
 
     path: str = Field(..., description="CSV file to check (relative to the project).")
     data_schema: str | None = Field(
@@ -67,6 +68,12 @@ class DataCheckConfig(_Strict):
         1.0, gt=0, description="Each column's mean and std must lie within this many reference std."
     )
     max_missing_fraction: float = Field(0.0, ge=0, le=1, description="Allowed fraction of missing values.")
+    min_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Fewer rows fail the check. Default: 10% of the reference's row count, at least 50 "
+        "(50 without a reference).",
+    )
 
 
 class TrainConfig(_Strict):
@@ -124,6 +131,12 @@ class GateConfig(_Strict):
         0.0, ge=0, description="Required improvement, relative to the champion."
     )
     threshold: float | None = Field(None, description="Absolute bar the candidate must meet (PASSING_POINT).")
+    min_eval_rows: int = Field(
+        10,
+        ge=0,
+        description="Refuse a metric computed on fewer evaluation rows (the run's `eval_rows` metric); "
+        "a run that does not log it is compared as before, with a note. 0 turns the check off.",
+    )
 
 
 class RegistryConfig(_Strict):
@@ -134,6 +147,16 @@ class RegistryConfig(_Strict):
     metric_tags: list[str] = Field(default_factory=list, description="Run metrics copied onto version tags.")
     register_alias: str | None = Field("staging", description="Alias set on every newly registered version.")
     promote_on_pass: bool = Field(True, description="Move the 'production' alias when the gate passes.")
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        return config_name("model name", v)
+
+    @field_validator("register_alias")
+    @classmethod
+    def _alias(cls, v: str | None) -> str | None:
+        return v if v is None else config_name("alias", v)
 
 
 class SmokeTestConfig(_Strict):
@@ -185,6 +208,23 @@ class ServingConfig(_Strict):
         "this many ms on average (saves the thread hand-off); 0 = always on the scoring thread.",
     )
     workers: int = Field(1, ge=1, le=64, description="Server processes.")
+    # Hostile requests (docs/serving.md, "Hostile requests"): parse cost and slow connections.
+    max_json_depth: int = Field(64, ge=2, le=256, description="Deeper JSON bodies get 400.")
+    max_body_elements: int = Field(
+        1_000_000, ge=1, description="Bodies with more values (JSON values, CSV/Parquet cells) get 413."
+    )
+    max_columns: int = Field(
+        1000, ge=1, description="Table bodies with more columns get 413 (at least the signature's width)."
+    )
+    header_timeout_s: float = Field(
+        10, gt=0, le=600, description="A request's headers must arrive within this, else 408 and close."
+    )
+    body_timeout_s: float = Field(
+        30, gt=0, le=3600, description="A request's body must arrive within this after its headers, else 408."
+    )
+    max_connections: int = Field(
+        512, ge=1, le=65536, description="Open connections per worker; more get 503 and are closed."
+    )
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
@@ -207,7 +247,7 @@ class AzureMLSource(_Strict):
 class DeploymentConfig(TargetConfig):
     """A deployment of the scoring server: what it serves, how, and where (TargetConfig)."""
 
-    name: str = Field("dev", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Endpoint name.")
+    name: str = Field("dev", description="Endpoint name (names.py: lower case, digits, '-', at most 41).")
     entry_script: str | None = Field(
         "score.py",
         description="Scoring script with init() and run(data); null serves the MLflow model (pyfunc).",
@@ -222,6 +262,11 @@ class DeploymentConfig(TargetConfig):
     azureml: AzureMLSource | None = Field(
         None, description="Import these Azure ML files first (docs/azureml-configs.md)."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _endpoint_name(cls, v: str) -> str:
+        return config_name("endpoint name", v)
 
 
 class ProjectConfig(_Strict):
@@ -238,6 +283,11 @@ class ProjectConfig(_Strict):
     secrets: dict[str, SecretReference] = Field(
         default_factory=dict,
         description="NAME: env:VAR | keyring:service/name | file:PATH (docs/secrets.md).",
+    )
+    secret_scan: Literal["warn", "fail", "off"] = Field(
+        "warn",
+        description="After each step, look for known secret values in its MLflow run, artifacts and "
+        "outputs: warn, fail the step, or off (docs/secrets.md).",
     )
     compute: dict[str, ComputeSpec] = Field(
         default_factory=dict, description="Named compute targets: ssh, ray, spark (docs/compute.md)."
@@ -259,10 +309,8 @@ class ProjectConfig(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _name_has_no_spaces(cls, v: str) -> str:
-        if any(c.isspace() for c in v):
-            raise ValueError("must not contain spaces")
-        return v
+    def _project_name(cls, v: str) -> str:
+        return config_name("project name", v)
 
     @model_validator(mode="after")
     def _default_inputs(self) -> ProjectConfig:
@@ -285,6 +333,12 @@ class ProjectConfig(_Strict):
     @classmethod
     def _environment_chain(cls, v: dict) -> dict:
         return check_environments(v)
+
+    @model_validator(mode="after")
+    def _train_compute_is_a_name(self) -> ProjectConfig:
+        if self.train.compute not in BUILT_IN:
+            config_name("compute name", self.train.compute)
+        return self
 
     @field_validator("compute")
     @classmethod

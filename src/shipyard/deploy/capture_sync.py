@@ -50,6 +50,7 @@ from typing import Any
 from shipyard.artifacts.store import validate_key
 from shipyard.deploy.ownership import host_id, process_started_at
 from shipyard.errors import NotFoundError, StorageError, UsageError
+from shipyard.names import safe_join
 
 logger = logging.getLogger("shipyard.deploy.capture_sync")
 
@@ -97,6 +98,11 @@ def host_segment() -> str:
 
 def capture_root(ws: Any) -> Path:
     return Path(ws.root) / PREFIX
+
+
+def endpoint_folder(ws: Any, endpoint: str) -> Path:
+    """An endpoint's capture folder (never outside the capture root, whatever the name)."""
+    return safe_join(capture_root(ws), endpoint)
 
 
 # -- completeness ------------------------------------------------------------------------------
@@ -270,7 +276,7 @@ def sync_capture(
     names = _endpoints(ws, endpoint)
     result |= {"store": store.uri(PREFIX), "host": host, "files": []}
     for name in names:
-        folder = capture_root(ws) / name
+        folder = endpoint_folder(ws, name)
         files = capture_files(folder)
         if not files:
             continue
@@ -305,7 +311,7 @@ def sync_after_delete(ws: Any, endpoint: str) -> None:
     complete. Never raises: a failure is a warning (the next `shipyard endpoints capture sync`
     uploads what is left)."""
     try:
-        if ws.local_artifacts or not capture_files(capture_root(ws) / endpoint):
+        if ws.local_artifacts or not capture_files(endpoint_folder(ws, endpoint)):
             return
         done = sync_capture(ws, endpoint, include_open=True)
         if done["uploaded"]:
@@ -330,7 +336,7 @@ def list_capture(ws: Any, endpoint: str | None = None) -> list[dict[str, Any]]:
     if ws.local_artifacts:
         rows = []
         for name in _endpoints(ws, endpoint):
-            for f in capture_files(capture_root(ws) / name):
+            for f in capture_files(endpoint_folder(ws, name)):
                 stat = f.path.stat()
                 rows.append(
                     {

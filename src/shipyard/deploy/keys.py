@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.errors import UsageError
+from shipyard.names import check_name, shown
 from shipyard.serving.auth import hash_key
 from shipyard.store import utcnow
 from shipyard.store.models import EndpointKey
@@ -34,7 +35,7 @@ def new_key() -> str:
 
 
 def keys_file(ws: Workspace, endpoint: str) -> Path:
-    return ws.subdir("deployments", endpoint) / "keys.json"
+    return ws.subdir("deployments", check_name("endpoint name", endpoint)) / "keys.json"
 
 
 def _write_keys_file(ws: Workspace, endpoint: str, extra: dict[str, str] | None = None) -> Path:
@@ -53,6 +54,7 @@ def _write_keys_file(ws: Workspace, endpoint: str, extra: dict[str, str] | None 
 
 def ensure_keys(ws: Workspace, endpoint: str) -> dict[str, str] | None:
     """Create the endpoint's keys if it has none; return the plain keys only when just created."""
+    check_name("endpoint name", endpoint)
     with ws.lock(f"keys-{endpoint}"):
         with ws.store.session() as s:
             existing = set(s.scalars(select(EndpointKey.slot).where(EndpointKey.endpoint == endpoint)))
@@ -89,8 +91,9 @@ def temporary_key(ws: Workspace, endpoint: str) -> Iterator[str]:
 
 def rotate_key(ws: Workspace, endpoint: str, slot: str) -> str:
     """Replace one key; the old one stops working on the server's next request."""
+    check_name("endpoint name", endpoint)
     if slot not in SLOTS:
-        raise UsageError(f"--slot {slot!r}: expected primary or secondary")
+        raise UsageError(f"--slot {shown(slot)}: expected primary or secondary")
     key = new_key()
     with ws.lock(f"keys-{endpoint}"):
         with ws.store.session() as s:
@@ -105,6 +108,7 @@ def rotate_key(ws: Workspace, endpoint: str, slot: str) -> str:
 
 def key_info(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
     """Which keys exist and when they were made (never the keys: only a hash prefix)."""
+    check_name("endpoint name", endpoint)
     with ws.store.session() as s:
         rows = s.scalars(
             select(EndpointKey).where(EndpointKey.endpoint == endpoint).order_by(EndpointKey.slot)

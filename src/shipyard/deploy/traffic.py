@@ -15,7 +15,6 @@ reads to find the previous deployment.
 from __future__ import annotations
 
 import json
-import re
 import socket
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
@@ -26,12 +25,12 @@ from sqlalchemy import delete, select
 
 from shipyard.deploy import runtime
 from shipyard.errors import ConfigError, NotFoundError, UsageError
+from shipyard.names import check_name
 from shipyard.router.nginx import NginxRouter, Route, require_nginx
 from shipyard.store import utcnow
 from shipyard.store.models import AliasEvent, DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
 
-SLOT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 LIVE_STATES = ("healthy", "active")
 HISTORY_ALIAS = "traffic"
 
@@ -67,9 +66,7 @@ def history_key(endpoint: str) -> str:
 
 # -- validation (pure) ----------------------------------------------------------------------------
 def check_slot(slot: str) -> str:
-    if not SLOT_RE.match(slot):
-        raise UsageError(f"slot {slot!r}: use lower-case letters, digits and '-' (e.g. blue, green)")
-    return slot
+    return check_name("slot name", slot)
 
 
 def parse_assignments(items: list[str], what: str = "weight") -> dict[str, int]:

@@ -34,6 +34,7 @@ from shipyard.images import dockerfile as df
 from shipyard.images.builders import get_builder
 from shipyard.images.credentials import resolve_secret
 from shipyard.images.wheels import WheelSet, dependency_wheels, resolve_requirements, runtime_wheel
+from shipyard.names import safe_join
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
 from shipyard.store.models import ImageRow
@@ -193,7 +194,7 @@ def build_image(
         shipyard_version=_shipyard_version(),
     )
     text = df.render_dockerfile(spec)
-    context = ws.subdir("images", "contexts") / f"{_repo_name(model_name)}-{tag.rsplit(':', 1)[1]}"
+    context = safe_join(ws.subdir("images", "contexts"), f"{_repo_name(model_name)}-{tag.rsplit(':', 1)[1]}")
     _write_context(context, bundle_dir, deps, runtime, text)
 
     say(f"building {tag} with {builder.name}")

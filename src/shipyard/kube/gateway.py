@@ -13,7 +13,8 @@ from typing import Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.errors import ConfigError, UsageError
-from shipyard.kube.manifests import SERVICE_PORT, SLOT_PATTERN
+from shipyard.kube.manifests import SERVICE_PORT
+from shipyard.names import check_name
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
@@ -23,8 +24,7 @@ def check_traffic(traffic: dict[str, int], mirror: tuple[str, int] | None = None
     if not traffic:
         raise UsageError("traffic: give at least one slot, e.g. {'blue': 100}")
     for slot, weight in traffic.items():
-        if not SLOT_PATTERN.match(slot):
-            raise UsageError(f"traffic slot {slot!r}: use lower-case letters, digits or '-'")
+        check_name("Kubernetes slot name", slot, "traffic")
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
             raise UsageError(f"traffic for {slot!r}: {weight!r} is not a whole percent from 0 to 100")
     total = sum(traffic.values())
@@ -33,8 +33,7 @@ def check_traffic(traffic: dict[str, int], mirror: tuple[str, int] | None = None
         raise UsageError(f"traffic weights must sum to 100, got {total} ({shown})")
     if mirror is not None:
         slot, percent = mirror
-        if not SLOT_PATTERN.match(slot):
-            raise UsageError(f"mirror slot {slot!r}: use lower-case letters, digits or '-'")
+        check_name("Kubernetes slot name", slot, "mirror")
         if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
             raise UsageError(f"mirror percent {percent!r}: use a whole percent from 1 to 100")
         if traffic.get(slot, 0) > 0:

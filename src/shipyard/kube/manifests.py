@@ -20,6 +20,7 @@ from typing import Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.errors import UsageError
+from shipyard.names import check_name
 
 PORT = 8080
 SERVICE_PORT = 80
@@ -32,7 +33,6 @@ RUN_AS_USER = 10001
 LABEL_ENDPOINT = "ai.shipyard/endpoint"
 LABEL_SLOT = "ai.shipyard/slot"
 EXPIRES = "ai.shipyard/expires-at"
-SLOT_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,14}[a-z0-9])?$")
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -50,10 +50,9 @@ class SlotSpec:
     expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        if not SLOT_PATTERN.match(self.slot):
-            raise UsageError(
-                f"slot {self.slot!r}: use 1-16 lower-case letters, digits or '-' (e.g. blue, green)"
-            )
+        check_name("Kubernetes slot name", self.slot)
+        check_name("endpoint name", self.endpoint)
+        check_name("model name", self.model_name)
         if not self.image or any(c.isspace() for c in self.image):
             raise UsageError(f"image {self.image!r}: give an image reference such as name:tag")
 

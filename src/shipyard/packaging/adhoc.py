@@ -13,7 +13,6 @@ into it (``AZUREML_MODEL_DIR`` points there, as in Azure ML). Nothing is recorde
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any
 
 from shipyard.data.hashing import tree_sha256
 from shipyard.errors import ConfigError, UsageError
+from shipyard.names import check_name
 
 MANIFEST = "manifest.json"
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def _signature(sample: Any) -> dict[str, Any]:
@@ -74,11 +73,8 @@ def bundle_from_files(
         raise UsageError(f"--model {model_path}: no such file or folder")
     if requirements is not None and not Path(requirements).is_file():
         raise UsageError(f"requirements {requirements}: no such file")
-    for label, value in (("--model-name", model_name), ("--model-version", model_version)):
-        if not _NAME_OK.match(value) or value in {".", ".."}:
-            raise UsageError(
-                f"{label} {value!r}: use letters, digits, '.', '_' and '-' (it becomes a folder name)"
-            )
+    check_name("model name", model_name, "--model-name")  # each becomes a folder name
+    check_name("model version", model_version, "--model-version")
     sample = _read_sample(input_sample)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

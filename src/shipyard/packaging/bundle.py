@@ -24,6 +24,7 @@ from shipyard.config.conda import is_conda_file, requirements_text
 from shipyard.config.models import ProjectConfig
 from shipyard.data.hashing import json_sha256, tree_sha256
 from shipyard.errors import ConfigError, NotFoundError
+from shipyard.names import safe_join
 from shipyard.registry.models import ModelVersionInfo
 from shipyard.store import utcnow
 from shipyard.store.models import BundleRow
@@ -88,7 +89,7 @@ def build_bundle(
     sample = _read_sample(input_sample)
     # In a file:// store the bundle is built beside its final folder (then renamed into place);
     # for a remote store in a temporary folder, uploaded, and kept in this machine's cache.
-    bundles_dir = ws.local_artifact_dir / "bundles" / model.name if ws.local_artifacts else None
+    bundles_dir = safe_join(ws.local_artifact_dir, "bundles", model.name) if ws.local_artifacts else None
     if bundles_dir is not None:
         bundles_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{model.version}-", dir=bundles_dir))

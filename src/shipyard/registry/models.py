@@ -17,17 +17,28 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.errors import NotFoundError, ShipyardError, UsageError
+from shipyard.names import check_name, shown
 from shipyard.store.models import AliasEvent
 from shipyard.workspace import Workspace
 
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_-]+))?$")
+_REF = re.compile(r"(?P<name>[^:@]+)(?::(?P<version>[0-9]{1,18})|@(?P<alias>[^:@]+))?")
 
 
 @dataclass
 class ModelRef:
+    """A model name with a version number or an alias, each checked by names.py's rule (it goes
+    into MLflow filter strings and folder names)."""
+
     name: str
     version: str | None = None
     alias: str | None = None
+
+    def __post_init__(self) -> None:
+        check_name("model name", self.name)
+        if self.version is not None:
+            check_name("version number", str(self.version))
+        if self.alias is not None:
+            check_name("alias", self.alias)
 
     def __str__(self) -> str:
         return self.name + (f":{self.version}" if self.version else f"@{self.alias}" if self.alias else "")
@@ -49,9 +60,9 @@ class ModelVersionInfo:
 
 def parse_model_ref(text: str) -> ModelRef:
     """`name`, `name:3` or `name@production`."""
-    m = _REF.match(text.strip())
+    m = _REF.fullmatch(text)
     if not m:
-        raise UsageError(f"model reference {text!r}: expected NAME, NAME:VERSION or NAME@ALIAS")
+        raise UsageError(f"model reference {shown(text)}: expected NAME, NAME:VERSION or NAME@ALIAS")
     return ModelRef(m["name"], m["version"], m["alias"])
 
 
@@ -85,6 +96,7 @@ def _registered_names(ws: Workspace) -> list[str]:
 def _versions(ws: Workspace, name: str) -> list[ModelVersionInfo]:
     from mlflow.exceptions import MlflowException
 
+    check_name("model name", name)  # it goes into a filter string
     found = ws.mlflow.search_model_versions(f"name = '{name}'", max_results=10000)
     versions = sorted((_info(mv) for mv in found), key=lambda v: int(v.version))
     if versions:
@@ -159,6 +171,7 @@ def champion_for_cache(ws: Workspace, name: str, alias: str, candidate_version: 
 
 def find_run_version(ws: Workspace, name: str, run_id: str) -> ModelVersionInfo | None:
     """The version already registered from `run_id` under `name`, if any."""
+    check_name("model name", name)
     found = ws.mlflow.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return _info(found[0]) if found else None
 
@@ -209,6 +222,7 @@ def set_alias(
     the version really replaced even when another machine moves the alias at the same moment."""
     from shipyard.registry.aliases import AliasConflict, compare_and_set, current
 
+    check_name("alias", alias)
     resolve(ws, ModelRef(name, version=str(version)))  # clear error for unknown versions
     before = current(ws, name, alias)
     for _ in range(20):
@@ -225,6 +239,7 @@ def set_alias(
 
 def alias_history(ws: Workspace, name: str, alias: str | None = None) -> list[dict[str, Any]]:
     """Every recorded alias move of a model, oldest first."""
+    ModelRef(name, alias=alias or None)  # the name rule for both
     with ws.store.session() as s:
         q = select(AliasEvent).where(AliasEvent.model_name == name).order_by(AliasEvent.id)
         if alias:

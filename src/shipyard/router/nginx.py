@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from shipyard.errors import ConfigError, DeploymentError
+from shipyard.names import check_name, shown
 
 CONF = "nginx.conf"
 GENERATION_PATH = "/.shipyard-router"
@@ -39,6 +41,7 @@ LOG_FORMAT = (
     '"request_time":$request_time,"upstream_time":"$upstream_response_time"}'
 )
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")
 
 
 @dataclass
@@ -51,6 +54,16 @@ class Route:
     weights: dict[str, int]  # slot -> percent, summing to 100
     mirror: dict[str, int] = field(default_factory=dict)  # slot -> percent copied there
     host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        # Everything here is written into nginx.conf: a name or address carrying nginx syntax
+        # (';', '{', a quote, a newline) must never get there, whatever record it came from.
+        check_name("endpoint name", self.name)
+        for slot in {*self.upstreams, *self.weights, *self.mirror}:
+            check_name("slot name", slot)
+        for address in [self.host, *self.upstreams.values()]:
+            if not _ADDRESS.fullmatch(address):
+                raise ConfigError(f"endpoint {self.name}: {shown(address)} is not a host or host:port")
 
 
 def require_nginx() -> str:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from shipyard.config.ci import PROVIDERS
 from shipyard.errors import UsageError
+from shipyard.names import check_name, is_valid
 from shipyard.scaffold import templates as t
 
 # `<name>-<env>` must be a valid endpoint name (deployment.name allows 41 characters).
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,29}$")
 DATA_CSV = "model/data/diabetes.csv"
 REFERENCE = "model/data/reference_stats.json"
 
@@ -40,14 +40,9 @@ class InitResult:
 def project_name(folder: Path, name: str | None) -> str:
     """`name`, or one derived from the folder's name (lower case, dashes)."""
     if name is not None:
-        if not _NAME.match(name):
-            raise UsageError(
-                f"--name {name!r}: use 1-30 lower-case letters, digits and dashes, starting with a letter "
-                "or digit (it names the endpoints, e.g. NAME-prod)"
-            )
-        return name
+        return check_name("new project name", name, "--name")  # it names the endpoints: NAME-prod
     derived = re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:30].strip("-")
-    if not _NAME.match(derived):
+    if not is_valid("new project name", derived):
         raise UsageError(f"cannot make a project name from the folder name {folder.name!r}: pass --name NAME")
     return derived
 

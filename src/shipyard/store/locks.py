@@ -48,9 +48,12 @@ def database_lock(engine: Engine, uri: str, name: str, timeout: float) -> Iterat
 def _file_lock(folder: Path, name: str, timeout: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
+    from shipyard.names import safe_join
+
     folder.mkdir(parents=True, exist_ok=True)
+    path = safe_join(folder, f"{name}.lock")  # lock names carry user names (keys-<endpoint>)
     try:
-        with FileLock(str(folder / f"{name}.lock"), timeout=timeout):
+        with FileLock(str(path), timeout=timeout):
             yield
     except Timeout:
         raise ShipyardError(

@@ -110,12 +110,15 @@ class ActiveRun:
         """Save a scikit-learn model in MLflow format under artifact folder `name`.
 
         Sets the tag `shipyard.model_artifact=<name>` so the registry step finds it, and returns
-        the model's URI `runs:/<run_id>/<name>`.
+        the model's URI `runs:/<run_id>/<name>`. `name` follows names.py's rule (one folder: no
+        '/', no '..'), so nothing is written outside the temporary folder.
         """
+        from shipyard.names import check_name, safe_join
         from shipyard.tracking.model import save_sklearn_model
 
+        check_name("artifact name", name)
         with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
-            folder = save_sklearn_model(model, Path(tmp) / name)
+            folder = save_sklearn_model(model, safe_join(tmp, name))
             self.client.log_artifacts(self.run_id, str(folder), name)
         self.set_tag(MODEL_TAG, name)
         return f"runs:/{self.run_id}/{name}"
