@@ -20,6 +20,8 @@ def main() -> None:
         pred = model.predict(X_test.to_numpy())
         shipyard.log_metric("mse", float(mean_squared_error(y_test, pred)))
         shipyard.log_metric("r2", float(r2_score(y_test, pred)))
+        # How many rows the metrics were computed on: the gate refuses fewer than gate.min_eval_rows.
+        shipyard.log_metric("eval_rows", len(y_test))
         shipyard.log_model(model, "model")
 
 

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
+from shipyard.config.models import DataCheckConfig
 from shipyard.data import DataCheckReport, compute_reference_stats, run_data_check
+from shipyard.data.minimum import required_rows
 from shipyard.errors import ConfigError, ShipyardError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "diabetes"
@@ -203,3 +206,70 @@ def test_missing_data_file_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "absent.csv"
     with pytest.raises(ShipyardError, match="absent.csv"):
         check(missing)
+
+
+def test_too_few_rows_fail_with_the_minimum_and_where_it_comes_from(
+    tmp_path: Path, good: pd.DataFrame
+) -> None:
+    # The audit's 3-row file: within the schema and the distribution tolerance, so only the row count objects.
+    path = tmp_path / "three.csv"
+    good.iloc[[50, 124, 302]].to_csv(path, index=False)
+    report = check(path)
+    assert rules(report) == {(None, "min_rows")}
+    assert report.violations[0].detail == (
+        "3 rows; at least 50 needed (the default: 10% of the reference's 442 rows, at least 50; "
+        "set data_check.min_rows to change it)"
+    )
+    assert "table: min_rows — 3 rows; at least 50 needed" in report.summary()
+
+    lowered = run_data_check(
+        path, schema_ref=SCHEMA, reference_path=REFERENCE, tolerance_std=1.0,
+        max_missing_fraction=0.0, project_dir=EXAMPLE, min_rows=3,
+    )  # fmt: skip
+    assert lowered.passed, lowered.summary()
+    one = tmp_path / "one.csv"
+    good.iloc[[50]].to_csv(one, index=False)
+    strict = run_data_check(
+        one, schema_ref=None, reference_path=None, tolerance_std=1.0,
+        max_missing_fraction=0.0, project_dir=EXAMPLE, min_rows=3,
+    )  # fmt: skip
+    assert [str(v) for v in strict.violations] == [
+        "table: min_rows — 1 row; at least 3 needed (data_check.min_rows)"
+    ]
+    assert strict.summary().startswith(f"{one}: 1 row, 11 columns")
+
+
+def test_header_only_file_fails_the_row_count(tmp_path: Path, good: pd.DataFrame) -> None:
+    path = tmp_path / "empty.csv"
+    good.iloc[:0].to_csv(path, index=False)
+    report = run_data_check(
+        path, schema_ref=None, reference_path=None, tolerance_std=1.0, max_missing_fraction=0.0,
+        project_dir=EXAMPLE,
+    )  # fmt: skip
+    assert [v.detail for v in report.violations] == [
+        "0 rows; at least 50 needed (the default without reference row counts; set data_check.min_rows "
+        "to change it)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("min_rows", "reference", "needed"),
+    [
+        (None, {"rows": 442}, 50),  # 10% is 45: the floor wins
+        (None, {"rows": 1000}, 100),
+        (None, {"rows": 1001}, 101),  # rounded up
+        (None, {"columns": {}}, 50),  # a reference file written without a row count
+        (None, {"rows": True}, 50),
+        (None, None, 50),
+        (7, {"rows": 1000}, 7),  # configured: exactly that
+    ],
+)
+def test_required_rows(min_rows: int | None, reference: dict | None, needed: int) -> None:
+    assert required_rows(min_rows, reference)[0] == needed
+
+
+def test_min_rows_config_must_be_positive() -> None:
+    assert DataCheckConfig(path="d.csv").min_rows is None
+    assert DataCheckConfig(path="d.csv", min_rows=5).min_rows == 5
+    with pytest.raises(ValidationError, match="min_rows"):
+        DataCheckConfig(path="d.csv", min_rows=0)

@@ -3,7 +3,7 @@
 import pytest
 
 from shipyard.config.models import GateConfig
-from shipyard.gate.policy import PASSED, REJECTED, SKIPPED, decide
+from shipyard.gate.policy import PASSED, REJECTED, SKIPPED, decide, eval_rows
 
 
 def _decide(cfg: GateConfig, cand, champ=None, version="1", **kw):
@@ -95,3 +95,75 @@ def test_candidate_that_already_is_production_passes():
         champion_value=1.0,
     )
     assert d.verdict == PASSED and "already production v3" in d.reason
+
+
+def _rows(cfg: GateConfig, cand: float, rows: int | None, champ: float | None = None, champ_rows=None):
+    return decide(
+        cfg,
+        candidate_run_id="cand",
+        candidate_value=cand,
+        champion_version="1" if champ is not None else None,
+        champion_run_id="champ" if champ is not None else None,
+        champion_value=champ,
+        candidate_eval_rows=rows,
+        champion_eval_rows=champ_rows,
+    )
+
+
+def test_candidate_evaluated_on_too_few_rows_is_refused_even_as_the_first_model():
+    # The audit's case: mse 753 on 1 row, no production yet, threshold met: it became production.
+    d = _rows(GateConfig(metric="mse", threshold=4000), 753.0, 1)
+    assert d.verdict == REJECTED and not d.accepted
+    assert d.reason == (
+        "candidate mse 753 was evaluated on 1 row; the gate needs at least 10 (gate.min_eval_rows)"
+    )
+    assert d.eval_rows == 1 and d.to_dict()["eval_rows"] == 1
+    # Against a champion too, however much better it looks.
+    d = _rows(GateConfig(metric="mse", min_eval_rows=30), 1.0, 29, champ=3000.0, champ_rows=89)
+    assert d.verdict == REJECTED and "evaluated on 29 rows; the gate needs at least 30" in d.reason
+
+
+def test_enough_eval_rows_compare_as_usual():
+    d = _rows(GateConfig(metric="mse"), 2900.0, 10, champ=3000.0, champ_rows=89)
+    assert d.verdict == PASSED and d.reason.startswith("better by 100") and "not reported" not in d.reason
+    assert _rows(GateConfig(metric="mse", min_eval_rows=0), 753.0, 1).verdict == PASSED
+
+
+def test_unreported_eval_rows_compare_as_before_and_say_so():
+    d = _rows(GateConfig(metric="mse"), 2900.0, None, champ=3000.0)
+    assert d.verdict == PASSED and d.reason.startswith("better by 100")
+    assert d.reason.endswith(
+        "(evaluation rows not reported: log the metric 'eval_rows' for gate.min_eval_rows to apply)"
+    )
+    assert d.eval_rows is None
+    worse = _rows(GateConfig(metric="mse"), 3100.0, None, champ=3000.0)
+    assert worse.verdict == REJECTED and worse.reason.startswith("worse")
+    assert "not reported" not in _rows(GateConfig(metric="mse", min_eval_rows=0), 1.0, None).reason
+
+
+def test_champion_evaluated_on_too_few_rows_is_not_compared_with():
+    # Production holds the 1-row model (mse 753): a sound candidate with mse 2900 replaces it.
+    d = _rows(GateConfig(metric="mse", threshold=4000), 2900.0, 89, champ=753.0, champ_rows=1)
+    assert d.verdict == PASSED
+    assert d.reason == (
+        "production v1 was evaluated on 1 row, fewer than gate.min_eval_rows (10): its mse is not "
+        "compared; candidate mse 2900 accepted"
+    )
+    # The candidate still has to meet the threshold.
+    assert (
+        _rows(GateConfig(metric="mse", threshold=4000), 4500.0, 89, champ=753.0, champ_rows=1).verdict
+        == REJECTED
+    )
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rows"),
+    [
+        ({"eval_rows": 89.0}, 89),
+        ({"mse": 1.0}, None),
+        ({"eval_rows": float("nan")}, None),
+        ({"eval_rows": -1.0}, None),
+    ],
+)
+def test_eval_rows_read_from_the_run_metrics(metrics, rows):
+    assert eval_rows(metrics) == rows

@@ -17,6 +17,7 @@ from shipyard.cli.common import (
     err_console,
     table,
 )
+from shipyard.cli.name_args import name_check
 
 workspace_app = typer.Typer(help="The workspace: database and artifact store.", no_args_is_help=True)
 runs_app = typer.Typer(help="Pipeline runs and their steps.", no_args_is_help=True)
@@ -175,7 +176,9 @@ def runs_show(
 @runs_app.command("files")
 def runs_files(
     run_id: str,
-    step: Annotated[str, typer.Option(help="The step whose log and outputs to get.")] = "train",
+    step: Annotated[
+        str, typer.Option(help="The step whose log and outputs to get.", callback=name_check("step name"))
+    ] = "train",
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -197,24 +200,13 @@ def runs_files(
 
 @data_app.command("check")
 def data_check_cmd(project: ProjectOpt = None, output: OutputOpt = Output.text) -> None:
-    """Run the project's data check on its own (schema, missing values, distribution)."""
+    """Run the project's data check on its own (row count, schema, missing values, distribution)."""
     from shipyard.cli.common import load_config
-    from shipyard.data.checks import run_data_check
-    from shipyard.errors import ConfigError
+    from shipyard.data.checks import check_project_data
 
     config = load_config(project)
     assert config is not None
-    dc = config.data_check
-    if dc is None:
-        raise ConfigError(f"{config.source_file}: no data_check section")
-    report = run_data_check(
-        config.path(dc.path),
-        schema_ref=dc.data_schema,
-        reference_path=config.path(dc.reference) if dc.reference else None,
-        tolerance_std=dc.tolerance_std,
-        max_missing_fraction=dc.max_missing_fraction,
-        project_dir=config.project_dir,
-    )
+    report = check_project_data(config)
     emit(report.to_dict(), output, lambda _: console.print(report.summary()))
     if not report.passed:
         raise typer.Exit(1)

@@ -198,7 +198,8 @@ class RunningJob:
 
 
 def failure_message(target_name: str, job: StepJob, result: JobResult) -> str:
-    """What a job that did not succeed says: exit code (or state), log file and its last lines."""
+    """What a job that did not succeed says: exit code (or state) and the log's last non-blank
+    line (a traceback's exception) first, then the log file and its last lines."""
     if result.message:
         return result.message
     what = (
@@ -206,8 +207,10 @@ def failure_message(target_name: str, job: StepJob, result: JobResult) -> str:
         if result.exit_code is not None
         else f"{result.status} (no exit code)"
     )
+    last = next((line.strip() for line in reversed(result.log_tail.splitlines()) if line.strip()), "")
+    said = f": {last[:300]}" if last else ""
     return (
-        f"{job.script} {what} on the {target_name} target; log {job.log_path}, "
+        f"{job.script} {what} on the {target_name} target{said}\nlog {job.log_path}, "
         f"last lines:\n{result.log_tail}"
     )
 

@@ -1,17 +1,23 @@
-"""The data check step: schema (pandera), missing values and distribution against a reference."""
+"""The data check step: row count, schema (pandera), missing values and distribution against a
+reference."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from shipyard.data.minimum import check_row_count
 from shipyard.data.reference import check_distribution, load_reference_stats
 from shipyard.data.report import DataCheckReport, Violation
 from shipyard.data.schema import load_schema, validate_schema
-from shipyard.errors import ShipyardError
+from shipyard.errors import ConfigError, ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.config.models import ProjectConfig
 
 
 def run_data_check(
@@ -22,9 +28,12 @@ def run_data_check(
     tolerance_std: float,
     max_missing_fraction: float,
     project_dir: Path,
+    min_rows: int | None = None,
 ) -> DataCheckReport:
     """Check the CSV at `path` and return a report listing every violation found.
 
+    - row count: fewer rows than `min_rows` (None: the default of data/minimum.py, relative to the
+      reference's row count) is a `min_rows` violation.
     - `schema_ref`: 'file.py:Name' relative to `project_dir`, a pandera DataFrameModel class or
       DataFrameSchema object; validated lazily so that all failures are reported.
     - missing values: a column whose fraction of nulls exceeds `max_missing_fraction`.
@@ -40,7 +49,7 @@ def run_data_check(
     reference = load_reference_stats(reference_path) if reference_path is not None else None
     df, dataset_hash = read_dataset(path)
 
-    violations: list[Violation] = []
+    violations = check_row_count(len(df), min_rows, reference)
     if schema is not None:
         violations += validate_schema(df, schema)
     violations += check_missing_values(df, max_missing_fraction)
@@ -52,6 +61,22 @@ def run_data_check(
         columns=[str(c) for c in df.columns],
         dataset_hash=dataset_hash,
         violations=violations,
+    )
+
+
+def check_project_data(config: ProjectConfig) -> DataCheckReport:
+    """The data check as the project's `data_check:` section configures it."""
+    dc = config.data_check
+    if dc is None:
+        raise ConfigError(f"{config.source_file or 'shipyard.yaml'}: no data_check section")
+    return run_data_check(
+        config.path(dc.path),
+        schema_ref=dc.data_schema,
+        reference_path=config.path(dc.reference) if dc.reference else None,
+        tolerance_std=dc.tolerance_std,
+        max_missing_fraction=dc.max_missing_fraction,
+        project_dir=config.project_dir,
+        min_rows=dc.min_rows,
     )
 
 

@@ -14,7 +14,7 @@ class Violation:
     `column` is None for table-level failures (e.g. a wide pandera check over whole rows).
     `rule` is a stable name: pandera's check name (`dtype('float64')`, `in_range(-0.25, 0.25)`,
     `column_in_dataframe`, `column_in_schema`, ...) or one of Shipyard's own rules
-    (`missing_values`, `mean_shift`, `std_shift`, `column_missing`, `not_numeric`).
+    (`min_rows`, `missing_values`, `mean_shift`, `std_shift`, `column_missing`, `not_numeric`).
     """
 
     column: str | None
@@ -57,7 +57,7 @@ class DataCheckReport:
 
     def summary(self) -> str:
         """A header line, then one line per violation."""
-        head = f"{self.path}: {self.rows} rows, {len(self.columns)} columns"
+        head = f"{self.path}: {self.rows} row{'s' if self.rows != 1 else ''}, {len(self.columns)} columns"
         if self.passed:
             return f"{head}: data check passed"
         n = len(self.violations)

@@ -2,6 +2,12 @@
 
 Pure functions of the config and the two values, so every rule is unit-testable; the recorded
 decision is written by gate.records.
+
+A metric computed on a handful of rows says nothing (an mse on 1 row "better by 74%"), so the
+number of evaluation rows counts too: the training script logs it as the metric `eval_rows`
+(EVAL_ROWS_METRIC), and a candidate evaluated on fewer than `gate.min_eval_rows` is refused; a
+champion evaluated on too few rows is not compared with. A run that does not log `eval_rows` is
+compared as before (scripts written before the rule keep working) and the reason says so.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 from shipyard.config.models import GateConfig
 
 PASSED, REJECTED, SKIPPED = "passed", "rejected", "skipped"
+EVAL_ROWS_METRIC = "eval_rows"
 
 
 @dataclass
@@ -26,6 +33,7 @@ class GateDecision:
     champion_version: str | None = None
     champion_run_id: str | None = None
     champion_value: float | None = None
+    eval_rows: int | None = None  # the candidate's evaluation rows; None: not reported
     policy: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
 
@@ -42,6 +50,19 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _rows(n: int) -> str:
+    return f"{n} row{'s' if n != 1 else ''}"
+
+
+def eval_rows(metrics: dict[str, float]) -> int | None:
+    """The evaluation row count a run logged (its `eval_rows` metric); None when absent or not a
+    count."""
+    value = metrics.get(EVAL_ROWS_METRIC)
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    return int(value)
+
+
 def decide(
     config: GateConfig,
     *,
@@ -51,13 +72,17 @@ def decide(
     champion_run_id: str | None = None,
     champion_value: float | None = None,
     available_metrics: list[str] | None = None,
+    candidate_eval_rows: int | None = None,
+    champion_eval_rows: int | None = None,
 ) -> GateDecision:
-    """Apply the gate policy. A tie is a rejection; a missing metric is a rejection."""
+    """Apply the gate policy. A tie is a rejection; a missing metric is a rejection; a metric
+    computed on fewer than `min_eval_rows` rows is a rejection."""
+    note = ""
 
     def verdict(v: str, reason: str) -> GateDecision:
         return GateDecision(
             verdict=v,
-            reason=reason,
+            reason=reason + note,
             metric=config.metric,
             direction=config.direction,
             candidate_run_id=candidate_run_id,
@@ -65,6 +90,7 @@ def decide(
             champion_version=champion_version,
             champion_run_id=champion_run_id,
             champion_value=champion_value,
+            eval_rows=candidate_eval_rows,
             policy=config.model_dump(),
         )
 
@@ -74,6 +100,18 @@ def decide(
     if candidate_value is None or (isinstance(candidate_value, float) and math.isnan(candidate_value)):
         logged = ", ".join(sorted(available_metrics or [])) or "none"
         return verdict(REJECTED, f"candidate run did not log metric {m!r} (logged: {logged})")
+    least = config.min_eval_rows
+    if least and candidate_eval_rows is None:
+        note = (
+            f" (evaluation rows not reported: log the metric {EVAL_ROWS_METRIC!r} for "
+            "gate.min_eval_rows to apply)"
+        )
+    elif candidate_eval_rows is not None and candidate_eval_rows < least:
+        return verdict(
+            REJECTED,
+            f"candidate {m} {_fmt(candidate_value)} was evaluated on {_rows(candidate_eval_rows)}; "
+            f"the gate needs at least {least} (gate.min_eval_rows)",
+        )
     lower = config.direction == "lower"
     if config.threshold is not None:
         meets = candidate_value <= config.threshold if lower else candidate_value >= config.threshold
@@ -87,6 +125,13 @@ def decide(
         return verdict(PASSED, f"candidate run is already production v{champion_version}")
     if champion_version is None:
         return verdict(PASSED, f"no production model yet; candidate {m} {_fmt(candidate_value)} accepted")
+    if champion_value is not None and champion_eval_rows is not None and champion_eval_rows < least:
+        return verdict(
+            PASSED,
+            f"production v{champion_version} was evaluated on {_rows(champion_eval_rows)}, fewer than "
+            f"gate.min_eval_rows ({least}): its {m} is not compared; candidate {m} "
+            f"{_fmt(candidate_value)} accepted",
+        )
     if champion_value is None:
         return verdict(
             REJECTED,

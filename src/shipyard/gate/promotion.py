@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.config.models import GateConfig
-from shipyard.gate.policy import GateDecision, decide
+from shipyard.gate.policy import GateDecision, decide, eval_rows
 from shipyard.gate.records import record_decision
 from shipyard.registry.aliases import AliasConflict, AliasMove, compare_and_set, current
 from shipyard.registry.models import ModelRef, ModelVersionInfo, resolve
@@ -36,17 +36,19 @@ def decide_against(
     ws: Workspace, gate: GateConfig, candidate: Candidate, champion: ModelVersionInfo | None
 ) -> GateDecision:
     """Apply the gate policy to `candidate` against `champion` (None: no production yet)."""
-    champion_value = None
+    champion_metrics: dict[str, float] = {}
     if champion is not None and champion.run_id:
-        champion_value = ws.mlflow.get_run(champion.run_id).data.metrics.get(gate.metric)
+        champion_metrics = ws.mlflow.get_run(champion.run_id).data.metrics
     return decide(
         gate,
         candidate_run_id=candidate.run_id,
         candidate_value=candidate.metrics.get(gate.metric),
         champion_version=champion.version if champion else None,
         champion_run_id=champion.run_id if champion else None,
-        champion_value=champion_value,
+        champion_value=champion_metrics.get(gate.metric),
         available_metrics=list(candidate.metrics),
+        candidate_eval_rows=eval_rows(candidate.metrics),
+        champion_eval_rows=eval_rows(champion_metrics),
     )
 
 

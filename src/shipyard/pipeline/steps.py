@@ -40,19 +40,11 @@ class DataCheckStep(Step):
         )
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        from shipyard.data.checks import run_data_check
+        from shipyard.data.checks import check_project_data
 
-        dc = ctx.data_check
-        report = run_data_check(
-            ctx.config.path(dc.path),
-            schema_ref=dc.data_schema,
-            reference_path=ctx.config.path(dc.reference) if dc.reference else None,
-            tolerance_std=dc.tolerance_std,
-            max_missing_fraction=dc.max_missing_fraction,
-            project_dir=ctx.config.project_dir,
-        )
+        report = check_project_data(ctx.config)
         if not report.passed:
-            raise DataCheckFailed(f"data check failed for {dc.path}:\n{report.summary()}")
+            raise DataCheckFailed(f"data check failed for {ctx.data_check.path}:\n{report.summary()}")
         return report.to_dict()
 
 

@@ -26,12 +26,17 @@ DATA = Path(__file__).resolve().parent / "data" / "diabetes.csv"
 
 
 def fit(df: pd.DataFrame, alpha: float, test_size: float, seed: int) -> tuple[Ridge, dict[str, float]]:
-    """Fit on a split of `df`; return the model and its metrics on the held-out part."""
+    """Fit on a split of `df`; return the model and its metrics on the held-out part, with the
+    number of rows they were computed on (the gate refuses fewer than gate.min_eval_rows)."""
     x, y = df.drop(columns="target"), df["target"]
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=seed)
     model = Ridge(alpha=alpha).fit(x_train.to_numpy(), y_train)
     pred = model.predict(x_test.to_numpy())
-    return model, {"mse": float(mean_squared_error(y_test, pred)), "r2": float(r2_score(y_test, pred))}
+    return model, {
+        "mse": float(mean_squared_error(y_test, pred)),
+        "r2": float(r2_score(y_test, pred)),
+        "eval_rows": float(len(y_test)),
+    }
 
 
 def main() -> None:
@@ -211,6 +216,7 @@ gate:
   direction: lower
   min_relative_change: 0.0
   threshold: 4000
+  min_eval_rows: 10                          # refuse an mse computed on fewer held-out rows (eval_rows)
 
 # Step 4: register the model version; move `production` when the gate passes.
 registry:
