@@ -208,3 +208,140 @@ def expected(model, rows) -> list[float]:
 
 def finite(values) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+# -- hostile bodies (tests/integration/test_serving_hostile.py) -----------------------------------
+# The classes of an outside audit's 20k hostile requests: deep nesting, lone surrogates, huge
+# integers, NaN/Infinity, wide tables, invalid UTF-8, empty bodies, big arrays, wrong types.
+ROW_KEYS = ["data", "inputs", "instances"]
+
+
+def nested(depth: int, kind: str) -> bytes:
+    """JSON nested `depth` levels: arrays, objects, or arrays inside a row-based body."""
+    if kind == "objects":
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    if kind == "unclosed":
+        return b"[" * depth
+    inner = b"[" * depth + b"]" * depth
+    return b'{"' + kind.encode() + b'": ' + inner + b"}" if kind != "arrays" else inner
+
+
+def row_body(key: str, token: str, width: int = 10) -> bytes:
+    """One row of `width` cells under `key`, its first cell the raw JSON `token`."""
+    return f'{{"{key}": [[{", ".join([token] + ["0"] * (width - 1))}]]}}'.encode()
+
+
+def v2_body(token: str, datatype: str = "INT64") -> bytes:
+    data = ", ".join([token] + ["0"] * 9)
+    tensor = f'{{"name": "data", "datatype": "{datatype}", "shape": [1, 10], "data": [{data}]}}'
+    return f'{{"inputs": [{tensor}]}}'.encode()
+
+
+def wide_csv(columns: int) -> bytes:
+    return (",".join(f"c{i}" for i in range(columns)) + "\n" + ",".join("1" * columns) + "\n").encode()
+
+
+def wide_json(columns: int, shape: str) -> bytes:
+    names = [f"c{i}" for i in range(columns)]
+    if shape == "dataframe_split":
+        return json.dumps({shape: {"columns": names, "data": [[1] * columns]}}).encode()
+    if shape == "dataframe_records":
+        return json.dumps({shape: [dict.fromkeys(names, 1)]}).encode()
+    return json.dumps({shape: [[1] * columns]}).encode()
+
+
+SURROGATES = [
+    b'{"inputs": "\\ud800"}',
+    b'{"inputs": ["\\udfff"]}',
+    b'{"data": [["\\ud800", 0, 0, 0, 0, 0, 0, 0, 0, 0]]}',
+    b'{"\\ud800": [[1]]}',
+    b'{"dataframe_split": {"columns": ["\\ud800"], "data": [[1]]}}',
+    b'{"dataframe_records": [{"\\udbff": 1}]}',
+    b'{"inputs": [{"name": "\\ud800", "datatype": "FP64", "shape": [1], "data": [1]}]}',
+    b'"\\ud800"',
+]
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+hostile_bodies = st.one_of(
+    st.tuples(
+        st.one_of(st.integers(65, 999), st.integers(1000, 5000)),
+        st.sampled_from(["arrays", "objects", "unclosed", *ROW_KEYS]),
+    ).map(lambda d: nested(*d)),
+    st.sampled_from(SURROGATES),
+    st.tuples(st.sampled_from(ROW_KEYS), st.integers(19, 4000), st.sampled_from(["", "-"])).map(
+        lambda c: row_body(c[0], c[2] + "9" * c[1])
+    ),
+    st.tuples(st.integers(19, 400), st.sampled_from(["INT64", "FP64", "UINT8"])).map(
+        lambda c: v2_body("9" * c[0], c[1])
+    ),
+    st.tuples(st.sampled_from(ROW_KEYS), st.sampled_from(NON_FINITE)).map(lambda c: row_body(*c)),
+    st.sampled_from(NON_FINITE).map(v2_body),
+    st.integers(1001, 20001).map(wide_csv),
+    st.tuples(
+        st.integers(1001, 20001), st.sampled_from(["dataframe_split", "dataframe_records", *ROW_KEYS])
+    ).map(lambda c: wide_json(*c)),
+    st.binary(min_size=1, max_size=64).map(lambda b: b"\xff" + b),
+    st.sampled_from([b"", b" ", b"\r\n", b"{}", b"[]", b"null", b"\x00" * 16, b"\x1f\x8b\x08\x00"]),
+    st.sampled_from(ROW_KEYS).map(lambda k: json.dumps({k: [[0.5] * 10] * 1000}).encode()),  # 10k values
+    st.sampled_from(ROW_KEYS).map(lambda k: json.dumps({k: [0] * 10_000}).encode()),
+    st.just(
+        json.dumps(
+            {"inputs": [{"name": "data", "datatype": "FP64", "shape": [1000, 10], "data": [0.5] * 10_000}]}
+        ).encode()
+    ),
+    st.integers(1, 200).map(
+        lambda n: json.dumps({"data": [[1] * 10] * 6000, "pad": "x" * n}).encode()
+    ),  # 60k values
+)
+hostile_content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-16",
+        "text/csv",
+        "application/vnd.apache.parquet",
+        "application/octet-stream",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "",
+    ]
+)
+# Added to a request sometimes: compressed bodies, odd lengths of ids, huge and odd headers.
+hostile_headers = st.sampled_from(
+    [
+        {},
+        {"content-encoding": "gzip"},
+        {"content-encoding": "br, deflate"},
+        {"x-request-id": "\\ud800" * 50},
+        {"traceparent": "00-" + "z" * 32 + "-" + "0" * 16 + "-01"},
+        {"authorization": "Bearer " + "A" * 8000},
+        {"authorization": "Basic Zm9vOmJhcg=="},
+        {"x-shipyard-deployment-id": "x" * 4000},
+        {"inference-header-content-length": "-1"},
+        {"x-big": "v" * 30_000},
+    ]
+)
+hostile_queries = st.sampled_from(
+    [
+        "",
+        "?version=3",
+        "?version=%00",
+        "?version=" + "9" * 500,
+        "?a=%ff%fe",
+        "?" + "&".join(["x=1"] * 500),
+        "?%",
+    ]
+)
+
+
+def check_hostile(r: httpx.Response, path: str) -> None:
+    """No 5xx but the documented overload answers; every error in the path's protocol's JSON shape."""
+    assert r.status_code < 500 or r.status_code in (503, 504), f"{path}: {r.status_code} {r.text[:300]}"
+    if r.status_code < 400:
+        return
+    body = r.json()
+    if path.startswith("/v2"):
+        assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
+    elif path.startswith("/invocations"):
+        assert isinstance(body.get("error_code"), str) and isinstance(body.get("message"), str), body
+    else:
+        assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str), body

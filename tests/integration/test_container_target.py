@@ -61,7 +61,9 @@ def test_container_serves_predictions_with_auth_and_is_deleted(workspace) -> Non
         assert handle.url.startswith("http://127.0.0.1:") and handle.container_id
         assert target.status(handle) == "running"
         with httpx.Client(trust_env=False, timeout=10) as client:
-            assert client.get(handle.url + "/").json()["deployment_id"] == "dep-ok-1"
+            assert client.get(handle.url + "/").json() == {"status": "healthy"}  # details need the key
+            keyed = client.get(handle.url + "/", headers={"Authorization": "Bearer k-primary"})
+            assert keyed.json()["deployment_id"] == "dep-ok-1"
             denied = client.post(handle.url + "/score", json=SEED)
             assert denied.status_code == 401
             scored = client.post(

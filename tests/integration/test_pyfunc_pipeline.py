@@ -92,7 +92,8 @@ def test_invocations_answer_the_trained_models_predictions(deployed, http, refer
     assert httpx.post(f"{url}/invocations", json=sample).status_code == 401
     ping = httpx.get(f"{url}/ping")
     assert ping.status_code == 200
-    health = httpx.get(f"{url}/").json()
+    assert httpx.get(f"{url}/").json() == {"status": "healthy"}  # what is served: with a key
+    health = http.get(f"{url}/").json()
     assert health["model_name"] == MODEL and health["model_version"] == "1"
     assert health["deployment_id"] == summary["endpoint"]["deployment_id"]
 

@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         from shipyard.serving.app import create_app
+        from shipyard.serving.connections import guarded_protocol
 
         app = create_app(
             args.bundle,
@@ -134,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             proxy_headers=False,
             server_header=False,
             loop="uvloop" if _has("uvloop") else "asyncio",
-            http="httptools" if _has("httptools") else "h11",
+            # httptools (a dependency), with header/body timeouts and a connection cap.
+            http=guarded_protocol(
+                settings.header_timeout_s, settings.body_timeout_s, settings.max_connections
+            ),
         )
         server = uvicorn.Server(config)
         try:

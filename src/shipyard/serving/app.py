@@ -2,19 +2,27 @@
 
 Routes, whatever the bundle's contract:
 - Azure ML: `GET /` (liveness), `POST /score`, `GET /swagger.json`
-- MLflow scoring server: `POST /invocations`, `GET /ping`, `GET /health`, `GET /version`
-  (for MLflow-model bundles)
+- `GET /health`: the same answer as `GET /`
+- MLflow scoring server: `POST /invocations`, `GET /ping`, `GET /version` (for MLflow-model bundles)
 - Open Inference Protocol V2: `/v2/health/*`, `/v2`, `/v2/models/{name}[/versions/{v}][/ready|/infer]`
 - `GET /metrics` (Prometheus)
 
 Every request passes, outermost first: request context (ids, traceparent, access log, metrics),
-key auth (when on), the body limit; scoring then takes a slot (concurrency, queue wait, timeout)
-and, with batching on, shares one model call with concurrent requests.
+key auth (when on), the body limit; scoring routes check the body's parse cost (bounds.py), then
+take a slot (concurrency, queue wait, timeout) and, with batching on, share one model call with
+concurrent requests. Slow and excess connections are cut below the app (connections.py).
+
+The health answer (`GET /`, `GET /health`) is open, as probes need: `{"status": "healthy"}`. What is
+served (model name, version, deployment id) is told only where the routes that score are open
+too: auth off, or a valid key. A prober that names the deployment it expects
+(`X-Shipyard-Deployment-Id`, as `wait_healthy` does) gets that id back when it is right, so it
+can tell that it reached the server it started without holding a key.
 """
 
 from __future__ import annotations
 
 import gc
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,12 +32,13 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.config.models import ServingConfig
 from shipyard.serving.auth import KeyAuth
+from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
 from shipyard.serving.fastpath import FastScore, ScoreRoute, ServingApp, json_response
 from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
@@ -39,6 +48,8 @@ from shipyard.serving.middleware import (
     BodyLimitMiddleware,
     RequestContext,
     RequestContextMiddleware,
+    first_headers,
+    unauthorized,
 )
 from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import PredictionShapeError
@@ -47,6 +58,8 @@ logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# Sent by `wait_healthy` and the container target: the deployment they started.
+DEPLOYMENT_HEADER = "x-shipyard-deployment-id"
 
 
 def _load(bundle_path: Path):
@@ -99,9 +112,16 @@ def create_app(
         app.state.call = slots.call
         app.state.predict_rows, batcher = _row_scorer(servable, slots, settings, metrics)
         app.state.batching = settings.batching.max_batch_size > 0
+        app.state.bounds = parse_bounds(settings, servable)
         app.state.capture = _capture(settings, capture_dir)
         app.state.score = ScoreRoute(
-            servable, slots.call, app.state.predict_rows, app.state.batching, app.state.capture, metrics
+            servable,
+            slots.call,
+            app.state.predict_rows,
+            app.state.batching,
+            app.state.capture,
+            metrics,
+            app.state.bounds,
         )
         fast.route = app.state.score
         app.state.ready = True
@@ -137,14 +157,24 @@ def create_app(
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
+    async def disconnected(request: Request, exc: Exception) -> Response:
+        # The client went away, or its body did not arrive in time (connections.py answered 408
+        # and closed): nobody reads this answer; it is for the access log and the metrics.
+        return error_response(request, 408, "request_timeout", "the request body did not arrive")
+
     middleware = [Middleware(RequestContextMiddleware, context=context)]
     if auth is not None:
         middleware.append(Middleware(AuthMiddleware, auth=auth, metrics=metrics))
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_bytes, metrics=metrics))
     app = ServingApp(
-        routes=_routes(deployment_id),
+        routes=_routes(deployment_id, auth),
         middleware=middleware,
-        exception_handlers={HTTPException: http_error, Overloaded: overloaded, ScoringTimeout: timed_out},
+        exception_handlers={
+            HTTPException: http_error,
+            Overloaded: overloaded,
+            ScoringTimeout: timed_out,
+            ClientDisconnect: disconnected,
+        },
         lifespan=lifespan,
     )
     app.fast = fast
@@ -192,17 +222,33 @@ def _capture(settings: ServingConfig, capture_dir: Path | None):
     )
 
 
-def _routes(deployment_id: str | None) -> list:
+def parse_bounds(settings: ServingConfig, servable) -> ParseBounds:
+    """The server's parse bounds: its settings, widened to the model's signature."""
+    bounds = ParseBounds(settings.max_json_depth, settings.max_body_elements, settings.max_columns)
+    spec = servable.input_spec() or {}
+    shape = spec.get("shape") or []
+    return bounds.widened(shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None)
+
+
+def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
     async def health(request: Request) -> Response:
-        servable = request.app.state.servable
-        return JSONResponse(
-            {
+        servable = getattr(request.app.state, "servable", None)
+        if servable is None or not getattr(request.app.state, "ready", False):
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        headers = first_headers(request.scope)
+        if auth is None or unauthorized(request.scope, headers, auth) is None:
+            body = {
                 "status": "healthy",
                 "model_name": servable.model_name,
                 "model_version": servable.model_version,
                 "deployment_id": deployment_id,
             }
-        )
+            return JSONResponse(body)
+        body = {"status": "healthy"}
+        named = headers.get(DEPLOYMENT_HEADER.encode(), b"")
+        if deployment_id and hmac.compare_digest(named, deployment_id.encode()):
+            body["deployment_id"] = deployment_id
+        return JSONResponse(body)
 
     async def score(request: Request) -> Response:
         # POST /score reaches Starlette only without the fast path (a root path, or no model yet).
@@ -226,6 +272,7 @@ def _routes(deployment_id: str | None) -> list:
 
     return [
         Route("/", health, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
         Route("/score", score, methods=["POST"]),
         Route("/swagger.json", swagger, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),

@@ -23,6 +23,16 @@ _MLFLOW_CODES = {
 }
 
 
+def printable(text: str) -> str:
+    """`text` as it can be sent as UTF-8: a lone surrogate from a request body (JSON's
+    ``"\\ud800"``, which a message may quote) becomes its escape, ``\\ud800``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def error_response(
     where: Scope | Request,
     status_code: int,
@@ -33,6 +43,8 @@ def error_response(
 ) -> JSONResponse:
     """A JSON error response shaped for the protocol of the request's path."""
     scope = where.scope if isinstance(where, Request) else where
+    message = printable(message)
+    extra = {k: printable(v) if isinstance(v, str) else v for k, v in extra.items()}
     path = scope.get("path", "")
     request_id = scope.get("state", {}).get("request_id")
     if path.startswith("/v2"):

@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
 from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.middleware import (
@@ -97,9 +98,17 @@ class ScoreRoute:
     """The scoring of `POST /score`, built once the model is loaded: what it answers to a body."""
 
     def __init__(
-        self, servable: Any, call: Any, predict_rows: Any, batching: bool, capture: Any, metrics: Any
+        self,
+        servable: Any,
+        call: Any,
+        predict_rows: Any,
+        batching: bool,
+        capture: Any,
+        metrics: Any,
+        bounds: ParseBounds | None = None,
     ) -> None:
         self.servable = servable
+        self.bounds = bounds or ParseBounds()
         self.call = call
         self.predict_rows = predict_rows
         self.capture = capture
@@ -114,6 +123,7 @@ class ScoreRoute:
         request_id = scope["state"]["request_id"]
         try:
             body = await read()
+            self.bounds.check_json(body)  # depth and size, before any parser or the script sees it
             if self.run_script:
                 raw = payload = self.servable.validate(body)
                 result = await self.call(self.servable.run, raw, _run_headers(scope, request_id))
@@ -134,6 +144,9 @@ class ScoreRoute:
             return error_response(scope, 504, "scoring_timeout", str(exc))
         except BodyTooLarge:
             raise  # the body limit answers 413
+        except ClientDisconnect:
+            # Gone, or its body did not arrive in time (connections.py answered 408 and closed).
+            return error_response(scope, 408, "request_timeout", "the request body did not arrive")
         except Exception as exc:
             logger.exception("run() failed (request_id=%s)", request_id)
             message = f"the scoring script failed: {type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.pyfunc_errors import PyfuncSchemaError, schema_error_from_mlflow
 from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, INPUTS, ParsedInput, PayloadParser
@@ -142,12 +143,21 @@ class PyfuncModel(ManifestModel):
         return check_predictions(rows, to_jsonable(predictions))
 
     # -- /invocations --------------------------------------------------------------------------
-    def parse_payload(self, payload: dict[str, Any] | bytes | str, content_type: str | None) -> ParsedInput:
-        """Parse a request body (or an already decoded JSON object) as MLflow's scoring server does."""
-        return self._parser().parse(payload, content_type)
+    def parse_payload(
+        self,
+        payload: dict[str, Any] | bytes | str,
+        content_type: str | None,
+        bounds: ParseBounds | None = None,
+    ) -> ParsedInput:
+        """Parse a request body (or an already decoded JSON object) as MLflow's scoring server does;
+        with `bounds`, a JSON table wider than their max_columns is refused (413) before pandas."""
+        return self._parser(bounds).parse(payload, content_type)
 
     def predict_payload(
-        self, payload: dict[str, Any] | bytes | str, content_type: str | None = CONTENT_TYPE_JSON
+        self,
+        payload: dict[str, Any] | bytes | str,
+        content_type: str | None = CONTENT_TYPE_JSON,
+        bounds: ParseBounds | None = None,
     ) -> Any:
         """Parse a body as MLflow's ``/invocations`` does, predict, and return JSON-ready predictions.
 
@@ -155,12 +165,12 @@ class PyfuncModel(ManifestModel):
         the signature; ``field`` names the column) or UnsupportedContentTypeError; errors of the
         model itself propagate unchanged.
         """
-        parsed = self.parse_payload(payload, content_type)
+        parsed = self.parse_payload(payload, content_type, bounds)
         predictions = self._predict(parsed.data, parsed.params)
         return to_jsonable(predictions)
 
-    def _parser(self) -> PayloadParser:
-        return PayloadParser(self.schema, self._columns, self._from_type_hints())
+    def _parser(self, bounds: ParseBounds | None = None) -> PayloadParser:
+        return PayloadParser(self.schema, self._columns, self._from_type_hints(), bounds)
 
     def _from_type_hints(self) -> bool:
         metadata = self.model.metadata
@@ -186,7 +196,7 @@ class PyfuncModel(ManifestModel):
             if exc.get_http_status_code() == 400:
                 raise PyfuncSchemaError(message, None, error_code=exc.error_code) from None
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             # The model refused the values it was given (a null or NaN cell, a string): the
             # caller's input, so a 4xx as MLflow's server gives, not a 500.
             raise PyfuncSchemaError(

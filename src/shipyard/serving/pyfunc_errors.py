@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shipyard.serving.errors import printable
 from shipyard.serving.validation import MalformedBodyError, ScoringInputError
 
 # MLflow's error codes (mlflow.protos.databricks_pb2), both answered with HTTP 400 by MLflow.
@@ -79,12 +80,14 @@ def input_error_from_mlflow(exc: Exception, input_format: str) -> ScoringInputEr
 
 def error_body(exc: ScoringInputError) -> dict[str, Any]:
     """MLflow's error body for an input error: error_code and message (and field, if known)."""
-    body: dict[str, Any] = {"error_code": getattr(exc, "error_code", BAD_REQUEST), "message": str(exc)}
+    message = printable(str(exc))
+    body: dict[str, Any] = {"error_code": getattr(exc, "error_code", BAD_REQUEST), "message": message}
     if exc.field:
-        body["field"] = exc.field
+        body["field"] = printable(exc.field)
     return body
 
 
 def invocations_status(exc: ScoringInputError) -> int:
-    """HTTP status for an input error at /invocations: 415 for the content type, else 400 (MLflow)."""
-    return 415 if isinstance(exc, UnsupportedContentTypeError) else 400
+    """HTTP status for an input error at /invocations: 415 for the content type, 413 for a body over
+    the server's parse bounds, else 400 (MLflow)."""
+    return exc.status_code if exc.status_code in (413, 415) else 400

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.pyfunc_errors import (
     BAD_REQUEST,
     PyfuncBodyError,
@@ -85,6 +86,9 @@ def _decode_json(payload: bytes | str) -> dict[str, Any]:
     """The JSON object of a body, or PyfuncBodyError with MLflow's wording."""
     try:
         decoded = json.loads(payload)
+    except RecursionError:
+        # Only without the server's depth bound (serving/bounds.py), e.g. from the Python API.
+        raise PyfuncBodyError("Invalid input. The JSON is nested too deeply to parse.", "body") from None
     except (ValueError, UnicodeDecodeError) as exc:
         # json.JSONDecodeError is a ValueError; bytes that are not UTF-8 raise UnicodeDecodeError.
         detail = (
@@ -147,6 +151,23 @@ def _csv_bad_column(text: str, dtypes: dict[str, Any]) -> str | None:
     return None
 
 
+def _table_width(input_format: str, value: Any) -> int:
+    """The number of columns of a JSON table: its column names, or its widest row or record."""
+    if input_format == DF_SPLIT and isinstance(value, dict):
+        columns, data = value.get("columns"), value.get("data")
+        width = len(columns) if isinstance(columns, list) else 0
+        rows = data if isinstance(data, list) else []
+    elif isinstance(value, dict):  # columnar inputs: {"column": [values], ...}
+        return len(value)
+    else:
+        rows = value if isinstance(value, list) else []
+        width = 0
+    for row in rows:
+        if isinstance(row, list | dict):
+            width = max(width, len(row))
+    return width
+
+
 def _check_dataframe_json(input_format: str, value: Any) -> None:
     """Shape checks of dataframe_split/records, before pandas turns them into a DataFrame."""
     if input_format == DF_SPLIT:
@@ -180,6 +201,7 @@ class PayloadParser:
     schema: Schema | None
     columns: list[str] | None
     type_hints: bool = False
+    bounds: ParseBounds | None = None
 
     def parse(self, payload: dict[str, Any] | bytes | str, content_type: str | None) -> ParsedInput:
         """Parse a request body (or an already decoded JSON object) as MLflow's scoring server does."""
@@ -201,6 +223,8 @@ class PayloadParser:
         if params is not None and not isinstance(params, dict):
             raise PyfuncBodyError(f"'params' must be a JSON object, got {type(params).__name__}", PARAMS_KEY)
         value = payload[input_format]
+        if self.bounds is not None:
+            self.bounds.check_columns(_table_width(input_format, value), input_format)
         if self.type_hints:
             # Models whose signature comes from type hints take the raw 'inputs' value (as in MLflow).
             if input_format != INPUTS:
@@ -300,7 +324,7 @@ class PayloadParser:
             dtype = self.schema.inputs[0].type
         try:
             return np.asarray(rows, dtype=dtype)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: 2**64 as an int64
             raise PyfuncSchemaError(f"{where}: cannot make an array of the rows ({exc})", where) from None
 
     def _cast_frame(self, frame: Any) -> Any:

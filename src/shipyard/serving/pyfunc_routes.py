@@ -2,7 +2,8 @@
 
 - ``POST /invocations``: an MLflow payload (see ``pyfunc_payloads``) in, ``{"predictions": ...}``
   out; input errors answer MLflow's error body (see ``pyfunc_errors``).
-- ``GET /ping``, ``GET /health``: 200 once the model is loaded; ``GET /version``: MLflow's version.
+- ``GET /ping``: 200 (a newline, as MLflow answers) once the model is loaded; ``GET /version``:
+  MLflow's version. (``GET /health`` is the app's own health answer, as ``GET /``: see app.py.)
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from shipyard.serving.bounds import ParseBounds
+from shipyard.serving.errors import printable
 from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.pyfunc_errors import error_body, invocations_status
-from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, media_type
+from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
 from shipyard.serving.validation import ScoringInputError
 
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def pyfunc_routes() -> list[Route]:
-    """MLflow scoring server routes: POST /invocations, GET /ping, /health, /version.
+    """MLflow scoring server routes: POST /invocations, GET /ping, /version.
 
     They read ``app.state.servable`` (a PyfuncModel), ``app.state.ready`` and ``app.state.call``
     (an async callable ``call(fn, *args)`` that runs ``fn`` in a thread with the app's timeouts
@@ -59,9 +62,19 @@ def pyfunc_routes() -> list[Route]:
             return Response(_json_bytes(body), status_code=404, media_type=CONTENT_TYPE_JSON)
         payload = await request.body()
         content_type = request.headers.get("content-type")
+        bounds = getattr(request.app.state, "bounds", None) or ParseBounds()
         try:
-            media_type(content_type)  # 415 before taking a worker slot
-            predictions = await request.app.state.call(servable.predict_payload, payload, content_type)
+            # 415 and the parse bounds (400/413) before taking a scoring slot.
+            mime = media_type(content_type)
+            if mime == CONTENT_TYPE_JSON:
+                bounds.check_json(payload)
+            elif mime == CONTENT_TYPE_CSV:
+                bounds.check_csv(payload)
+            else:
+                bounds.check_parquet(payload)
+            predictions = await request.app.state.call(
+                servable.predict_payload, payload, content_type, bounds
+            )
         except ScoringInputError as exc:
             return Response(
                 _json_bytes(error_body(exc)),
@@ -75,8 +88,9 @@ def pyfunc_routes() -> list[Route]:
             logger.exception("the model failed on the request's input")
             body = {
                 "error_code": "BAD_REQUEST",
-                "message": "Encountered an unexpected error while evaluating the model: "
-                f"{type(exc).__name__}: {exc}",
+                "message": printable(
+                    f"Encountered an unexpected error while evaluating the model: {type(exc).__name__}: {exc}"
+                ),
             }
             return Response(_json_bytes(body), status_code=400, media_type=CONTENT_TYPE_JSON)
         return Response(_json_bytes({"predictions": predictions}), media_type=CONTENT_TYPE_JSON)
@@ -94,7 +108,6 @@ def pyfunc_routes() -> list[Route]:
     return [
         Route("/invocations", invocations, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
-        Route("/health", ping, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
     ]
 

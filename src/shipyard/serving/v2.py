@@ -37,9 +37,12 @@ from starlette.routing import Route
 
 from shipyard import __version__
 from shipyard.errors import ShipyardError
+from shipyard.serving.bounds import ParseBounds
+from shipyard.serving.errors import printable
 from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
 from shipyard.serving.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.validation import ScoringInputError
 
 logger = logging.getLogger("shipyard.serving.v2")
 
@@ -73,7 +76,7 @@ def json_response(body: Any, status_code: int = 200) -> Response:
 
 def error_response(status_code: int, message: str) -> Response:
     """The protocol's error body, ``{"error": message}``."""
-    return json_response({"error": message}, status_code)
+    return json_response({"error": printable(message)}, status_code)
 
 
 def _handles_errors(handler: Handler) -> Handler:
@@ -259,7 +262,13 @@ async def infer(request: Request) -> Response:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise V2Error(400, f"Content-Encoding '{encoding}' is not supported; send the body uncompressed")
-    payload = _parse_request(await request.body())
+    body = await request.body()
+    bounds = getattr(request.app.state, "bounds", None) or ParseBounds()
+    try:
+        bounds.check_json(body)  # depth and size, before parsing
+    except ScoringInputError as exc:
+        raise V2Error(exc.status_code, str(exc)) from exc
+    payload = _parse_request(body)
     tensor = _decode_inputs(payload, servable)
     predictions = await _predict(request, servable, tensor.rows())
     try:

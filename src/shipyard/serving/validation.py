@@ -189,5 +189,8 @@ def parse_body(raw_body: str | bytes) -> tuple[str, Any]:
         raise MalformedBodyError(
             f"body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except RecursionError:
+        # Only without the server's depth bound (serving/bounds.py), e.g. from the Python API.
+        raise MalformedBodyError("body is not valid JSON: nested too deeply to parse") from None
     except ValueError as exc:
         raise MalformedBodyError(f"body is not valid JSON: {exc}") from exc

@@ -154,7 +154,9 @@ class ContainerTarget:
                         self._with_logs(f"container {name} {why} before becoming healthy", name)
                     )
                 try:
-                    response = client.get(handle.url + "/")
+                    # Naming the deployment gets its id back even with auth on (serving/app.py).
+                    named = {"X-Shipyard-Deployment-Id": deployment_id}
+                    response = client.get(handle.url + "/", headers=named)
                     body = response.json() if response.status_code == 200 else None
                     if isinstance(body, dict) and body.get("deployment_id") == deployment_id:
                         return
