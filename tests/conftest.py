@@ -29,3 +29,14 @@ def shipyard_bin() -> Path:
     if not exe.is_file():
         pytest.skip(f"no shipyard console script next to {sys.executable}; install the package")
     return exe
+
+
+@pytest.fixture(autouse=True)
+def _forget_known_secrets():
+    """Secret values one test resolved are masked in the output of every later test of the same
+    process (secrets/known.py keeps them for the process's life): forget them after each test."""
+    yield
+    from shipyard.secrets import known
+
+    known._values.clear()
+    known._redactor = None

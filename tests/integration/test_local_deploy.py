@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,21 @@ def test_deploy_smoke_and_stop(tmp_path: Path, launch) -> None:
     assert not process_alive(proc.pid)
     assert port_refuses(proc.port)
     stop_server(proc.pid)  # already gone: no error
+
+
+def test_a_server_starts_with_an_explicit_environment(tmp_path: Path, launch, monkeypatch) -> None:
+    """A token exported where the deployment was made must not live on in the server's
+    /proc/<pid>/environ: the server gets the interpreter's variables and what is passed."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value-123")
+    monkeypatch.setenv("CUSTOMER_API_TOKEN", "tok-value-456")
+    bundle, _ = make_bundle(tmp_path / "bundle")
+    proc = launch(bundle, "dep-env")
+    raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "CUSTOMER_API_TOKEN" not in env
+    assert b"aws-secret-value-123" not in raw and b"tok-value-456" not in raw
+    assert env["PATH"] == os.environ["PATH"] and env["PYTHONUNBUFFERED"] == "1"
+    wait_healthy(proc.url, 60, expected_deployment_id="dep-env", pid=proc.pid, log_path=proc.log_path)
 
 
 def test_wrong_deployment_id_is_not_healthy(tmp_path: Path, launch) -> None:

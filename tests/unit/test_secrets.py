@@ -378,3 +378,31 @@ def test_scan_for_values(tmp_path: Path, isolated: bool) -> None:
     found = scan_for_values(tmp_path, [VALUE, "123"], isolated=isolated)
     assert found == [tmp_path / "a" / "b" / "deep.json", tmp_path / "url.log"]
     assert scan_for_values(tmp_path, ["not-there-at-all"], isolated=isolated) == []
+
+
+def test_resolved_values_and_credential_variables_are_masked_in_output(monkeypatch, capsys):
+    from shipyard.cli.common import Output, console, emit
+    from shipyard.secrets import known
+
+    monkeypatch.setenv("SHIPYARD_TEST_KNOWN", "resolved-value-789")
+    monkeypatch.setenv("PGPASSWORD", "pg-pass-word")
+    resolve("env:SHIPYARD_TEST_KNOWN", "secrets.TOKEN")  # resolving makes the value known
+    assert known.values()["secrets.TOKEN"] == "resolved-value-789"
+    assert known.mask("a resolved-value-789 b pg-pass-word c") == "a *** b *** c"
+    emit({"params": {"token": "resolved-value-789", "url": "x?p=pg-pass-word"}}, Output.json)
+    console.print("param token=resolved-value-789", markup=False)
+    out = capsys.readouterr().out
+    assert "resolved-value-789" not in out and "pg-pass-word" not in out
+    assert '"token": "***"' in out and "param token=***" in out
+    monkeypatch.delenv("PGPASSWORD")
+    assert known.mask("pg-pass-word") == "pg-pass-word"  # a variable unset is no longer masked
+
+
+def test_a_server_environment_is_an_allow_list(monkeypatch):
+    from shipyard.secrets.environ import explicit_environment
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "k" * 20)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    env = explicit_environment({"EXTRA": "1"})
+    assert "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["LC_ALL"] == "C.UTF-8" and env["EXTRA"] == "1" and env["PATH"]

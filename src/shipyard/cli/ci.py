@@ -23,6 +23,8 @@ from shipyard.cli.common import (
     emit,
     load_config,
 )
+from shipyard.cli.env import EnvArg
+from shipyard.secrets import known
 
 app = typer.Typer(help="Generated CI/CD: GitHub Actions, Azure Pipelines, GitLab CI.", no_args_is_help=True)
 app.command("run")(ci_run_command)
@@ -92,12 +94,12 @@ def summary_cmd(
     """Print the run's gate verdict and registration as Markdown (for a CI job summary)."""
     from shipyard.ci.outputs import summary_markdown
 
-    typer.echo(summary_markdown(outputs), nl=False)
+    typer.echo(known.mask(summary_markdown(outputs)), nl=False)  # goes into a CI job summary
 
 
 @app.command("smoke")
 def smoke_cmd(
-    env: Annotated[str, typer.Argument(help="Environment name (environments: in shipyard.yaml).")],
+    env: EnvArg,
     version: Annotated[
         str | None, typer.Option("--version", help="Fail unless the environment serves this version.")
     ] = None,

@@ -14,10 +14,12 @@ from rich.console import Console
 from shipyard.config.loader import find_project_file, load_project, resolve_workspace_settings
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import ConfigError
+from shipyard.secrets import known
 from shipyard.workspace import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
+# Everything the CLI prints goes through the mask of known secret values (secrets/known.py).
+console = Console(file=known.MaskingStream("stdout"))
+err_console = Console(file=known.MaskingStream("stderr"), stderr=True)
 
 
 class Output(StrEnum):
@@ -70,7 +72,7 @@ def context(project: Path | None, workspace: str | None, required: bool = False)
 def emit(data: Any, output: Output, render=None) -> None:
     """Print `data` as JSON, or call `render(data)` for text (default: pretty JSON)."""
     if output is Output.json or render is None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(known.mask(json.dumps(data, indent=2, default=str)) + "\n")
     else:
         render(data)
 

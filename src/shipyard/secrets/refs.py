@@ -22,6 +22,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from shipyard.errors import ConfigError
+from shipyard.secrets import known
 
 Scheme = Literal["env", "keyring", "file"]
 SCHEMES: tuple[Scheme, ...] = ("env", "keyring", "file")
@@ -103,6 +104,7 @@ def resolve(ref: SecretRef | str, field: str = "secret", root: Path | None = Non
         value = _from_file(parsed, field, root or Path.cwd())
     if value == "":
         raise ConfigError(f"{field}: {parsed} is empty; set a value there")
+    known.remember(field, value)  # masked in everything the CLI prints from now on
     return value
 
 
