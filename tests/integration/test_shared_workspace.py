@@ -34,7 +34,7 @@ def test_workspace_show_masks_the_password(tmp_path, postgres_server, shipyard_p
     shown = res.json()
     assert postgres_server.password not in res.out + res.err
     assert shown["database_uri"] == uri.replace(postgres_server.password, "***")
-    assert shown["store_revision"] == "0006"  # Alembic migrated our tables on PostgreSQL
+    assert shown["store_revision"] == "0007"  # Alembic migrated our tables on PostgreSQL
 
 
 def test_a_plain_postgresql_uri_means_psycopg_3(tmp_path, postgres_server, shipyard_proc):

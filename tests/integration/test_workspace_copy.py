@@ -150,7 +150,8 @@ def test_copy_keeps_ids_history_and_artifacts(
             theirs = sorted(tuple(r) for r in pg(f"select {cols} from {table} where run_uuid = %s", run_id))
             assert theirs == ours, (table, run_id)
             compared[table] += len(ours)
-    assert compared["metrics"] == 9 and compared["params"] == 7  # 2 x (mse, r2) + 5 losses; 2 x 3 + 1
+    # metrics: 2 x (mse, r2, eval_rows) + 5 losses; params: 2 x 3 + 1
+    assert compared["metrics"] == 11 and compared["params"] == 7
     history_run = (source / "history_run_id").read_text()
 
     from mlflow import MlflowClient
@@ -279,14 +280,15 @@ def test_a_run_logged_afterwards_is_copied_by_the_next_copy(
     copied = {name: t["copied"] for name, t in report["tables"].items() if t["copied"]}
     assert copied["runs"] == 2  # the pipeline's parent run and its train run
     assert copied["shipyard_pipeline_runs"] == 1 and copied["shipyard_gate_decisions"] == 1
-    assert copied["metrics"] == 2 and copied["params"] == 3
+    assert copied["metrics"] == 3 and copied["params"] == 3
     assert "model_versions" not in copied and "registered_model_aliases" not in copied
     assert report["artifacts"]["copied"] == 5  # the new run's model folder
     pg = lambda sql, *args: postgres_server.psql(_dbname(db), sql, args or None)  # noqa: E731
     assert pg(
         "select verdict, champion_version from shipyard_gate_decisions where candidate_run_id = %s", train_run
     ) == [("rejected", "2")]
-    assert {r[0] for r in pg("select key from metrics where run_uuid = %s", train_run)} == {"mse", "r2"}
+    train_metrics = {r[0] for r in pg("select key from metrics where run_uuid = %s", train_run)}
+    assert train_metrics == {"mse", "r2", "eval_rows"}
     keys = _s3_keys(s3_server, artifacts)
     assert f"{PREFIX}/mlflow/diabetes/{train_run}/artifacts/model/model.pkl" in keys
 
@@ -392,7 +394,7 @@ def test_check_passes_on_a_good_shared_workspace(
     )
     assert "PostgreSQL" in checks["database"]["detail"]
     assert checks["database mode"]["detail"].startswith("shared: a database server at 127.0.0.1:")
-    assert checks["shipyard schema"]["detail"] == "at revision 0006 (current)"
+    assert checks["shipyard schema"]["detail"] == "at revision 0007 (current)"
     assert "write, read, list and delete work" in checks["artifact store"]["detail"]
     assert s3_server.endpoint_url in checks["artifact store"]["detail"]
     _no_secrets(res, postgres_server.password, s3_server.secret_key)

@@ -20,6 +20,7 @@ from shipyard.cli import (
     serve,
     workspace,
 )
+from shipyard.cli.doctor import doctor_command
 from shipyard.cli.init_cmd import init_command
 from shipyard.cli.reap import reap_command
 from shipyard.cli.run import run_command
@@ -42,6 +43,7 @@ app.command("promote")(env.promote_command)
 app.command("approve")(env.approve_command)
 app.command("reject")(env.reject_command)
 app.command("reap")(reap_command)
+app.command("doctor")(doctor_command)
 app.command("batch-score")(batch.batch_score_command)
 app.add_typer(batch.jobs_app, name="batch-jobs")
 app.add_typer(config_cmd.app, name="config")
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         # (Typer also turns Ctrl-C into Exit(130)).
         rc = app(args=argv, standalone_mode=False)
     except ShipyardError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from shipyard.secrets.known import mask
+
+        typer.echo(mask(f"error: {exc}"), err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

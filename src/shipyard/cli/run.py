@@ -23,6 +23,7 @@ from shipyard.cli.common import (
 from shipyard.config.loader import parse_param_overrides
 from shipyard.errors import GateRejected, ShipyardError
 from shipyard.pipeline.runner import PipelineResult, run_pipeline
+from shipyard.secrets import known
 
 ICONS = {
     "succeeded": "[green]✓[/green]",
@@ -116,6 +117,8 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
         summary["endpoint"]["auth"] = bool(s.get("auth"))
         if payload is not None:
             summary["endpoint"]["curl"] = curl_command(s["url"], payload, bool(s.get("auth")))
+    if result.recovered:  # what interrupted runs had left, repaired first (pipeline/recovery.py)
+        summary["recovered"] = result.recovered
     if result.new_keys:
         summary["new_keys"] = result.new_keys
     return summary
@@ -124,7 +127,8 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
 def _render(summary: dict[str, Any]) -> None:
     lines = []
     if "data_check" in summary:
-        lines.append(f"Data check   passed ({summary['data_check']['rows']} rows)")
+        rows = summary["data_check"]["rows"]
+        lines.append(f"Data check   passed ({rows} row{'' if rows == 1 else 's'})")
     if "run" in summary:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary["run"]["metrics"].items()))
         lines.append(f"Run          {summary['run']['run_id']}  {metrics}")
@@ -151,6 +155,9 @@ def _render(summary: dict[str, Any]) -> None:
         lines.append(f"Cache        reused: {', '.join(summary['cached_steps'])}")
     if summary["error"]:
         lines.append(f"[red]Error[/red]        {summary['error']}")
+    for r in summary.get("recovered", []):
+        done = f" ({', '.join(r['actions'])})" if r["actions"] else ""
+        lines.append(f"Recovered    {r['kind']} {r['id'][:12]}: {r['problem']}{done}".replace("[", r"\["))
     style = {"succeeded": "green", "rejected": "yellow"}.get(summary["status"], "red")
     curl = summary.get("endpoint", {}).get("curl")
     console.print(
@@ -194,7 +201,7 @@ def write_outputs(folder: Path, summary: dict[str, Any]) -> list[str]:
     if "endpoint" in summary:
         files["endpoint.json"] = summary["endpoint"] | {"model": summary.get("model")}
     for name, data in files.items():
-        (folder / name).write_text(json.dumps(data, indent=2, default=str) + "\n")
+        (folder / name).write_text(known.mask(json.dumps(data, indent=2, default=str)) + "\n")
     return sorted(files)
 
 

@@ -2,9 +2,12 @@
 
 This is what the train step always did, behind the compute interface. The process gets its own
 session (process group), so `cancel` stops the script and anything it started (data loaders,
-worker pools) with SIGTERM, then SIGKILL after a grace period. Its stdout and stderr go through a
-pipe to a thread that writes them to the job's log file with secret values masked: the script's
-raw output never touches the disk.
+worker pools) with SIGTERM, then SIGKILL after a grace period. On Linux the script also dies with
+the process that started it, even on `kill -9` of that one (PR_SET_PDEATHSIG, set in the child
+before the script runs); what the script itself started is found by its run id in the
+environment and stopped by the next `shipyard run` or `shipyard doctor` (pipeline/recovery.py).
+Its stdout and stderr go through a pipe to a thread that writes them to the job's log file with
+secret values masked: the script's raw output never touches the disk.
 
 Jobs are tracked in the target object that started them; another process can still cancel one by
 its handle (the process group id is the pid).
@@ -12,6 +15,8 @@ its handle (the process group id is the pid).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -54,6 +59,31 @@ def _copy_output(stream: object, log_path: Path, redactor: Redactor) -> None:
             log.write(line)
             log.flush()
     stream.close()  # type: ignore[attr-defined]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> object | None:
+    """A preexec function making the child get SIGKILL when this process dies (Linux), or None.
+
+    The signal follows the *thread* that forked, so it is only set from the main thread (which
+    outlives every job it starts). The function is built here, before the fork, so the child only
+    calls into libc; a parent that died before the call is caught by the getppid check."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -117,6 +147,7 @@ class LocalTarget:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: cancel reaches the script's children
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl and getppid run in the child
         )
         reader = threading.Thread(
             target=_copy_output,

@@ -12,7 +12,9 @@ deploy/rollout.py.
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,10 +23,11 @@ from sqlalchemy import select
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import ttl_seconds
+from shipyard.crashpoint import pause_at
 from shipyard.deploy import runtime
 from shipyard.deploy.capture_sync import sync_after_delete
 from shipyard.deploy.keys import delete_keys, temporary_key
-from shipyard.deploy.ownership import owned_here
+from shipyard.deploy.ownership import Owner, owned_here, process_start
 from shipyard.deploy.smoke import SmokeResult, smoke_test
 from shipyard.deploy.traffic import check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
@@ -121,10 +124,25 @@ def next_slot(ws: Workspace, endpoint: str, slot: str | None = None) -> str:
     return "green" if current is not None and current.slot == "blue" else "blue"
 
 
+def spawn_recorder(ws: Workspace, deployment_id: str) -> Callable[[int], None]:
+    """What `runtime.launch` calls with a new server's pid: commit it with the process's start
+    time (deploy/ownership.py) at once, before the server can outlive the process starting it."""
+
+    def record(pid: int) -> None:
+        _update(ws, deployment_id, pid=pid, **Owner.here(ws.root).fields(pid))
+        pause_at("deploy:recorded")
+
+    return record
+
+
 def start_deployment(
     ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str | None = None
 ) -> DeploymentInfo:
-    """Start the bundle's server beside any active deployment and wait until it is healthy."""
+    """Start the bundle's server beside any active deployment and wait until it is healthy.
+
+    The `starting` record names its owner and the process starting it before anything is
+    spawned, and the server's pid is committed the moment it exists: a starter killed at any
+    point leaves a record that `endpoints delete` and `shipyard doctor` can act on."""
     dep_id = uuid.uuid4().hex
     log_path = ws.subdir("deployments", config.name) / f"{dep_id}.log"
     now = utcnow()
@@ -147,6 +165,9 @@ def start_deployment(
                 updated_at=now,
                 slot=slot,
                 expires_at=expires,
+                starter_pid=os.getpid(),
+                starter_start=process_start(os.getpid()),
+                **Owner.here(ws.root).fields(),
             )
         )
     current = active_deployment(ws, config.name)
@@ -156,7 +177,9 @@ def start_deployment(
         _update(ws, current.id, state="replaced", message="stopped to free its fixed port")
     files, created_keys = runtime.write_server_files(ws, config, dep_id)
     try:
-        fields = runtime.launch(ws, dep_id, bundle, config, files, log_path, slot=slot)
+        fields = runtime.launch(
+            ws, dep_id, bundle, config, files, log_path, slot=slot, on_spawn=spawn_recorder(ws, dep_id)
+        )
     except Exception as exc:
         _update(ws, dep_id, state="failed", message=str(exc))
         raise

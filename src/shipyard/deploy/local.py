@@ -14,12 +14,15 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from shipyard.crashpoint import pause_at
 from shipyard.errors import DeploymentError
+from shipyard.secrets.environ import explicit_environment
 
 PORT_FILE_TIMEOUT_S = 30.0
 _POLL_S = 0.1
@@ -104,12 +107,15 @@ def start_server(
     deployment_id: str,
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> LocalProcess:
     """Launch the scoring server for ``bundle_dir`` detached; return once its port is bound.
 
     ``port=0`` picks a free port. The model may still be loading: call ``wait_healthy`` next.
     ``env`` adds to (and overrides) this process's environment; ``extra_args`` go to the server
-    (``--settings``, ``--keys-file``, ``--capture-dir``).
+    (``--settings``, ``--keys-file``, ``--capture-dir``). ``on_spawn(pid)`` runs right after the
+    process exists (to record it before it can outlive this one); if it raises, the server is
+    stopped. The server's command line names ``deployment_id``: ``find_servers`` finds it by that.
     """
     bundle_dir = Path(bundle_dir).resolve()
     if not (bundle_dir / "manifest.json").is_file():
@@ -127,7 +133,8 @@ def start_server(
             "--deployment-id", deployment_id,
             *(extra_args or []),
         ]  # fmt: skip
-        child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        # Named variables only: a token in the CLI's environment must not live on in the server.
+        child_env = explicit_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 command,
@@ -139,6 +146,13 @@ def start_server(
                 close_fds=True,
             )
         _CHILDREN[proc.pid] = proc
+        pause_at("deploy:spawned")
+        if on_spawn is not None:
+            try:
+                on_spawn(proc.pid)
+            except BaseException:
+                stop_server(proc.pid)
+                raise
         deadline = time.monotonic() + PORT_FILE_TIMEOUT_S
         while not port_file.exists():
             if proc.poll() is not None:
@@ -189,7 +203,9 @@ def wait_healthy(
                     _with_tail(f"the server (pid {pid}) exited before becoming healthy", log_path)
                 )
             try:
-                response = client.get(url.rstrip("/") + "/")
+                # Naming the deployment gets its id back even with auth on (serving/app.py).
+                named = {"X-Shipyard-Deployment-Id": expected_deployment_id} if expected_deployment_id else {}
+                response = client.get(url.rstrip("/") + "/", headers=named)
             except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
@@ -225,6 +241,33 @@ def _is_our_server(pid: int) -> bool:
             return b"shipyard.serving" in cmdline
         time.sleep(0.05 * (attempt + 1))
     return False
+
+
+def serving_processes() -> dict[int, str]:
+    """This machine's scoring servers: pid → the deployment id on its command line (how a server
+    whose pid was never recorded is found: its starter died first). Empty without procfs."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    found = {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"shipyard.serving" in argv and b"--deployment-id" in argv:
+            at = argv.index(b"--deployment-id") + 1
+            if at < len(argv) and argv[at]:
+                found[int(entry)] = argv[at].decode(errors="replace")
+    return found
+
+
+def find_servers(deployment_id: str) -> list[int]:
+    """The pids of this machine's scoring servers started for ``deployment_id``."""
+    return sorted(pid for pid, dep in serving_processes().items() if dep == deployment_id)
 
 
 def _signal(pid: int, sig: int) -> None:

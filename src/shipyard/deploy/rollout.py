@@ -29,6 +29,7 @@ from shipyard.deploy.endpoints import (
     check_deployment,
     get_deployment,
     next_slot,
+    spawn_recorder,
     start_deployment,
 )
 from shipyard.deploy.traffic import ensure_endpoint, get_endpoint, router, set_traffic, traffic_history
@@ -186,7 +187,10 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     files = runtime.server_files(ws, dep.endpoint, dep.id)
     log_path = Path(dep.log_path or f"{dep_id}.log")
     try:
-        fields = runtime.launch(ws, dep.id, bundle, config, files, log_path, slot=slot, image_id=dep.image_id)
+        fields = runtime.launch(
+            ws, dep.id, bundle, config, files, log_path, slot=slot, image_id=dep.image_id,
+            on_spawn=spawn_recorder(ws, dep.id),
+        )  # fmt: skip
     except DeploymentError as exc:
         _update(ws, dep_id, state="failed", message=f"rollback restart failed: {exc}")
         raise

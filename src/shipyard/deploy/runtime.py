@@ -15,13 +15,14 @@ container, capture writes to the container's own disk and the folder is not moun
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.keys import ensure_keys, keys_file
-from shipyard.deploy.local import process_alive, start_server, stop_server, wait_healthy
+from shipyard.deploy.local import find_servers, process_alive, start_server, stop_server, wait_healthy
 from shipyard.deploy.ownership import Owner, describe, owned_here, same_process
 from shipyard.deploy.targets import DeploymentSpec, TargetHandle, get_target
 from shipyard.errors import ConfigError, DeploymentError
@@ -90,13 +91,15 @@ def launch(
     *,
     slot: str | None = None,
     image_id: str | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Start the deployment's server on `config.target` and wait until it is healthy; returns
-    the fields to record (pid or container, port, url, image). DeploymentError if it fails."""
+    the fields to record (pid or container, port, url, image). DeploymentError if it fails.
+    A local process is handed to `on_spawn(pid)` as soon as it exists (deploy/local.py)."""
     if config.target == "local":
         proc = start_server(
             Path(bundle.path), host=config.host, port=config.port, log_path=log_path,
-            deployment_id=deployment_id, extra_args=files.args(),
+            deployment_id=deployment_id, extra_args=files.args(), on_spawn=on_spawn,
         )  # fmt: skip
         try:
             wait_healthy(proc.url, config.health_timeout_s, expected_deployment_id=deployment_id)
@@ -135,12 +138,17 @@ def _handle(dep: Any) -> TargetHandle:
 
 def stop(ws: Workspace, dep: Any) -> None:
     """Stop a deployment's server, whatever its target (no error if it is gone already).
-    A deployment another host or checkout owns is refused: its pid means nothing here."""
+    A deployment another host or checkout owns is refused: its pid means nothing here. A local
+    server whose pid was never recorded (its starter died right after starting it) is found by
+    the deployment id on its command line, never by a guess."""
     check_owned(ws, dep, "stop")
     if getattr(dep, "container_id", None):
         get_target("container").delete(_handle(dep))
     elif dep.pid:
         stop_server(dep.pid)
+    elif getattr(dep, "target", "local") == "local":
+        for pid in find_servers(dep.id):
+            stop_server(pid)
 
 
 def check_owned(ws: Workspace, dep: Any, action: str) -> None:

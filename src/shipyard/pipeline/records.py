@@ -6,12 +6,14 @@ no separate cache table to drift out of step with the history.
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, select
 
+from shipyard.deploy.ownership import host_id, process_start
 from shipyard.errors import NotFoundError
 from shipyard.store import utcnow
 from shipyard.store.models import PipelineRun, StepRun
@@ -29,6 +31,10 @@ def create_pipeline_run(ws: Workspace, project: str, parameters: dict[str, Any],
                 started_at=utcnow(),
                 parameters=parameters,
                 summary={},
+                # Who runs it: a run whose runner is gone was interrupted (pipeline/recovery.py).
+                runner_host=host_id(),
+                runner_pid=os.getpid(),
+                runner_start=process_start(os.getpid()),
             )
         )
         for step in steps:
@@ -52,6 +58,26 @@ def finish_pipeline_run(
         row.finished_at = utcnow()
         row.summary = summary
         row.error = error
+
+
+def mark_interrupted(ws: Workspace, run_id: str, reason: str) -> list[str]:
+    """A running pipeline run whose runner died: `killed`, its running step failed and the steps
+    it never reached skipped, with `reason`. Returns the steps that were left running (empty, and
+    nothing changed, when the run is no longer `running`: someone else finished it)."""
+    with ws.store.session() as s:
+        row = s.get(PipelineRun, run_id)
+        if row is None or row.status != "running":
+            return []
+        row.status, row.finished_at, row.error = "killed", utcnow(), reason
+        row.summary = {**(row.summary or {}), "status": "killed"}
+        interrupted = []
+        for step in s.scalars(select(StepRun).where(StepRun.pipeline_run_id == run_id)):
+            if step.status == "running":
+                step.status, step.finished_at, step.message = "failed", utcnow(), f"interrupted: {reason}"
+                interrupted.append(step.step)
+            elif step.status == "pending":
+                step.status, step.message = "skipped", "not reached: the run was interrupted"
+        return interrupted
 
 
 def set_mlflow_run(ws: Workspace, run_id: str, mlflow_run_id: str) -> None:

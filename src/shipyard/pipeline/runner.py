@@ -13,9 +13,12 @@ from typing import Any, Protocol
 
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import ShipyardError, StoreUnavailable, UsageError
+from shipyard.names import shown
 from shipyard.pipeline import records
 from shipyard.pipeline.announce import announce
 from shipyard.pipeline.context import StepContext
+from shipyard.pipeline.recovery import recover
+from shipyard.pipeline.secret_scan import scan_step
 from shipyard.pipeline.steps import ALL_STEPS, Step
 from shipyard.store import utcnow
 from shipyard.workspace import Workspace
@@ -44,6 +47,8 @@ class PipelineResult:
     error: str | None = None
     new_keys: dict[str, str] | None = None  # plain endpoint keys created by this run (shown once)
     planned: list[str] = field(default_factory=list)  # the steps of this run (--until cuts the rest)
+    # What interrupted runs had left behind, repaired before this one started (pipeline/recovery.py).
+    recovered: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def gate(self) -> dict[str, Any] | None:
@@ -65,7 +70,7 @@ def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
     names = [s.name for s in steps]
     if until is not None:
         if until not in names:
-            raise UsageError(f"--until {until!r}: this pipeline's steps are {', '.join(names)}")
+            raise UsageError(f"--until {shown(until)}: this pipeline's steps are {', '.join(names)}")
         steps = steps[: names.index(until) + 1]
     return steps
 
@@ -95,12 +100,13 @@ def run_pipeline(
     steps = select_steps(config, until_step)
     names = [s.name for s in steps]
     if from_step is not None and from_step not in names:
-        raise UsageError(f"--from {from_step!r}: this pipeline's steps are {', '.join(names)}")
+        raise UsageError(f"--from {shown(from_step)}: this pipeline's steps are {', '.join(names)}")
     merged = {**config.train.parameters, **(params or {})}
     _check_secrets(config)
+    recovered = [f.to_dict() for f in recover(ws, config, report_all=False)]
     run_id = records.create_pipeline_run(ws, config.name, merged, names)
     ctx = StepContext(ws=ws, config=config, pipeline_run_id=run_id, params=merged)
-    result = PipelineResult(pipeline_run_id=run_id, status="running", planned=names)
+    result = PipelineResult(pipeline_run_id=run_id, status="running", planned=names, recovered=recovered)
     force = no_cache
     stopped: str | None = None
     try:
@@ -161,7 +167,7 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
             status, message = "cached", f"reused from pipeline run {source_run[:8]}"
         else:
             outputs = step.run(ctx)
-            status, message = "succeeded", None
+            status, message = "succeeded", scan_step(ctx, step.name, outputs)
     except (ShipyardError, KeyboardInterrupt, Exception) as exc:
         duration = time.perf_counter() - started
         unreachable = None if isinstance(exc, ShipyardError | KeyboardInterrupt) else ws.unreachable(exc)

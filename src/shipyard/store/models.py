@@ -20,13 +20,18 @@ class PipelineRun(Base):
     __tablename__ = "shipyard_pipeline_runs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     project: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed | rejected
+    # running | succeeded | failed | rejected | killed (its runner died: pipeline/recovery.py)
+    status: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Since 0007: the process running it (deploy/ownership.py), to tell an interrupted run.
+    runner_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    runner_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class StepRun(Base):
@@ -121,6 +126,9 @@ class DeploymentRow(Base):
     owner_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     owner_root: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     process_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # Since 0007: the process that started it (a `starting` row whose starter died is stale).
+    starter_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    starter_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class ImageRow(Base):
