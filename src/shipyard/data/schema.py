@@ -15,6 +15,11 @@ import pandas as pd
 from shipyard.data.report import Violation, fmt_number
 from shipyard.errors import ConfigError
 
+# With pyspark installed (shipyard[spark]) pandera tries to import pyspark.pandas at several
+# points (its own import, building a model's columns), and pyspark warns about the pandas version
+# each time; it says nothing about the user's data. Filtered for the process, by that message only.
+warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+
 # How many failure cases a violation quotes.
 MAX_EXAMPLES = 3
 
@@ -33,11 +38,7 @@ def load_schema(schema_ref: str, project_dir: Path) -> Any:
     `Name` may be a `DataFrameModel` subclass or a `DataFrameSchema` object. Any problem (bad
     reference, missing file, import error, wrong kind of object) raises ConfigError.
     """
-    with warnings.catch_warnings():
-        # With pyspark installed (shipyard[spark]) pandera imports pyspark.pandas, which warns
-        # about the pandas version on every import; it says nothing about the user's data.
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        import pandera.pandas as pa
+    import pandera.pandas as pa
 
     file_part, sep, name = schema_ref.rpartition(":")
     if not sep or not file_part or not name or not file_part.endswith(".py"):
