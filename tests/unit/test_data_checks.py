@@ -273,3 +273,22 @@ def test_min_rows_config_must_be_positive() -> None:
     assert DataCheckConfig(path="d.csv", min_rows=5).min_rows == 5
     with pytest.raises(ValidationError, match="min_rows"):
         DataCheckConfig(path="d.csv", min_rows=0)
+
+
+def test_the_data_check_does_not_import_pyspark(tmp_path):
+    """pandera imports pyspark.pandas when pyspark is installed (it is here: shipyard[spark]);
+    the data check keeps it out (0.2 s and a FutureWarning about pandas on every run)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "diabetes"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from shipyard.data.schema import load_schema\n"
+        f"load_schema('schema.py:DiabetesSchema', Path({str(example)!r}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pyspark') and sys.modules[m] is not None))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert "PySpark" not in done.stderr
