@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import typer
 
-from shipyard.cli import main as cli_main
 from shipyard.cli.main import app, main
 
 pytestmark = pytest.mark.integration
@@ -166,10 +165,7 @@ def test_every_name_taking_parameter_refuses_hostile_names(tmp_path, copy_projec
     values = [v.replace("{token}", token).replace("{outside}", str(tmp_path / "outside")) for v in HOSTILE]
     before = _tree(tmp_path, skip=tmp_path / "ws")
     cases = name_parameters()
-    # main() as the console script runs it, on a command tree built once (Typer rebuilds it on
-    # every call, 50 ms; the same objects either way).
-    built = typer.main.get_command(app)
-    monkeypatch.setattr(cli_main, "app", lambda **kwargs: built.main(**kwargs))
+    # main() as the console script runs it (on a command tree it builds once per process).
     failures, tried = [], 0
 
     for path, cmd, param in cases:
