@@ -154,7 +154,8 @@ def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
     assert s["cached_steps"] == ALL_STEPS
     assert s["pipeline_run_id"] != flow.state["v1_pipeline"]
     assert s["run"]["run_id"] == flow.state["v1_run"]
-    assert s["model"]["version"] == "1"
+    assert s["model"]["version"] == "1" and s["model"]["created"] is False  # registered by run 1
+    assert s["gate"]["reason"].startswith("this run's model is production already (v1); decided by")
     assert "new_keys" not in s  # keys are shown once, at creation
     assert s["endpoint"]["deployment_id"] == flow.state["dep"] and s["endpoint"]["url"] == flow.state["url"]
     rows = query(

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from shipyard.cli.reap import reap_command
 from shipyard.config.models import DeploymentConfig, WorkspaceSettings
-from shipyard.deploy.endpoints import delete_endpoint, get_deployment, start_deployment
+from shipyard.deploy.endpoints import delete_endpoint, get_deployment, list_endpoints, start_deployment
 from shipyard.deploy.keys import keys_file
 from shipyard.deploy.reaper import reap
 from shipyard.packaging.bundle import Bundle
@@ -102,6 +102,30 @@ def test_expired_endpoint_deletes_its_deployments_and_keys(ws: Workspace, bundle
     assert not keys_file(ws, "preview").exists()
     with ws.store.session() as s:
         assert s.get(EndpointRow, "preview") is None
+    assert list_endpoints(ws) == []  # what reap says it deleted, the list no longer shows
+    assert reap(ws) == []
+
+
+def test_reaped_endpoint_with_a_failed_deployment_is_gone_from_the_list(ws: Workspace) -> None:
+    """An endpoint whose only deployment had failed: reap says it deleted the endpoint, and
+    `endpoints list` agrees; the failed record stays, with why it had failed."""
+    now = utcnow()
+    with ws.store.session() as s:
+        s.add(
+            DeploymentRow(
+                id="f" * 32, endpoint="broken", target="local", model_name="m", model_version="1",
+                bundle_id="b" * 32, state="failed", message="smoke test failed", smoke_detail={},
+                created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    _expire(ws, endpoint="broken")
+    assert [(e["endpoint"], e["state"]) for e in list_endpoints(ws)] == [("broken", "down")]
+
+    reaped = reap(ws)
+    assert [(r["kind"], r["id"], r["status"]) for r in reaped] == [("endpoint", "broken", "deleted")]
+    assert list_endpoints(ws) == []
+    record = get_deployment(ws, "f" * 32)
+    assert record.state == "deleted" and "was failed: smoke test failed" in record.message
     assert reap(ws) == []
 
 

@@ -72,3 +72,46 @@ def test_unknown_names_list_what_exists(ws):
         resolve(ws, "known@prod")
     with pytest.raises(NotFoundError):
         set_alias(ws, "known", "production", "9", reason="x")
+
+
+def test_alias_delete_is_recorded_and_refused_for_a_served_production(ws, monkeypatch, capsys):
+    from shipyard.cli.main import main
+    from shipyard.registry import delete_alias
+    from shipyard.store import utcnow
+    from shipyard.store.models import DeploymentRow
+
+    monkeypatch.setenv("SHIPYARD_ACTOR", "bob")
+    r1 = _run(ws)
+    register(ws, "m", r1, f"runs:/{r1}/model")
+    set_alias(ws, "m", "staging", "1", reason="registered")
+    set_alias(ws, "m", "production", "1", reason="promoted")
+    now = utcnow()
+    with ws.store.session() as s:
+        s.add(
+            DeploymentRow(
+                id="d" * 32, endpoint="prod", target="local", model_name="m", model_version="1",
+                bundle_id="b" * 32, state="active", smoke_detail={}, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+
+    moved = delete_alias(ws, "m", "staging", reason="staging retired")
+    assert moved == {"model": "m", "alias": "staging", "from": "1", "to": None, "moved": True}
+    assert ws.mlflow.get_registered_model("m").aliases == {"production": 1}  # MLflow agrees
+    with pytest.raises(NotFoundError, match="m@staging is not set"):
+        delete_alias(ws, "m", "staging", reason="again")
+
+    # production is served by endpoint prod: refused in one line, nothing changed
+    code = main(["models", "alias", "delete", "m", "production", "--workspace", str(ws.root)])
+    err = capsys.readouterr().err
+    assert code == 1 and "served by endpoint prod" in err and "--force" in err and "Traceback" not in err
+    assert alias_version(ws, "m", "production").version == "1"
+
+    code = main(["models", "alias", "delete", "m", "production", "--force", "--reason", "bad model",
+                 "--workspace", str(ws.root), "--output", "json"])  # fmt: skip
+    assert code == 0 and '"from": "1"' in capsys.readouterr().out
+    assert ws.mlflow.get_registered_model("m").aliases == {}
+    assert champion_for_cache(ws, "m", "production", candidate_version=None) is None  # gate: no production
+    assert [(h["alias"], h["from"], h["to"], h["who"], h["why"]) for h in alias_history(ws, "m")][2:] == [
+        ("staging", "1", None, "bob", "staging retired"),
+        ("production", "1", None, "bob", "bad model"),
+    ]

@@ -1,8 +1,9 @@
-"""`shipyard images list|show`: the scoring images built from bundles (`shipyard package --image`)."""
+"""`shipyard images list|show|delete|prune`: the scoring images built from bundles
+(`shipyard package --image`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,14 +41,15 @@ def _row_from(d: dict) -> dict:
             "size_mb": round(d["size_bytes"] / 1e6, 1) if d.get("size_bytes") else None}  # fmt: skip
 
 
+ImageArg = Annotated[
+    str,
+    typer.Argument(help="Image id (or its first characters) or tag.", callback=name_check("image reference")),
+]
+
+
 @app.command("show")
 def show_cmd(
-    image: Annotated[
-        str,
-        typer.Argument(
-            help="Image id (or its first characters) or tag.", callback=name_check("image reference")
-        ),
-    ],
+    image: ImageArg,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -58,3 +60,51 @@ def show_cmd(
     _, ws = context(project, workspace)
     info = get_image(ws, image).to_dict()
     emit(info, output, lambda d: console.print("\n".join(f"{k}: {v}" for k, v in d.items() if v is not None)))
+
+
+def _render_removals(rows: list[dict[str, Any]], empty: str) -> None:
+    if not rows:
+        console.print(empty)
+    for r in rows:
+        actions = f" ({', '.join(r['actions'])})" if r["actions"] else ""
+        console.print(
+            f"{r['status']}: image {r['id'][:12]} {r['tag']} ({r['model']}): {r['reason']}{actions}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("delete")
+def delete_cmd(
+    image: ImageArg,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Delete an image's record and its tag in the builder's store; refused while a deployment runs it."""
+    from shipyard.images.remove import delete_image
+
+    _, ws = context(project, workspace)
+    removed = delete_image(ws, image).to_dict()
+    emit(removed, output, lambda d: _render_removals([d], ""))
+
+
+@app.command("prune")
+def prune_cmd(
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Newest images to keep per model.")] = 3,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be deleted; change nothing.")
+    ] = False,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Delete all but the newest images of each model; images a deployment runs are kept."""
+    from shipyard.images.remove import prune_images
+
+    _, ws = context(project, workspace)
+    rows = [r.to_dict() for r in prune_images(ws, keep, dry_run)]
+    emit(
+        rows, output, lambda d: _render_removals(d, f"nothing to prune: no model has more than {keep} images")
+    )

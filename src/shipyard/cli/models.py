@@ -1,4 +1,4 @@
-"""`shipyard models list|show|history|alias set`."""
+"""`shipyard models list|show|history|alias set|alias delete`."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def history_cmd(
     )
 
 
-alias_app = typer.Typer(help="Move aliases (recorded in the history).", no_args_is_help=True)
+alias_app = typer.Typer(help="Move or delete aliases (recorded in the history).", no_args_is_help=True)
 app.add_typer(alias_app, name="alias")
 
 
@@ -104,3 +104,23 @@ def alias_set_cmd(
             console.print(f"{m['model']}@{m['alias']} already points at v{m['to']}; nothing changed")
 
     emit(move, output, render)
+
+
+@alias_app.command("delete")
+def alias_delete_cmd(
+    name: ModelNameArg,
+    alias: Annotated[str, typer.Argument(help="Alias to delete.", callback=name_check("alias"))],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history).")] = "deleted by hand",
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete production even while an endpoint serves its version.")
+    ] = False,
+    project: ProjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Delete ALIAS of model NAME (the version stays registered)."""
+    from shipyard.registry import delete_alias
+
+    _, ws = context(project, workspace)
+    move = delete_alias(ws, name, alias, reason=reason, force=force)
+    emit(move, output, lambda m: console.print(f"{m['model']}@{m['alias']}: deleted (was v{m['from']})"))

@@ -33,7 +33,7 @@ from shipyard.deploy.traffic import check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
-from shipyard.store.models import DeploymentRow
+from shipyard.store.models import DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
 
 LIVE_STATES = ("healthy", "active")
@@ -294,11 +294,13 @@ def active_deployment(ws: Workspace, endpoint: str) -> DeploymentInfo | None:
 
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     """One entry per endpoint name: its URL (the router's when it has one), active deployment,
-    live slots and traffic weights."""
+    live slots and traffic weights. An endpoint whose deployments are all deleted and which has no
+    route (`endpoints delete`, `reap`) is gone: its records stay, the list no longer shows it."""
     from shipyard.deploy.traffic import get_endpoint
 
     with ws.store.session() as s:
-        names = sorted(set(s.scalars(select(DeploymentRow.endpoint))))
+        kept = select(DeploymentRow.endpoint).where(DeploymentRow.state != "deleted")
+        names = sorted(set(s.scalars(kept)) | set(s.scalars(select(EndpointRow.name))))
     out = []
     for name in names:
         dep = active_deployment(ws, name)

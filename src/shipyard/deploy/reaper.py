@@ -185,12 +185,31 @@ def _reap_endpoint(ws: Workspace, name: str, expired: datetime, dry_run: bool) -
                     [*actions, "marked deleted"],
                 )
             )
-    item.actions = [f"deleted {len(deps)} deployment(s)", "forgot keys", _remove_endpoint_record(ws, name)]
+    item.actions = [
+        f"deleted {len(deps)} deployment(s)",
+        "forgot keys",
+        _remove_endpoint_record(ws, name, reason),
+    ]
     return [item, *out]
 
 
-def _remove_endpoint_record(ws: Workspace, name: str) -> str:
-    """Drop the endpoint's record and its route (deploy/traffic.remove_endpoint when present)."""
+def _retire_records(ws: Workspace, name: str, reason: str) -> None:
+    """A deleted endpoint's remaining records (failed deployments) are marked deleted too, so that
+    `endpoints list` no longer shows the endpoint the reaper says it deleted; their message keeps
+    why they had failed."""
+    with ws.store.session() as s:
+        rows = s.scalars(
+            select(DeploymentRow).where(DeploymentRow.endpoint == name, DeploymentRow.state != "deleted")
+        )
+        for row in rows:
+            row.message = f"reaped: {reason} (was {row.state}: {row.message or 'no message'})"
+            row.state, row.updated_at = "deleted", utcnow()
+
+
+def _remove_endpoint_record(ws: Workspace, name: str, reason: str) -> str:
+    """Drop the endpoint's record and its route (deploy/traffic.remove_endpoint when present), and
+    retire its remaining deployment records."""
+    _retire_records(ws, name, reason)
     try:
         from shipyard.deploy.traffic import remove_endpoint
     except ImportError:
@@ -248,7 +267,7 @@ def _drop_empty_routes(ws: Workspace, endpoints: set[str]) -> list[Reaped]:
             routed = s.get(EndpointRow, name) is not None
         if routed:
             delete_keys(ws, name)
-            action = _remove_endpoint_record(ws, name)
             reason = "its last live deployment was reaped"
+            action = _remove_endpoint_record(ws, name, reason)
             out.append(Reaped("endpoint", name, name, "", "", "deleted", reason, ["forgot keys", action]))
     return out

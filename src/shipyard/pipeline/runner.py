@@ -163,7 +163,7 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
         hits = [] if (force or key is None) else records.cache_hits(ws, step.name, key)
         hit = next((h for h in hits if step.still_valid(ctx, h[0])), None)
         if hit is not None:
-            outputs, source_run = hit
+            outputs, source_run = step.reused(ctx, hit[0], hit[1]), hit[1]
             status, message = "cached", f"reused from pipeline run {source_run[:8]}"
         else:
             outputs = step.run(ctx)

@@ -24,6 +24,11 @@ class Step:
     def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
         return True
 
+    def reused(self, ctx: StepContext, outputs: dict[str, Any], source_run: str) -> dict[str, Any]:
+        """A cache hit's outputs as this run reports them: what the run that made them did (a
+        version created, an alias moved, a decision and its reason) is not claimed as done now."""
+        return outputs
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -236,6 +241,25 @@ class EvaluateStep(Step):
         record_decision(ctx.ws, ctx.model_name, decision, ctx.pipeline_run_id)
         return as_record(decision)
 
+    def reused(self, ctx: StepContext, outputs: dict[str, Any], source_run: str) -> dict[str, Any]:
+        return _reused_decision(ctx, outputs, source_run)
+
+
+def _reused_decision(ctx: StepContext, decision: dict[str, Any], source_run: str) -> dict[str, Any]:
+    """A gate decision from the cache, with a reason that is true now: it names the run that
+    decided (`decided_by`, `decided_reason` keep the original) and says when this candidate has
+    become production since (the cached "no production model yet" would no longer be true)."""
+    from shipyard.pipeline.records import registered_version
+    from shipyard.registry.models import champion_for_cache
+
+    by = decision.get("decided_by") or source_run
+    said = decision.get("decided_reason") or decision["reason"]
+    reason = f"decided by pipeline run {by[:8]} (reused, nothing it depends on changed): {said}"
+    own = registered_version(ctx.ws, ctx.model_name, decision["candidate_run_id"])
+    if own is not None and champion_for_cache(ctx.ws, ctx.model_name, "production", None) == own:
+        reason = f"this run's model is production already (v{own}); {reason}"
+    return decision | {"reason": reason, "decided_by": by, "decided_reason": said}
+
 
 def _candidate(train: dict[str, Any]):
     from shipyard.gate.promotion import Candidate
@@ -260,6 +284,14 @@ class RegisterStep(Step):
 
     def still_valid(self, ctx: StepContext, outputs: dict[str, Any]) -> bool:
         return not outputs.get("rejected")  # a lost race is decided again, never replayed
+
+    def reused(self, ctx: StepContext, outputs: dict[str, Any], source_run: str) -> dict[str, Any]:
+        """Nothing was registered and no alias moved in this run: model.json says `created: false`."""
+        return outputs | {
+            "created": False,
+            "alias_moves": [],
+            "gate": _reused_decision(ctx, outputs["gate"], source_run),
+        }
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from shipyard.gate.promotion import promote, recheck

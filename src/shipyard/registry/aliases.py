@@ -130,5 +130,29 @@ def compare_and_set(
     return AliasMove(name, alias, expected, to_version, moved=True)
 
 
+def compare_and_delete(
+    ws: Workspace, name: str, alias: str, *, expected: str, reason: str, actor: str
+) -> AliasMove:
+    """Remove `alias` only if it still points at `expected`, recording the deletion (an event
+    whose `to` is None) in the same transaction; raises AliasConflict when it moved."""
+    try:
+        with ws.store.session() as s:
+            done = s.execute(
+                text("DELETE FROM registered_model_aliases WHERE name = :n AND alias = :a AND version = :e"),
+                {"n": name, "a": alias, "e": int(expected)},
+            ).rowcount
+            if done != 1:
+                raise _Lost()
+            s.add(
+                AliasEvent(
+                    model_name=name, alias=alias, from_version=expected, to_version=None,
+                    actor=actor, reason=reason, created_at=utcnow(),
+                )
+            )  # fmt: skip
+    except _Lost:
+        raise AliasConflict(name, alias, expected, current(ws, name, alias)) from None
+    return AliasMove(name, alias, expected, None, moved=True)
+
+
 class _Lost(Exception):
     """The conditional UPDATE matched no row (rolls the transaction back)."""

@@ -237,6 +237,49 @@ def set_alias(
     raise ShipyardError(f"{name}@{alias}: could not move it, other writers kept moving it first; retry")
 
 
+def delete_alias(
+    ws: Workspace, name: str, alias: str, *, reason: str, force: bool = False, who: str | None = None
+) -> dict[str, Any]:
+    """Remove `alias` and record why in its history. `production` is what pipelines and
+    environments deploy and what the gate compares with: while a live deployment serves the
+    version it points at, deleting it is refused unless `force` (the deployment keeps serving;
+    the next run's gate sees no production model)."""
+    from shipyard.registry.aliases import AliasConflict, compare_and_delete, current
+
+    check_name("alias", alias)
+    for _ in range(20):
+        before = current(ws, name, alias)
+        if before is None:
+            raise NotFoundError(f"{name}@{alias} is not set (see `shipyard models show {name}`)")
+        if alias == "production" and not force:
+            serving = _serving_endpoints(ws, name, before)
+            if serving:
+                raise ShipyardError(
+                    f"{name}@production (v{before}) is served by endpoint {', '.join(serving)}: "
+                    "roll back or delete the endpoint first, or pass --force to delete the alias anyway"
+                )
+        try:
+            return compare_and_delete(
+                ws, name, alias, expected=before, reason=reason, actor=who or actor()
+            ).to_dict()
+        except AliasConflict:
+            continue
+    raise ShipyardError(f"{name}@{alias}: could not delete it, other writers kept moving it; retry")
+
+
+def _serving_endpoints(ws: Workspace, name: str, version: str) -> list[str]:
+    """Endpoints with a live deployment of `name` version `version`."""
+    from shipyard.store.models import DeploymentRow
+
+    with ws.store.session() as s:
+        q = select(DeploymentRow.endpoint).where(
+            DeploymentRow.model_name == name,
+            DeploymentRow.model_version == version,
+            DeploymentRow.state.in_(("healthy", "active")),
+        )
+        return sorted(set(s.scalars(q)))
+
+
 def alias_history(ws: Workspace, name: str, alias: str | None = None) -> list[dict[str, Any]]:
     """Every recorded alias move of a model, oldest first."""
     ModelRef(name, alias=alias or None)  # the name rule for both
