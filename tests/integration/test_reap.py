@@ -129,6 +129,22 @@ def test_reaped_endpoint_with_a_failed_deployment_is_gone_from_the_list(ws: Work
     assert reap(ws) == []
 
 
+def test_deleting_an_endpoint_whose_deployments_failed_removes_it_from_the_list(ws: Workspace) -> None:
+    now = utcnow()
+    with ws.store.session() as s:
+        s.add(
+            DeploymentRow(
+                id="e" * 32, endpoint="broken", target="local", model_name="m", model_version="1",
+                bundle_id="b" * 32, state="failed", message="smoke test failed", smoke_detail={},
+                created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    assert [e["endpoint"] for e in list_endpoints(ws)] == ["broken"]
+    assert delete_endpoint(ws, "broken") == []  # nothing was running
+    assert list_endpoints(ws) == []
+    assert "was failed: smoke test failed" in get_deployment(ws, "e" * 32).message
+
+
 def test_expired_container_deployment_is_removed(ws: Workspace) -> None:
     """The reaper removes a container deployment's container through the container target."""
     podman = require_tool("podman", "podman")

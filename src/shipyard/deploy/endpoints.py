@@ -333,11 +333,17 @@ def delete_endpoint(ws: Workspace, endpoint: str) -> list[str]:
             names = sorted(set(s.scalars(select(DeploymentRow.endpoint))))
             raise NotFoundError(f"no endpoint {endpoint!r}; endpoints: {', '.join(names) or 'none'}")
         live = [_info(r) for r in rows if r.state in (*LIVE_STATES, "starting")]
+        # Failed deployments have no server, but their rows keep the endpoint in `endpoints list`.
+        failed = [(r.id, r.message) for r in rows if r.state == "failed"]
     for dep in live:  # all or nothing: refuse before stopping any
         runtime.check_owned(ws, dep, "delete")
     for dep in live:
         runtime.stop(ws, dep)
         _update(ws, dep.id, state="deleted", message="endpoint deleted")
+    for dep_id, message in failed:
+        _update(
+            ws, dep_id, state="deleted", message=f"endpoint deleted (was failed: {message or 'no message'})"
+        )
     delete_keys(ws, endpoint)
     remove_endpoint(ws, endpoint)
     sync_after_delete(ws, endpoint)  # its servers are stopped: every capture file is complete
