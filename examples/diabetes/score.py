@@ -2,7 +2,8 @@
 
 Request:  {"data": [[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6], ...]}
 Response: {"result": [prediction, ...]}
-Invalid input raises ValueError; the server turns it into a 4xx answer with the message.
+Invalid input raises ValueError; the server answers it 4xx with the message (422 at /score); any
+other exception is a 500 with the request id (docs/serving.md, "Exceptions from your code").
 """
 
 import json

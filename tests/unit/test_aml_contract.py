@@ -170,11 +170,13 @@ def test_input_the_decorator_rejects_is_422_naming_the_field(
     assert error["message"].startswith(f"{field}: ") and words in error["message"]
 
 
-def test_an_error_raised_by_run_itself_stays_a_500(numpy_bundle: tuple[Path, Ridge]) -> None:
+def test_a_value_error_raised_by_run_itself_is_422_without_a_field(numpy_bundle: tuple[Path, Ridge]) -> None:
+    # run() refused the converted values (serving/user_errors.py): the caller's input, no field.
     with TestClient(create_app(numpy_bundle[0])) as client:
         response = client.post("/score", json={"data": [[-1] * 10]})
-    assert response.status_code == 500
-    assert "negative features" in response.json()["error"]["message"]
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["message"] == "negative features are not supported" and "field" not in error
 
 
 def test_manifest_signature_still_applies_to_decorated_scripts(tmp_path: Path) -> None:

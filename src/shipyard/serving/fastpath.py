@@ -35,6 +35,7 @@ from shipyard.serving.middleware import (
     unauthorized,
 )
 from shipyard.serving.scoring import ParsedBody, ScoringScript
+from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
 logger = logging.getLogger("shipyard.serving")
@@ -149,8 +150,8 @@ class ScoreRoute:
             return error_response(scope, 408, "request_timeout", "the request body did not arrive")
         except Exception as exc:
             logger.exception("run() failed (request_id=%s)", request_id)
-            message = f"the scoring script failed: {type(exc).__name__}: {exc}"
-            return error_response(scope, 500, "scoring_failed", message)
+            subject = "the scoring script" if isinstance(self.servable, ScoringScript) else "the model"
+            return error_response(scope, 500, "scoring_failed", failure_message(subject, exc, request_id))
         try:
             answer = json_bytes(result)
         except (TypeError, ValueError) as exc:

@@ -17,6 +17,7 @@ from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.pyfunc_errors import PyfuncSchemaError, schema_error_from_mlflow
 from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, INPUTS, ParsedInput, PayloadParser
 from shipyard.serving.servable import check_predictions
+from shipyard.serving.user_errors import INPUT_ERRORS, describe, log_rejected
 from shipyard.serving.validation import parse_signature
 
 if TYPE_CHECKING:
@@ -196,11 +197,10 @@ class PyfuncModel(ManifestModel):
             if exc.get_http_status_code() == 400:
                 raise PyfuncSchemaError(message, None, error_code=exc.error_code) from None
             raise
-        except (TypeError, ValueError, OverflowError) as exc:
+        except INPUT_ERRORS as exc:
             # The model refused the values it was given (a null or NaN cell, a string): the
-            # caller's input, so a 4xx as MLflow's server gives, not a 500.
+            # caller's input, a 4xx; any other exception is a 500 (see user_errors).
+            log_rejected("predict()", exc)
             raise PyfuncSchemaError(
-                f"the model cannot score this input: {type(exc).__name__}: {exc}",
-                None,
-                error_code="BAD_REQUEST",
+                f"the model cannot score this input: {describe(exc)}", None, error_code="BAD_REQUEST"
             ) from None

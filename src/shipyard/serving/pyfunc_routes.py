@@ -12,10 +12,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
-from shipyard.serving.errors import printable
+from shipyard.serving.errors import error_response
 from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.pyfunc_errors import error_body, invocations_status
 from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
+from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError
 
 if TYPE_CHECKING:
@@ -84,15 +85,12 @@ def pyfunc_routes() -> list[Route]:
         except (Overloaded, ScoringTimeout):
             raise
         except Exception as exc:
-            # MLflow's scoring server answers a model error on the given input with 400.
-            logger.exception("the model failed on the request's input")
-            body = {
-                "error_code": "BAD_REQUEST",
-                "message": printable(
-                    f"Encountered an unexpected error while evaluating the model: {type(exc).__name__}: {exc}"
-                ),
-            }
-            return Response(_json_bytes(body), status_code=400, media_type=CONTENT_TYPE_JSON)
+            # Not the input (see user_errors): MLflow's server would answer 400 with the stack
+            # trace; a fault of the deployment is a 500, and the traceback stays in the log.
+            request_id = request.scope.get("state", {}).get("request_id")
+            logger.exception("the model failed (request_id=%s)", request_id)
+            message = failure_message("the model", exc, request_id)
+            return error_response(request, 500, "scoring_failed", message)
         return Response(_json_bytes({"predictions": predictions}), media_type=CONTENT_TYPE_JSON)
 
     async def ping(request: Request) -> Response:

@@ -34,6 +34,7 @@ from shipyard.serving import aml_schema
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
+from shipyard.serving.user_errors import INPUT_ERRORS, rejected_input
 from shipyard.serving.validation import (
     MatrixInput,
     ScoringInputError,
@@ -227,8 +228,16 @@ class ScoringScript(ManifestModel):
         Undecorated: run(text) (with the headers as second argument if it takes two). Decorated:
         run(**body fields) with the decorators converting them; a value they reject raises
         ScoringInputError naming the field. ``request_headers=`` is passed to a run() with a
-        parameter of that name.
+        parameter of that name. A ValueError or OverflowError raised by run() itself means the
+        input was refused: it becomes a RejectedInputError (a 4xx, see ``user_errors``); any other
+        exception propagates (a 500).
         """
+        try:
+            return self._call_run(raw_body, headers)
+        except INPUT_ERRORS as exc:
+            raise rejected_input(exc) from exc
+
+    def _call_run(self, raw_body: str, headers: Mapping[str, str] | None) -> Any:
         if self.schema is None:
             if self.headers_keyword:
                 return self.module.run(raw_body, request_headers=self._headers(headers))

@@ -10,7 +10,8 @@ Routes, served for the one model the app holds (``app.state.servable``, a `Serva
     POST /v2/models/{name}[/versions/{version}]/infer       typed tensors in, "predict" out
 
 Errors are the protocol's ``{"error": "<message>"}`` bodies: 400 for a malformed request (the
-message names the input and element), 404 for another model name or version, 500 when the
+message names the input and element; 422 when the model refuses the values, see
+``user_errors``), 404 for another model name or version, 500 with the request id when the
 model fails. Scoring goes through ``app.state.predict_rows(rows, request)``, the app's one path
 to the model (timeouts, micro-batching, threadpool); the exceptions the app answers itself
 (timeouts, overload, body too large) pass through untouched.
@@ -42,6 +43,7 @@ from shipyard.serving.errors import printable
 from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
 from shipyard.serving.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError
 
 logger = logging.getLogger("shipyard.serving.v2")
@@ -243,10 +245,11 @@ async def _predict(request: Request, servable: Servable, rows: list[Any]) -> lis
             raise
         if isinstance(exc, ShipyardError) and isinstance(status, int) and 400 <= status < 500:
             raise V2Error(status, str(exc)) from exc  # e.g. the servable rejected the input
-        logger.exception("V2 inference failed for %s rows", len(rows))
+        request_id = request.scope.get("state", {}).get("request_id")
+        logger.exception("V2 inference failed for %s rows (request_id=%s)", len(rows), request_id)
         if isinstance(exc, PredictionShapeError):
             raise V2Error(500, f"the model returned a wrong number of predictions: {exc}") from exc
-        raise V2Error(500, f"the model failed: {type(exc).__name__}: {exc}") from exc
+        raise V2Error(500, failure_message("the model", exc, request_id)) from exc
 
 
 @_handles_errors
