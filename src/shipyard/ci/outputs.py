@@ -78,7 +78,8 @@ def _num(v: Any) -> str:
 
 
 def smoke(ws: Any, config: Any, env: str, version: str | None) -> dict[str, Any]:
-    """Send the sample request again to `env`'s URL, after checking it serves `version`.
+    """Send the sample request again to `env`'s stable URL (its router's: what clients call, not
+    one deployment's own port), after checking it serves `version`.
 
     Unlike the deployment's own smoke test this stops nothing when it fails: the version is live
     already, and the release's rollback job decides what serves next."""

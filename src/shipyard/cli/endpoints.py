@@ -137,9 +137,12 @@ def deploy_command(
     """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
     from shipyard.deploy.endpoints import run_smoke_test, start_deployment
     from shipyard.errors import DeploymentError
+    from shipyard.release.environments import root_project
 
     config, ws = context(project, workspace, required=True)
-    assert config is not None and config.deployment is not None
+    assert config is not None
+    config = root_project(config)  # with environments: the first one's endpoint, `<project>-dev`
+    assert config.deployment is not None
     d = config.deployment if target is None else _with_target(config.deployment, target)
     bundle = _bundle(ws, config, model)
     if d.target == "kubernetes" or render_dir is not None:
@@ -227,20 +230,22 @@ def rollback_command(
 ) -> None:
     """Return an environment's or endpoint's traffic to the deployment it served before (restarted
     from its bundle if stopped); an environment's rollback goes into its history."""
-    from shipyard.deploy.rollout import rollback
+    from shipyard.release.rollback import rollback_endpoint
 
     config, ws = context(project, workspace)
     with err_console.status(f"rolling {endpoint} back…"):
-        if config is not None and endpoint in config.environments:
-            from shipyard.release.environments import rollback_env
+        result = rollback_endpoint(ws, config, endpoint)
 
-            result = rollback_env(ws, config, endpoint)
-        else:
-            result = rollback(ws, endpoint)
-    emit(result, output, lambda x: console.print(
-        f"[green]✓[/green] {x['endpoint']}: back to {x['model']} "
-        f"({x['deployment_id'][:8]}, slot {x['slot']}) at {x['url']}"
-    ))  # fmt: skip
+    def render(x: dict) -> None:
+        console.print(
+            f"[green]✓[/green] {x['endpoint']}: back to {x['model']} "
+            f"({x['deployment_id'][:8]}, slot {x['slot']}) at {x['url']}"
+        )
+        alias = x.get("production")
+        if alias and alias["moved"]:
+            console.print(f"  {alias['model']}@production: v{alias['from']} → v{alias['to']}", markup=False)
+
+    emit(result, output, render)
 
 
 app.command("rollback")(rollback_command)

@@ -124,6 +124,7 @@ def deploy_cmd(
         console.print(
             f"[green]✓[/green] {x['env']}: {x['model_name']} v{x['model_version']} serving at {x['url']}"
         )
+        _print_keys(x.get("new_keys"))  # a new endpoint's keys: shown once, stored as hashes
 
     emit(result, output, render)
 

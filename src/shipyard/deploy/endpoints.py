@@ -29,7 +29,7 @@ from shipyard.deploy.capture_sync import sync_after_delete
 from shipyard.deploy.keys import delete_keys, temporary_key
 from shipyard.deploy.ownership import Owner, owned_here, process_start
 from shipyard.deploy.smoke import SmokeResult, smoke_test
-from shipyard.deploy.traffic import check_slot, remove_endpoint, route_all_to
+from shipyard.deploy.traffic import EndpointInfo, check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
@@ -292,6 +292,12 @@ def active_deployment(ws: Workspace, endpoint: str) -> DeploymentInfo | None:
     return info
 
 
+def stable_url(routed: EndpointInfo | None, dep: DeploymentInfo | None) -> str | None:
+    """The URL clients use: the endpoint router's (`get_endpoint`) once it routes traffic, else
+    the active deployment's own."""
+    return routed.url if routed and routed.traffic else (dep.url if dep else None)
+
+
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     """One entry per endpoint name: its URL (the router's when it has one), active deployment,
     live slots and traffic weights. An endpoint whose deployments are all deleted and which has no
@@ -308,7 +314,7 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
         out.append(
             {
                 "endpoint": name,
-                "url": routed.url if routed and routed.traffic else (dep.url if dep else None),
+                "url": stable_url(routed, dep),
                 "state": "serving" if dep else "down",
                 "model": f"{dep.model_name}:{dep.model_version}" if dep else None,
                 "deployment_id": dep.id if dep else None,

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from shipyard.config.models import DeploymentConfig, ProjectConfig
-from shipyard.errors import ConfigError, DeploymentError, UsageError
+from shipyard.errors import ConfigError, UsageError
 from shipyard.store.db import utcnow
 from shipyard.store.models import EnvEventRow
 
@@ -46,6 +46,25 @@ def check_env(config: ProjectConfig, env: str) -> None:
 def root_env(config: ProjectConfig) -> str | None:
     """The first environment that promotes from nothing (dev): where `shipyard run` deploys."""
     return next((n for n, e in config.environments.items() if e.promotes_from is None), None)
+
+
+def production_env(config: ProjectConfig) -> str | None:
+    """The environment the `production` alias stands for: the end of the chain that starts at the
+    root environment (dev → qa → prod: prod); where the chain forks, its first branch."""
+    env = root_env(config)
+    while env is not None:
+        following = next((n for n, e in config.environments.items() if e.promotes_from == env), None)
+        if following is None:
+            return env
+        env = following
+    return None
+
+
+def root_project(config: ProjectConfig) -> ProjectConfig:
+    """The project as `shipyard run` and `shipyard deploy` see it: with environments, from the
+    first one (its endpoint `<project>-dev`, not the project's `deployment.name`)."""
+    root = root_env(config) if config.environments else None
+    return env_project(config, root) if root else config
 
 
 def env_deployment(config: ProjectConfig, env: str) -> DeploymentConfig:
@@ -146,7 +165,8 @@ class EnvState:
 
 def serving(ws: Any, config: ProjectConfig, env: str) -> EnvState:
     """What `env` serves now: its endpoint's active deployment (checked alive) and its last change."""
-    from shipyard.deploy.endpoints import active_deployment
+    from shipyard.deploy.endpoints import active_deployment, stable_url
+    from shipyard.deploy.traffic import get_endpoint
 
     d = env_deployment(config, env)
     e = config.environments[env]
@@ -154,7 +174,7 @@ def serving(ws: Any, config: ProjectConfig, env: str) -> EnvState:
     dep = active_deployment(ws, d.name)
     if dep is not None:
         state.model_name, state.model_version, state.deployment_id = dep.model_name, dep.model_version, dep.id
-        state.url, state.smoke_passed = dep.endpoint_url or dep.url, dep.smoke_passed
+        state.url, state.smoke_passed = stable_url(get_endpoint(ws, d.name), dep), dep.smoke_passed
         state.target = dep.target
     last = next((h for h in env_history(ws, env) if h["action"] in ("deploy", "promote", "rollback")), None)
     if last is not None and dep is not None and last.get("model_version") == dep.model_version:
@@ -187,19 +207,3 @@ def _event(r: EnvEventRow) -> dict[str, Any]:
         "reason": r.reason,
         "created_at": r.created_at.isoformat(timespec="seconds"),
     }
-
-
-def rollback_env(ws: Any, config: ProjectConfig, env: str) -> dict[str, Any]:
-    """Return `env`'s endpoint to the deployment it served before, and record it."""
-    from shipyard.deploy.rollout import rollback
-
-    d = env_deployment(config, env)
-    try:
-        result = rollback(ws, d.name, d.health_timeout_s, d.smoke_test.timeout_s)
-    except DeploymentError as exc:
-        record_event(ws, env, "failed", reason=f"rollback: {exc}")
-        raise
-    name, _, version = result["model"].rpartition(":")
-    record_event(ws, env, "rollback", model_name=name, version=version, deployment_id=result["deployment_id"],
-                 reason=f"rollback from deployment {result['from_deployment_id']}")  # fmt: skip
-    return result | {"env": env}
