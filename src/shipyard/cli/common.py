@@ -32,6 +32,7 @@ ProjectOpt = Annotated[
     Path | None,
     typer.Option("--project", "-p", help="Project folder or shipyard.yaml (default: nearest shipyard.yaml)."),
 ]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; change nothing.")]
 WorkspaceOpt = Annotated[
     str | None,
     typer.Option(

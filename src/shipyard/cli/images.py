@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
+from shipyard.cli.common import (
+    DryRunOpt,
+    Output,
+    OutputOpt,
+    ProjectOpt,
+    WorkspaceOpt,
+    console,
+    context,
+    emit,
+    table,
+)
 from shipyard.cli.name_args import ModelNameOpt, name_check
 
 app = typer.Typer(help="Scoring images built from bundles.", no_args_is_help=True)
@@ -93,9 +103,7 @@ def delete_cmd(
 @app.command("prune")
 def prune_cmd(
     keep: Annotated[int, typer.Option("--keep", min=0, help="Newest images to keep per model.")] = 3,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be deleted; change nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,

@@ -6,17 +6,15 @@ deleted and why, and says so when there was nothing to do.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit
+from shipyard.cli.common import DryRunOpt, Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit
 
 
 def reap_command(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be deleted; change nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
