@@ -133,7 +133,7 @@ def test_green_with_errors_under_traffic_is_rolled_back(blue, tmp_path: Path) ->
     # Passes the smoke sample (2 rows) but fails single-row requests: found only under traffic.
     flaky = SCORE_PY.replace(
         "    data = np.array",
-        "    if len(json.loads(raw_data)['data']) == 1: raise ValueError('x')\n    data = np.array",
+        "    if len(json.loads(raw_data)['data']) == 1: raise RuntimeError('x')\n    data = np.array",
     )
     url = get_endpoint(ws, "ep").url
     stop, out = tmp_path / "stop", tmp_path / "load.json"
