@@ -339,6 +339,12 @@ def check_hostile(r: httpx.Response, path: str) -> None:
     if r.status_code < 400:
         return
     body = r.json()
+    if r.status_code in (408, 431) or (r.status_code == 503 and "code" in body.get("error", {})):
+        # Answered by the connection layer before any route is chosen: one shape for every path
+        # (docs/serving.md), {"error": {"code", "message", "request_id"}}.
+        err = body["error"]
+        assert isinstance(err, dict) and err["code"] and err["message"], body
+        return
     if path.startswith("/v2"):
         assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
     elif path.startswith("/invocations"):
