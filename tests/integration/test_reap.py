@@ -106,18 +106,23 @@ def test_expired_endpoint_deletes_its_deployments_and_keys(ws: Workspace, bundle
     assert reap(ws) == []
 
 
-def test_reaped_endpoint_with_a_failed_deployment_is_gone_from_the_list(ws: Workspace) -> None:
-    """An endpoint whose only deployment had failed: reap says it deleted the endpoint, and
-    `endpoints list` agrees; the failed record stays, with why it had failed."""
+def _failed_deployment(ws: Workspace, dep_id: str) -> None:
+    """A deployment of endpoint `broken` whose smoke test failed (no server)."""
     now = utcnow()
     with ws.store.session() as s:
         s.add(
             DeploymentRow(
-                id="f" * 32, endpoint="broken", target="local", model_name="m", model_version="1",
+                id=dep_id, endpoint="broken", target="local", model_name="m", model_version="1",
                 bundle_id="b" * 32, state="failed", message="smoke test failed", smoke_detail={},
                 created_at=now, updated_at=now,
             )
         )  # fmt: skip
+
+
+def test_reaped_endpoint_with_a_failed_deployment_is_gone_from_the_list(ws: Workspace) -> None:
+    """An endpoint whose only deployment had failed: reap says it deleted the endpoint, and
+    `endpoints list` agrees; the failed record stays, with why it had failed."""
+    _failed_deployment(ws, "f" * 32)
     _expire(ws, endpoint="broken")
     assert [(e["endpoint"], e["state"]) for e in list_endpoints(ws)] == [("broken", "down")]
 
@@ -130,15 +135,7 @@ def test_reaped_endpoint_with_a_failed_deployment_is_gone_from_the_list(ws: Work
 
 
 def test_deleting_an_endpoint_whose_deployments_failed_removes_it_from_the_list(ws: Workspace) -> None:
-    now = utcnow()
-    with ws.store.session() as s:
-        s.add(
-            DeploymentRow(
-                id="e" * 32, endpoint="broken", target="local", model_name="m", model_version="1",
-                bundle_id="b" * 32, state="failed", message="smoke test failed", smoke_detail={},
-                created_at=now, updated_at=now,
-            )
-        )  # fmt: skip
+    _failed_deployment(ws, "e" * 32)
     assert [e["endpoint"] for e in list_endpoints(ws)] == ["broken"]
     assert delete_endpoint(ws, "broken") == []  # nothing was running
     assert list_endpoints(ws) == []
