@@ -167,3 +167,18 @@ def test_champion_evaluated_on_too_few_rows_is_not_compared_with():
 )
 def test_eval_rows_read_from_the_run_metrics(metrics, rows):
     assert eval_rows(metrics) == rows
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_withdrawn_candidate_is_rejected_whatever_its_metric(enabled):
+    why = "v2 was taken out of production on 2026-12-04T10:00:00 by ana (rollback of prod: ...)"
+    got = decide(
+        GateConfig(metric="mse", enabled=enabled),
+        candidate_run_id="r2",
+        candidate_value=1.0,
+        champion_version="1",
+        champion_run_id="r1",
+        champion_value=2900.0,
+        candidate_withdrawn=why,
+    )
+    assert (got.verdict, got.reason) == (REJECTED, why)

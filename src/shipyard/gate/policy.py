@@ -8,6 +8,11 @@ number of evaluation rows counts too: the training script logs it as the metric 
 (EVAL_ROWS_METRIC), and a candidate evaluated on fewer than `gate.min_eval_rows` is refused; a
 champion evaluated on too few rows is not compared with. A run that does not log `eval_rows` is
 compared as before (scripts written before the rule keep working) and the reason says so.
+
+A version that someone took out of production (a rollback, `models alias set`, `models alias
+delete`: any move of `production` away from it that was not the gate's) is not put back by the
+gate: a re-run that reuses its training run is refused with the reason it was withdrawn
+(`candidate_withdrawn`, found by gate.promotion.withdrawal). Putting it back is a person's call.
 """
 
 from __future__ import annotations
@@ -74,9 +79,11 @@ def decide(
     available_metrics: list[str] | None = None,
     candidate_eval_rows: int | None = None,
     champion_eval_rows: int | None = None,
+    candidate_withdrawn: str | None = None,
 ) -> GateDecision:
     """Apply the gate policy. A tie is a rejection; a missing metric is a rejection; a metric
-    computed on fewer than `min_eval_rows` rows is a rejection."""
+    computed on fewer than `min_eval_rows` rows is a rejection; a candidate that was taken out of
+    production (`candidate_withdrawn`: when, by whom and why) is a rejection, gate or no gate."""
     note = ""
 
     def verdict(v: str, reason: str) -> GateDecision:
@@ -95,6 +102,8 @@ def decide(
         )
 
     m = config.metric
+    if candidate_withdrawn:
+        return verdict(REJECTED, candidate_withdrawn)
     if not config.enabled:
         return verdict(SKIPPED, "gate disabled in shipyard.yaml (gate.enabled: false)")
     if candidate_value is None or (isinstance(candidate_value, float) and math.isnan(candidate_value)):

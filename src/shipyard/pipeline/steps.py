@@ -211,33 +211,41 @@ class EvaluateStep(Step):
     name = "evaluate"
 
     def cache_key(self, ctx: StepContext) -> str | None:
+        from shipyard.gate.promotion import withdrawal
         from shipyard.pipeline.records import registered_version
         from shipyard.registry.models import champion_for_cache
 
         run_id = ctx.outputs["train"]["run_id"]
         own = registered_version(ctx.ws, ctx.model_name, run_id)
-        return ctx.key(
-            self.name,
-            {
-                "run_id": run_id,
-                "gate": ctx.config.gate.model_dump(),
-                "model": ctx.model_name,
-                "champion": champion_for_cache(ctx.ws, ctx.model_name, "production", own),
-            },
-        )
+        inputs = {
+            "run_id": run_id,
+            "gate": ctx.config.gate.model_dump(),
+            "model": ctx.model_name,
+            "champion": champion_for_cache(ctx.ws, ctx.model_name, "production", own),
+        }
+        withdrawn = withdrawal(ctx.ws, ctx.model_name, own)
+        if withdrawn is not None:  # taken out of production since: decided again (only then keyed)
+            inputs["withdrawn"] = withdrawn.id
+        return ctx.key(self.name, inputs)
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from shipyard.gate.policy import decide
-        from shipyard.gate.promotion import as_record, decide_against
+        from shipyard.gate.promotion import as_record, decide_against, withdrawal, withdrawn_reason
         from shipyard.gate.records import record_decision
+        from shipyard.pipeline.records import registered_version
         from shipyard.registry.models import alias_version
 
         train, gate = ctx.outputs["train"], ctx.config.gate
+        own = registered_version(ctx.ws, ctx.model_name, train["run_id"])
+        event = withdrawal(ctx.ws, ctx.model_name, own)
+        withdrawn = withdrawn_reason(event, ctx.model_name) if event is not None else None
         if gate.enabled:
             champion = alias_version(ctx.ws, ctx.model_name, "production")
-            decision = decide_against(ctx.ws, gate, _candidate(train), champion)
+            decision = decide_against(ctx.ws, gate, _candidate(train), champion, withdrawn)
         else:
-            decision = decide(gate, candidate_run_id=train["run_id"], candidate_value=None)
+            decision = decide(
+                gate, candidate_run_id=train["run_id"], candidate_value=None, candidate_withdrawn=withdrawn
+            )
         record_decision(ctx.ws, ctx.model_name, decision, ctx.pipeline_run_id)
         return as_record(decision)
 
