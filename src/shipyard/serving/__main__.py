@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_settings(args: argparse.Namespace):
     """The serving settings from --settings, with --keys-file and --workers applied."""
-    from shipyard.config.models import ServingConfig
+    from shipyard.serving.settings import ServingConfig
 
     data = json.loads(args.settings.read_text()) if args.settings else {}
     settings = ServingConfig.model_validate(data)

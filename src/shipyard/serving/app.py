@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shipyard.config.models import ServingConfig
+from shipyard.serving.settings import ServingConfig
 from shipyard.serving.auth import KeyAuth
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
