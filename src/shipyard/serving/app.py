@@ -36,14 +36,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shipyard.serving.settings import ServingConfig
-from shipyard.serving.auth import KeyAuth
+from shipyard.serving.azureml.script import ScoringScript
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.fastpath import FastScore, ScoreRoute, ServingApp, json_response
-from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
-from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.middleware import (
+from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.server.auth import KeyAuth
+from shipyard.serving.server.fastpath import FastScore, ScoreRoute, ServingApp, json_response
+from shipyard.serving.server.limits import Overloaded, ScoringSlots, ScoringTimeout
+from shipyard.serving.server.metrics import ServingMetrics
+from shipyard.serving.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
     RequestContext,
@@ -51,8 +52,7 @@ from shipyard.serving.middleware import (
     first_headers,
     unauthorized,
 )
-from shipyard.serving.scoring import ScoringScript
-from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.settings import ServingConfig
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
@@ -185,7 +185,7 @@ def _row_scorer(servable, slots: ScoringSlots, settings: ServingConfig, metrics:
     """`await predict_rows(rows, request)`: through the micro-batcher when on, else one call."""
     batching = settings.batching
     if batching.max_batch_size > 0:
-        from shipyard.serving.batching import MicroBatcher
+        from shipyard.serving.server.batching import MicroBatcher
 
         batcher = MicroBatcher(
             servable.predict_rows,
@@ -211,7 +211,7 @@ def _capture(settings: ServingConfig, capture_dir: Path | None):
     cap = settings.capture
     if not cap.enabled:
         return None
-    from shipyard.serving.capture import DataCapture
+    from shipyard.serving.capture.writer import DataCapture
 
     folder = Path(cap.folder) if cap.folder else capture_dir
     if folder is None:
@@ -255,7 +255,7 @@ def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
         return await request.app.state.score.endpoint(request)
 
     async def swagger(request: Request) -> Response:
-        from shipyard.serving.swagger import SwaggerVersionError, build_swagger
+        from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
 
         try:
             doc = build_swagger(request.app.state.servable, request.query_params.get("version"))
@@ -267,8 +267,8 @@ def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
-    from shipyard.serving.pyfunc_routes import pyfunc_routes
-    from shipyard.serving.v2 import v2_routes
+    from shipyard.serving.mlflow.routes import pyfunc_routes
+    from shipyard.serving.v2.routes import v2_routes
 
     return [
         Route("/", health, methods=["GET"]),

@@ -23,10 +23,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from shipyard.serving.azureml.script import ParsedBody, ScoringScript
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.middleware import (
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
+from shipyard.serving.server.middleware import (
     BodyTooLarge,
     RequestContext,
     declared_too_large,
@@ -34,7 +35,6 @@ from shipyard.serving.middleware import (
     payload_too_large,
     unauthorized,
 )
-from shipyard.serving.scoring import ParsedBody, ScoringScript
 from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.serving import aml_schema
+from shipyard.serving.azureml import schema as aml_schema
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions

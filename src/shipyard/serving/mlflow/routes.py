@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.pyfunc_errors import error_body, invocations_status
-from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
+from shipyard.serving.mlflow.errors import error_body, invocations_status
+from shipyard.serving.mlflow.payloads import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
-from shipyard.serving.aml_schema import is_schema_decorated, schema_util
+from shipyard.serving.azureml.schema import is_schema_decorated, schema_util
 
 # Requested version (and its aliases, as Azure ML accepts them) → the builder used.
 _VERSIONS = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}

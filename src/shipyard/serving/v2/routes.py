@@ -40,13 +40,13 @@ from shipyard import __version__
 from shipyard.errors import ShipyardError
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import printable
-from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
-from shipyard.serving.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.user_errors import failure_message
+from shipyard.serving.v2.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
 from shipyard.serving.validation import ScoringInputError
 
-logger = logging.getLogger("shipyard.serving.v2")
+logger = logging.getLogger("shipyard.serving.v2.routes")
 
 SERVER_NAME = "shipyard"
 PLATFORM = "shipyard"

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
-from shipyard.serving.pyfunc_errors import PyfuncSchemaError, schema_error_from_mlflow
-from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, INPUTS, ParsedInput, PayloadParser
+from shipyard.serving.mlflow.errors import PyfuncSchemaError, schema_error_from_mlflow
+from shipyard.serving.mlflow.payloads import CONTENT_TYPE_JSON, INPUTS, ParsedInput, PayloadParser
 from shipyard.serving.servable import check_predictions
 from shipyard.serving.user_errors import INPUT_ERRORS, describe, log_rejected
 from shipyard.serving.validation import parse_signature

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pyarrow is imported only when Parquet capture is on
-    from shipyard.serving.capture_parquet import ParquetFile
+    from shipyard.serving.capture.parquet import ParquetFile
 
 import orjson
 
-logger = logging.getLogger("shipyard.serving.capture")
+logger = logging.getLogger("shipyard.serving.capture.writer")
 
 _STOP = object()
 # Records taken off the queue and written in one go (one write and one flush per batch).
@@ -221,7 +221,7 @@ class DataCapture:
             try:
                 # "x": never append to, or clobber, another writer's file.
                 if suffix == "parquet":
-                    from shipyard.serving.capture_parquet import ParquetFile
+                    from shipyard.serving.capture.parquet import ParquetFile
 
                     self._file = ParquetFile(path)
                 else:

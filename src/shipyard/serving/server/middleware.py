@@ -15,10 +15,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.serving import printlog
-from shipyard.serving.auth import KeyAuth
 from shipyard.serving.errors import error_response
-from shipyard.serving.metrics import route_template
 from shipyard.serving.printlog import REQUEST_ID as PRINT_ID
+from shipyard.serving.server.auth import KeyAuth
+from shipyard.serving.server.metrics import route_template
 
 # A caller's request id is echoed only if it is short and printable: it lands in logs and headers.
 _ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

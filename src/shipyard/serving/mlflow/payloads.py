@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
-from shipyard.serving.pyfunc_errors import (
+from shipyard.serving.mlflow.errors import (
     BAD_REQUEST,
     PyfuncBodyError,
     PyfuncSchemaError,
