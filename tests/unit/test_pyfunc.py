@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from shipyard.serving.loader import bundle_flavor, load_servable
 from shipyard.serving.manifest import BundleError
-from shipyard.serving.mlflow.errors import PyfuncBodyError, PyfuncSchemaError, UnsupportedContentTypeError
+from shipyard.serving.mlflow.payloads import PyfuncBodyError, PyfuncSchemaError, UnsupportedContentTypeError
 from shipyard.serving.mlflow.pyfunc import PyfuncModel
 from shipyard.serving.mlflow.routes import pyfunc_routes
 from shipyard.serving.servable import PredictionShapeError, Servable

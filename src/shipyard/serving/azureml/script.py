@@ -6,7 +6,7 @@ sets ``AZUREML_MODEL_DIR`` (as Azure ML does), imports the entry script from its
 callers get a 4xx naming the bad field instead of a stack trace from inside the model (see
 ``validation``).
 
-run() is called the way Azure ML's inference server calls it (see ``aml_schema``): without
+run() is called the way Azure ML's inference server calls it (see ``schema``): without
 inference-schema decorators it gets the body as a JSON string; with ``@input_schema`` it gets the
 body's keys as keyword arguments, converted by the decorators, and a value they reject is a 422
 naming the field. A parameter named ``request_headers`` gets the request headers (as a keyword);

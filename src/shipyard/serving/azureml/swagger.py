@@ -2,7 +2,7 @@
 
 OpenAPI 2.0 by default, 3.0 for ``?version=3`` and 3.1 for ``?version=3.1``, with the
 inference-schema decorators' schemas (and their examples) as ``ServiceInput`` / ``ServiceOutput``
-(see ``aml_schema``); a ``swagger.json`` (or ``swagger2.json``, ``swagger3.json``,
+(see ``schema``); a ``swagger.json`` (or ``swagger2.json``, ``swagger3.json``,
 ``swagger3.1.json``) next to the entry script is served as it is instead.
 """
 

@@ -10,7 +10,7 @@ and appends one JSON line each::
 to ``<folder>/capture-<UTC date-time>-<pid>.jsonl``, starting a new file once the current one is
 past ``max_file_mb``. The pid in the name keeps the files of several worker processes apart.
 With ``file_format="parquet"`` the same records go to ``.parquet`` files, inputs and outputs as
-JSON text columns (capture_parquet.py says why, and when such a file becomes readable).
+JSON text columns (parquet.py says why, and when such a file becomes readable).
 Objects handed to `DataCapture.capture` are serialized later, on the writer thread: callers must
 not mutate them afterwards (request payloads and model results are not).
 """
