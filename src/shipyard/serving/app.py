@@ -36,12 +36,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shipyard.serving.azureml.script import ScoringScript
+from shipyard.serving.azureml.routes import ScoreRoute, azureml_routes
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.loader import load_servable
+from shipyard.serving.mlflow.routes import pyfunc_routes
 from shipyard.serving.server.auth import KeyAuth
-from shipyard.serving.server.fastpath import FastScore, ScoreRoute, ServingApp, json_response
+from shipyard.serving.server.fastpath import FastScore, ServingApp
 from shipyard.serving.server.limits import Overloaded, ScoringSlots, ScoringTimeout
 from shipyard.serving.server.metrics import ServingMetrics
 from shipyard.serving.server.middleware import (
@@ -53,6 +54,7 @@ from shipyard.serving.server.middleware import (
     unauthorized,
 )
 from shipyard.serving.settings import ServingConfig
+from shipyard.serving.v2.routes import v2_routes
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
@@ -60,14 +62,6 @@ access_logger = logging.getLogger("shipyard.serving.access")
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 # Sent by `wait_healthy` and the container target: the deployment they started.
 DEPLOYMENT_HEADER = "x-shipyard-deployment-id"
-
-
-def _load(bundle_path: Path):
-    try:
-        from shipyard.serving.loader import load_servable
-    except ImportError:  # pragma: no cover - until MLflow-model bundles are wired
-        return ScoringScript.load(bundle_path)
-    return load_servable(bundle_path)
 
 
 def create_app(
@@ -94,7 +88,7 @@ def create_app(
         app.state.ready = False
         started = time.perf_counter()
         try:
-            servable = _load(bundle_path)
+            servable = load_servable(bundle_path)
         except Exception as exc:
             # One line here; the server (uvicorn, TestClient) reports the traceback itself.
             logger.error("cannot load the bundle in %s: %s: %s", bundle_path, type(exc).__name__, exc)
@@ -250,35 +244,15 @@ def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
             body["deployment_id"] = deployment_id
         return JSONResponse(body)
 
-    async def score(request: Request) -> Response:
-        # POST /score reaches Starlette only without the fast path (a root path, or no model yet).
-        return await request.app.state.score.endpoint(request)
-
-    async def swagger(request: Request) -> Response:
-        from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
-
-        try:
-            doc = build_swagger(request.app.state.servable, request.query_params.get("version"))
-        except SwaggerVersionError as exc:
-            return error_response(request, 404, "not_found", str(exc))
-        return json_response(doc)
-
     async def metrics_route(request: Request) -> Response:
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
-    from shipyard.serving.mlflow.routes import pyfunc_routes
-    from shipyard.serving.v2.routes import v2_routes
-
     return [
         Route("/", health, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Route("/score", score, methods=["POST"]),
-        Route("/swagger.json", swagger, methods=["GET"]),
+        *azureml_routes(),
         Route("/metrics", metrics_route, methods=["GET"]),
         *pyfunc_routes(),
         *v2_routes(),
     ]
-
-
-__all__ = ["create_app", "json_response", "PredictionShapeError"]

@@ -7,26 +7,22 @@ to `FastScore`, which does what the middleware stack does, in the same order and
 answers: request ids and traceparent echoed, key auth (401), body limit (413 by Content-Length or
 while reading), then `ScoreRoute`, then the access line and request metrics under the route
 template ``/score``. Everything else, and `/score` before the model is loaded, goes through
-Starlette. `ScoreRoute` is also the endpoint of the Starlette route, so the two paths share their
-scoring and error answers.
+Starlette. `ScoreRoute` (azureml/routes.py) is also the endpoint of the Starlette route, so the two
+paths share their scoring and error answers.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-import orjson
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from shipyard.serving.azureml.script import ParsedBody, ScoringScript
-from shipyard.serving.bounds import ParseBounds
-from shipyard.serving.errors import error_response
-from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.server.middleware import (
     BodyTooLarge,
     RequestContext,
@@ -35,8 +31,6 @@ from shipyard.serving.server.middleware import (
     payload_too_large,
     unauthorized,
 )
-from shipyard.serving.user_errors import failure_message
-from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -44,145 +38,12 @@ SCORE_PATH = "/score"
 _JSON = (b"content-type", b"application/json")
 
 
-def _jsonable(obj: Any) -> Any:
-    # numpy arrays and scalars, without importing numpy here.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+class ScoreAnswer(Protocol):
+    """What `FastScore` calls once the model is loaded: azureml/routes.py's `ScoreRoute`."""
 
-
-def json_bytes(body: Any) -> bytes:
-    """orjson-encoded JSON (numpy-safe); NaN and infinities are refused, not sent as null.
-    A str or bytes body that is JSON already is sent as it is, else as a JSON string."""
-    if isinstance(body, str | bytes | bytearray):
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        try:
-            orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raw = orjson.dumps(body if isinstance(body, str) else raw.decode())
-        return raw
-    _reject_non_finite(body)
-    return orjson.dumps(body, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def json_response(body: Any, status_code: int = 200) -> Response:
-    """`json_bytes` as a Starlette response."""
-    return Response(json_bytes(body), status_code=status_code, media_type="application/json")
-
-
-def _reject_non_finite(value: Any) -> None:
-    if type(value) is float:  # the common case first: x - x is 0.0 only for finite x
-        if value - value != 0.0:
-            raise ValueError("the result contains NaN or infinity, which JSON cannot carry")
-    elif isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        raise ValueError("the result contains NaN or infinity, which JSON cannot carry")
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _reject_non_finite(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _reject_non_finite(v)
-
-
-def rows_of(payload: Any, name: str) -> list:
-    """The rows of a row-based request: under "data" (Azure ML's usual key) or the input's name."""
-    key = "data" if isinstance(payload, dict) and "data" in payload else name
-    rows = payload.get(key) if isinstance(payload, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise ScoringInputError(f'body: expected {{"{key}": [row, ...]}} with at least one row', key)
-    return rows
-
-
-class ScoreRoute:
-    """The scoring of `POST /score`, built once the model is loaded: what it answers to a body."""
-
-    def __init__(
-        self,
-        servable: Any,
-        call: Any,
-        predict_rows: Any,
-        batching: bool,
-        capture: Any,
-        metrics: Any,
-        bounds: ParseBounds | None = None,
-    ) -> None:
-        self.servable = servable
-        self.bounds = bounds or ParseBounds()
-        self.call = call
-        self.predict_rows = predict_rows
-        self.capture = capture
-        self.metrics = metrics
-        # The script's own run() gets the body as text, unless batching stacks rows from many.
-        self.run_script = isinstance(servable, ScoringScript) and not batching
-        self.checks = servable.checks if isinstance(servable, ScoringScript) else None
-        self.input_name = (servable.input_spec() or {}).get("name", "data")
-
-    async def answer(self, scope: Scope, read: Any) -> bytes | Response:
+    async def answer(self, scope: Scope, read: Callable[[], Awaitable[bytes]]) -> bytes | Response:
         """The JSON body of the answer (200), or the error response; `read()` gives the body."""
-        request_id = scope["state"]["request_id"]
-        try:
-            body = await read()
-            self.bounds.check_json(body)  # depth and size, before any parser or the script sees it
-            if self.run_script:
-                raw = payload = self.servable.validate(body)
-                result = await self.call(self.servable.run, raw, _run_headers(scope, request_id))
-            else:  # row-based: batching on, or an MLflow model behind the Azure ML route
-                _, payload = parse_body(body)
-                if self.checks is not None:
-                    validate_payload(payload, self.checks)  # names the bad field
-                result = {"result": await self.predict_rows(rows_of(payload, self.input_name), None)}
-        except ScoringInputError as exc:
-            extra = {"field": exc.field} if exc.field else {}
-            return error_response(scope, exc.status_code, exc.code, str(exc), **extra)
-        except Overloaded as exc:
-            self.metrics.rejected("overloaded")
-            headers = {"Retry-After": str(exc.retry_after_s)}
-            return error_response(scope, 503, "overloaded", str(exc), headers=headers)
-        except ScoringTimeout as exc:
-            self.metrics.rejected("timeout")
-            return error_response(scope, 504, "scoring_timeout", str(exc))
-        except BodyTooLarge:
-            raise  # the body limit answers 413
-        except ClientDisconnect:
-            # Gone, or its body did not arrive in time (connections.py answered 408 and closed).
-            return error_response(scope, 408, "request_timeout", "the request body did not arrive")
-        except Exception as exc:
-            logger.exception("run() failed (request_id=%s)", request_id)
-            subject = "the scoring script" if isinstance(self.servable, ScoringScript) else "the model"
-            return error_response(scope, 500, "scoring_failed", failure_message(subject, exc, request_id))
-        try:
-            answer = json_bytes(result)
-        except (TypeError, ValueError) as exc:
-            logger.exception("run() returned a result that is not JSON (request_id=%s)", request_id)
-            message = f"the scoring script returned a result that cannot be sent as JSON: {exc}"
-            return error_response(scope, 500, "invalid_result", message)
-        if self.capture is not None:
-            # The parsed request, not its text (validate() returns the body as text).
-            inputs = payload.payload if isinstance(payload, ParsedBody) else payload
-            if isinstance(inputs, str):
-                inputs = orjson.loads(inputs)
-            self.capture.capture(request_id, inputs, result)
-        return answer
-
-    async def endpoint(self, request: Request) -> Response:
-        """The Starlette endpoint (the middleware stack has done ids, auth and the body limit)."""
-        answer = await self.answer(request.scope, request.body)
-        if isinstance(answer, Response):
-            return answer
-        return Response(answer, media_type="application/json")
-
-
-def _run_headers(scope: Scope, request_id: str) -> dict[str, str]:
-    # As `{**request.headers}`: names in order of first appearance, each with its first value.
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key = name.decode("latin-1")
-        if key not in headers:
-            headers[key] = value.decode("latin-1")
-    headers["x-request-id"] = request_id
-    return headers
+        ...
 
 
 async def _read_body(receive: Receive, max_bytes: int) -> bytes:
@@ -215,7 +76,7 @@ class FastScore:
         self.auth = auth
         self.max_bytes = max_bytes
         self.metrics = metrics
-        self.route: ScoreRoute | None = None  # set once the model is loaded
+        self.route: ScoreAnswer | None = None  # set once the model is loaded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
