@@ -47,11 +47,12 @@ from shipyard.serving.server.limits import Overloaded, ScoringSlots, ScoringTime
 from shipyard.serving.server.metrics import ServingMetrics
 from shipyard.serving.server.middleware import (
     AuthMiddleware,
+    BodyLimit,
     BodyLimitMiddleware,
+    KeyGate,
     RequestContext,
     RequestContextMiddleware,
     first_headers,
-    unauthorized,
 )
 from shipyard.serving.settings import ServingConfig
 from shipyard.serving.v2.routes import v2_routes
@@ -76,9 +77,9 @@ def create_app(
     settings = settings or ServingConfig()
     metrics = ServingMetrics()
     context = RequestContext(deployment_id, metrics, access_logger)
-    auth = KeyAuth(keys_file) if settings.auth else None
-    max_bytes = int(settings.max_body_mb * 1024 * 1024)
-    fast = FastScore(context, auth, max_bytes, metrics)
+    gate = KeyGate(KeyAuth(keys_file), metrics) if settings.auth else None
+    limit = BodyLimit(int(settings.max_body_mb * 1024 * 1024), metrics)
+    fast = FastScore(context, gate, limit)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -157,11 +158,11 @@ def create_app(
         return error_response(request, 408, "request_timeout", "the request body did not arrive")
 
     middleware = [Middleware(RequestContextMiddleware, context=context)]
-    if auth is not None:
-        middleware.append(Middleware(AuthMiddleware, auth=auth, metrics=metrics))
-    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_bytes, metrics=metrics))
+    if gate is not None:
+        middleware.append(Middleware(AuthMiddleware, gate=gate))
+    middleware.append(Middleware(BodyLimitMiddleware, limit=limit))
     app = ServingApp(
-        routes=_routes(deployment_id, auth),
+        routes=_routes(deployment_id, gate),
         middleware=middleware,
         exception_handlers={
             HTTPException: http_error,
@@ -224,13 +225,13 @@ def parse_bounds(settings: ServingConfig, servable) -> ParseBounds:
     return bounds.widened(shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None)
 
 
-def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
+def _routes(deployment_id: str | None, gate: KeyGate | None) -> list:
     async def health(request: Request) -> Response:
         servable = getattr(request.app.state, "servable", None)
         if servable is None or not getattr(request.app.state, "ready", False):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         headers = first_headers(request.scope)
-        if auth is None or unauthorized(request.scope, headers, auth) is None:
+        if gate is None or gate.reason(headers) is None:
             body = {
                 "status": "healthy",
                 "model_name": servable.model_name,

@@ -14,9 +14,8 @@ paths share their scoring and error answers.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
@@ -24,12 +23,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from shipyard.serving.server.middleware import (
+    BodyLimit,
     BodyTooLarge,
+    KeyGate,
     RequestContext,
-    declared_too_large,
     first_headers,
-    payload_too_large,
-    unauthorized,
 )
 
 logger = logging.getLogger("shipyard.serving")
@@ -46,10 +44,9 @@ class ScoreAnswer(Protocol):
         ...
 
 
-async def _read_body(receive: Receive, max_bytes: int) -> bytes:
-    """The whole request body, as `Request.body()` reads it, but refused past `max_bytes`."""
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body, as `Request.body()` reads it."""
     chunks: list[bytes] = []
-    seen = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -57,9 +54,6 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
         if message["type"] != "http.request":
             continue
         chunk = message.get("body", b"")
-        seen += len(chunk)
-        if seen > max_bytes:
-            raise BodyTooLarge
         if not message.get("more_body", False):
             if not chunks:
                 return chunk
@@ -69,17 +63,16 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
 
 
 class FastScore:
-    """Raw ASGI for `POST /score`: the middleware stack's work, then `ScoreRoute.answer`."""
+    """Raw ASGI for `POST /score`: the middleware stack's work (the same `RequestContext`,
+    `KeyGate` and `BodyLimit`, in the same order), then `ScoreRoute.answer`."""
 
-    def __init__(self, context: RequestContext, auth: Any, max_bytes: int, metrics: Any):
+    def __init__(self, context: RequestContext, gate: KeyGate | None, limit: BodyLimit):
         self.context = context
-        self.auth = auth
-        self.max_bytes = max_bytes
-        self.metrics = metrics
+        self.gate = gate
+        self.limit = limit
         self.route: ScoreAnswer | None = None  # set once the model is loaded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
         headers = first_headers(scope)
         ids = self.context.begin(scope, headers)
         status, started = 500, False
@@ -89,7 +82,7 @@ class FastScore:
                 status, out, body = response.status_code, response.raw_headers, response.body
             else:
                 status, out, body = 200, [(b"content-length", b"%d" % len(response)), _JSON], response
-            out.extend(self.context.id_headers(ids[0], ids[1]))
+            out.extend(ids.headers())
             started = True
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": body})
@@ -100,20 +93,21 @@ class FastScore:
                 await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
             raise
         finally:
-            self.context.end(scope, SCORE_PATH, status, start, ids)
+            self.context.end(scope, SCORE_PATH, status, ids)
 
     async def _respond(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> bytes | Response:
-        if self.auth is not None:
-            refused = unauthorized(scope, headers, self.auth, self.metrics)
+        if self.gate is not None:
+            refused = self.gate.refusal(scope, headers)
             if refused is not None:
                 return refused
-        if declared_too_large(headers, self.max_bytes):
-            return payload_too_large(scope, self.max_bytes, self.metrics)
+        if self.limit.declared_too_large(headers):
+            return self.limit.response(scope)
         assert self.route is not None
+        counted = self.limit.counted(receive)
         try:
-            return await self.route.answer(scope, lambda: _read_body(receive, self.max_bytes))
+            return await self.route.answer(scope, lambda: _read_body(counted))
         except BodyTooLarge:
-            return payload_too_large(scope, self.max_bytes, self.metrics)
+            return self.limit.response(scope)
 
 
 class ServingApp(Starlette):

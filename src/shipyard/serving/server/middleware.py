@@ -1,5 +1,9 @@
 """ASGI middleware of the scoring server, outermost first: request context (ids, traceparent,
-access log, metrics), key auth, body size limit. Plain ASGI classes: cheap on the hot path."""
+access log, metrics), key auth, body size limit. Plain ASGI classes: cheap on the hot path.
+
+Each concern is one object (`RequestContext`, `KeyGate`, `BodyLimit`) that the middleware class
+wraps and the fast path of `POST /score` (fastpath.py) calls directly, so both paths give the
+same answers from the same code."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.serving import printlog
@@ -48,18 +54,37 @@ def first_headers(scope: Scope) -> dict[bytes, bytes]:
     return found
 
 
+@dataclass(slots=True)
+class RequestIds:
+    """A request's ids while it is answered, from `RequestContext.begin` to `end`."""
+
+    request_id: str
+    traceparent: str | None  # a valid W3C traceparent, else None
+    print_token: Any  # resets the request id of print() lines at the end
+    start: float  # time.perf_counter() at the start
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The response headers that echo the request's ids."""
+        rid = self.request_id.encode("latin-1")
+        out = [(b"x-request-id", rid), (b"x-ms-request-id", rid)]
+        if self.traceparent is not None:
+            out.append((b"traceparent", self.traceparent.encode("latin-1")))
+        return out
+
+
 class RequestContext:
     """Request id (x-request-id / x-ms-request-id, echoed or made), W3C traceparent, one JSON
-    access line per request, request metrics, and the id for print() lines from run(): the
-    `RequestContextMiddleware` and the fast path of `POST /score` share this object."""
+    access line per request, request metrics, and the id for print() lines from run(): the one
+    implementation that `RequestContextMiddleware` and the fast path of `POST /score` both use."""
 
     def __init__(self, deployment_id: str | None = None, metrics: Any = None, logger: Any = None):
         self.deployment_id = deployment_id
         self.metrics = metrics
         self.logger = logger
 
-    def begin(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[str, str | None, Any]:
-        """(request id, valid traceparent or None, print-id token); records both in scope state."""
+    def begin(self, scope: Scope, headers: dict[bytes, bytes]) -> RequestIds:
+        """The request's ids, also recorded in scope state and set for print() lines."""
+        start = time.perf_counter()
         given = (headers.get(b"x-request-id") or headers.get(b"x-ms-request-id") or b"").decode("latin-1")
         request_id = given if given and _ID_OK.match(given) else new_request_id()
         traceparent = headers.get(b"traceparent", b"").decode("latin-1")
@@ -67,23 +92,13 @@ class RequestContext:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["traceparent"] = trace
-        return request_id, trace, PRINT_ID.set(request_id)
+        return RequestIds(request_id, trace, PRINT_ID.set(request_id), start)
 
-    @staticmethod
-    def id_headers(request_id: str, traceparent: str | None) -> list[tuple[bytes, bytes]]:
-        """The response headers that echo the request's ids."""
-        rid = request_id.encode("latin-1")
-        out = [(b"x-request-id", rid), (b"x-ms-request-id", rid)]
-        if traceparent is not None:
-            out.append((b"traceparent", traceparent.encode("latin-1")))
-        return out
-
-    def end(self, scope: Scope, route: str, status: int, start: float, ids: tuple[str, str | None, Any]):
+    def end(self, scope: Scope, route: str, status: int, ids: RequestIds) -> None:
         """Flush the request's print() lines, then count it and write its access line."""
-        request_id, traceparent, token = ids
-        printlog.flush_request(request_id)
-        PRINT_ID.reset(token)
-        seconds = time.perf_counter() - start
+        printlog.flush_request(ids.request_id)
+        PRINT_ID.reset(ids.print_token)
+        seconds = time.perf_counter() - ids.start
         if self.metrics is not None:
             self.metrics.observe_request(route, scope["method"], status, seconds)
         if self.logger is not None:
@@ -94,10 +109,10 @@ class RequestContext:
                 "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
-                "request_id": request_id,
+                "request_id": ids.request_id,
             }
-            if traceparent is not None:
-                record["trace_id"] = traceparent[3:35]
+            if ids.traceparent is not None:
+                record["trace_id"] = ids.traceparent[3:35]
             if self.deployment_id:
                 record["deployment_id"] = self.deployment_id
             self._log(orjson.dumps(record).decode())
@@ -107,6 +122,72 @@ class RequestContext:
         log = self.logger
         if log.isEnabledFor(logging.INFO):
             log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None, "end"))
+
+
+class KeyGate:
+    """Key auth on every path but `OPEN_PATHS`: the one check that `AuthMiddleware` and the fast
+    path of `POST /score` make (401), and that the health answer asks to tell what it may show."""
+
+    def __init__(self, auth: KeyAuth, metrics: Any = None):
+        self.auth = auth
+        self.metrics = metrics
+
+    def reason(self, headers: dict[bytes, bytes]) -> str | None:
+        """Why the request's key is refused, or None when it carries a valid key."""
+        return self.auth.check(headers.get(b"authorization", b"").decode("latin-1") or None)
+
+    def refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+        """None when the request may pass (an open path, or a valid key), else the 401 to send."""
+        if scope["path"] in OPEN_PATHS:
+            return None
+        reason = self.reason(headers)
+        if reason is None:
+            return None
+        if self.metrics is not None:
+            self.metrics.rejected("unauthorized")
+        return error_response(
+            scope, 401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer realm="shipyard"'}
+        )
+
+
+class BodyTooLarge(Exception):
+    """Raised by `BodyLimit.counted` once the body read so far is over the limit."""
+
+
+class BodyLimit:
+    """Request bodies over `max_bytes` get 413: by Content-Length before reading, or as soon as the
+    body read so far passes the limit. `BodyLimitMiddleware` and the fast path both use it."""
+
+    def __init__(self, max_bytes: int, metrics: Any = None):
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+
+    def declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
+        """True when the Content-Length header alone says the body is over the limit."""
+        length = headers.get(b"content-length")
+        return length is not None and length.isdigit() and int(length) > self.max_bytes
+
+    def response(self, scope: Scope) -> Response:
+        """The 413 answer (and its count in the metrics)."""
+        if self.metrics is not None:
+            self.metrics.rejected("body_too_large")
+        mb = self.max_bytes / (1024 * 1024)
+        return error_response(scope, 413, "payload_too_large", f"request body over {mb:g} MB (max_body_mb)")
+
+    def counted(self, receive: Receive) -> Receive:
+        """`receive`, raising `BodyTooLarge` once the body's chunks add up to over the limit."""
+        seen = 0
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        return counted_receive
 
 
 class RequestContextMiddleware:
@@ -120,9 +201,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
         ids = self.context.begin(scope, first_headers(scope))
-        echo = self.context.id_headers(ids[0], ids[1])
+        echo = ids.headers()
         status = 500
 
         async def send_with_ids(message: Message) -> None:
@@ -137,87 +217,39 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_ids)
         finally:
-            self.context.end(scope, route_template(scope), status, start, ids)
-
-
-def unauthorized(scope: Scope, headers: dict[bytes, bytes], auth: KeyAuth, metrics: Any = None):
-    """None when the request carries a valid key, else the 401 response to send."""
-    reason = auth.check(headers.get(b"authorization", b"").decode("latin-1") or None)
-    if reason is None:
-        return None
-    if metrics is not None:
-        metrics.rejected("unauthorized")
-    return error_response(
-        scope, 401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer realm="shipyard"'}
-    )
-
-
-def payload_too_large(scope: Scope, max_bytes: int, metrics: Any = None):
-    """The 413 response for a body over `max_bytes`."""
-    if metrics is not None:
-        metrics.rejected("body_too_large")
-    mb = max_bytes / (1024 * 1024)
-    return error_response(scope, 413, "payload_too_large", f"request body over {mb:g} MB (max_body_mb)")
-
-
-def declared_too_large(headers: dict[bytes, bytes], max_bytes: int) -> bool:
-    """True when the Content-Length header alone says the body is over the limit."""
-    length = headers.get(b"content-length")
-    return length is not None and length.isdigit() and int(length) > max_bytes
+            self.context.end(scope, route_template(scope), status, ids)
 
 
 class AuthMiddleware:
-    """401 unless the request carries a valid key (probes and /metrics stay open)."""
+    """`KeyGate` before every HTTP request that Starlette routes (when auth is on)."""
 
-    def __init__(self, app: ASGIApp, auth: KeyAuth, metrics: Any = None):
+    def __init__(self, app: ASGIApp, gate: KeyGate):
         self.app = app
-        self.auth = auth
-        self.metrics = metrics
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        refused = self.gate.refusal(scope, first_headers(scope)) if scope["type"] == "http" else None
+        if refused is None:
             await self.app(scope, receive, send)
             return
-        response = unauthorized(scope, first_headers(scope), self.auth, self.metrics)
-        if response is None:
-            await self.app(scope, receive, send)
-            return
-        await response(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    pass
+        await refused(scope, receive, send)
 
 
 class BodyLimitMiddleware:
-    """413 for request bodies over the limit, by Content-Length or while reading a chunked body."""
+    """`BodyLimit` on every HTTP request that Starlette routes."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Any = None):
+    def __init__(self, app: ASGIApp, limit: BodyLimit):
         self.app = app
-        self.max_bytes = max_bytes
-        self.metrics = metrics
-
-    def _too_large(self, scope: Scope):
-        return payload_too_large(scope, self.max_bytes, self.metrics)
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_too_large(first_headers(scope), self.max_bytes):
-            await self._too_large(scope)(scope, receive, send)
+        if self.limit.declared_too_large(first_headers(scope)):
+            await self.limit.response(scope)(scope, receive, send)
             return
-        seen = 0
         started = False
-
-        async def counted_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -225,7 +257,7 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracking_send)
+            await self.app(scope, self.limit.counted(receive), tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._too_large(scope)(scope, receive, send)
+                await self.limit.response(scope)(scope, receive, send)
