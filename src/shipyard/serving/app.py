@@ -10,7 +10,7 @@ Routes, whatever the bundle's contract:
 Every request passes, outermost first: request context (ids, traceparent, access log, metrics),
 key auth (when on), the body limit; scoring routes check the body's parse cost (bounds.py), then
 take a slot (concurrency, queue wait, timeout) and, with batching on, share one model call with
-concurrent requests. Slow and excess connections are cut below the app (connections.py).
+concurrent requests. Slow and excess connections are cut below the app (server/connections.py).
 
 The health answer (`GET /`, `GET /health`) is open, as probes need: `{"status": "healthy"}`. What is
 served (model name, version, deployment id) is told only where the routes that score are open
@@ -153,7 +153,7 @@ def create_app(
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
     async def disconnected(request: Request, exc: Exception) -> Response:
-        # The client went away, or its body did not arrive in time (connections.py answered 408
+        # The client went away, or its body did not arrive in time (server/connections.py answered 408
         # and closed): nobody reads this answer; it is for the access log and the metrics.
         return error_response(request, 408, "request_timeout", "the request body did not arrive")
 

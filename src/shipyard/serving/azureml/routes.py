@@ -132,7 +132,7 @@ class ScoreRoute:
         except BodyTooLarge:
             raise  # the body limit answers 413
         except ClientDisconnect:
-            # Gone, or its body did not arrive in time (connections.py answered 408 and closed).
+            # Gone, or its body did not arrive in time (server/connections.py answered 408 and closed).
             return error_response(scope, 408, "request_timeout", "the request body did not arrive")
         except Exception as exc:
             logger.exception("run() failed (request_id=%s)", request_id)
