@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pyarrow is imported only when Parquet capture is on
 
 import orjson
 
-logger = logging.getLogger("shipyard.serving.capture.writer")
+logger = logging.getLogger("shipyard.serving.capture")
 
 _STOP = object()
 # Records taken off the queue and written in one go (one write and one flush per batch).

@@ -40,7 +40,7 @@ from typing import Any
 
 from shipyard.serving.servable import check_predictions
 
-logger = logging.getLogger("shipyard.serving.server.batching")
+logger = logging.getLogger("shipyard.serving.batching")
 
 RunSync = Callable[[Callable[[list[Any]], Any], list[Any]], Awaitable[Any]]
 

@@ -46,7 +46,7 @@ from shipyard.serving.user_errors import failure_message
 from shipyard.serving.v2.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
 from shipyard.serving.validation import ScoringInputError
 
-logger = logging.getLogger("shipyard.serving.v2.routes")
+logger = logging.getLogger("shipyard.serving.v2")
 
 SERVER_NAME = "shipyard"
 PLATFORM = "shipyard"
