@@ -206,7 +206,7 @@ def _capture(settings: ServingConfig, capture_dir: Path | None):
     cap = settings.capture
     if not cap.enabled:
         return None
-    from shipyard.serving.capture.writer import DataCapture
+    from shipyard.serving.capture.collector import DataCapture
 
     folder = Path(cap.folder) if cap.folder else capture_dir
     if folder is None:
