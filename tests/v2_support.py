@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from shipyard.serving.v2 import v2_routes
+from shipyard.serving.v2.routes import v2_routes
 
 MODEL = "diabetes-ridge"
 INFER = f"/v2/models/{MODEL}/infer"

@@ -17,7 +17,7 @@ import sys
 def patch(changes: set[str]) -> None:
     import logging
 
-    from shipyard.serving import fastpath, limits
+    from shipyard.serving.server import fastpath, limits
 
     if "inline" in changes:
 

@@ -23,7 +23,7 @@ from s3_support import s3_bucket, s3_server  # noqa: F401
 from shipyard.config.loader import resolve_workspace_settings
 from shipyard.deploy.capture_sync import MANIFEST, SIDECAR, VERIFY_BYTES, list_capture, sync_capture
 from shipyard.deploy.endpoints import delete_endpoint, start_deployment
-from shipyard.serving.capture import DataCapture
+from shipyard.serving.capture.collector import DataCapture
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 # A server worker in miniature: the real DataCapture in a process of its own, which then exits.
 CHILD = """
 import sys
-from shipyard.serving.capture import DataCapture
+from shipyard.serving.capture.collector import DataCapture
 cap = DataCapture(sys.argv[1], max_file_mb=float(sys.argv[3]))
 for i in range(int(sys.argv[2])):
     cap.capture(f"child-{i}", {"data": [[i, i + 0.5, 7.25]]}, {"result": [i * 2.0]})

@@ -18,7 +18,7 @@ from shipyard.deploy.targets import DeploymentSpec, get_target
 from shipyard.deploy.targets.container import ContainerTarget
 from shipyard.errors import DeploymentError
 from shipyard.images import build_image
-from shipyard.serving.auth import hash_key
+from shipyard.serving.server.auth import hash_key
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from shipyard.config.models import DeploymentConfig, ProjectConfig, RegistryConf
 from shipyard.errors import ConfigError
 from shipyard.packaging.bundle import build_bundle, bundle_for_deployment
 from shipyard.registry.models import ModelVersionInfo, register
+from shipyard.serving.azureml.script import ScoringScript
 from shipyard.serving.loader import load_servable
-from shipyard.serving.pyfunc import PyfuncModel
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.mlflow.pyfunc import PyfuncModel
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration

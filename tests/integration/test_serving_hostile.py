@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shipyard.serving.app import create_app
-from shipyard.serving.auth import hash_key
+from shipyard.serving.server.auth import hash_key
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from shipyard.serving.scoring import ScoringScript
-from shipyard.serving.v2 import v2_routes
+from shipyard.serving.azureml.script import ScoringScript
+from shipyard.serving.v2.routes import v2_routes
 
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402

@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 from starlette.testclient import TestClient
 from v2_support import make_app
 
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.azureml.script import ScoringScript
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 
 from shipyard.serving import printlog
 from shipyard.serving.app import create_app
-from shipyard.serving.scoring import ScoringScript
-from shipyard.serving.swagger import SwaggerVersionError, build_swagger
+from shipyard.serving.azureml.script import ScoringScript
+from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
 from shipyard.serving.validation import ScoringInputError
 
 pytest.importorskip("inference_schema")

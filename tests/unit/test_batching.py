@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipyard.serving.batching import MicroBatcher
 from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.server.batching import MicroBatcher
 
 
 class SumModel:

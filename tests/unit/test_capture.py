@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from shipyard.serving.capture import DataCapture
+from shipyard.serving.capture.collector import DataCapture
 
 
 def read_lines(folder: Path) -> list[dict]:

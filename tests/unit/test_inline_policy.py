@@ -1,11 +1,11 @@
-"""When a single-slot worker scores on the event loop (serving/inline.py). The timer itself is
+"""When a single-slot worker scores on the event loop (serving/server/inline.py). The timer itself is
 tested over HTTP in tests/integration/test_serving_inline.py: here pytest-timeout owns SIGALRM,
 so only the decisions are exercised (`run()` would cancel pytest-timeout's alarm)."""
 
 from __future__ import annotations
 
-from shipyard.serving import inline
-from shipyard.serving.inline import InlinePolicy
+from shipyard.serving.server import inline
+from shipyard.serving.server.inline import InlinePolicy
 
 
 def _policy(below_ms: float = 2.0) -> InlinePolicy:

@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 
 from shipyard.serving.loader import bundle_flavor, load_servable
 from shipyard.serving.manifest import BundleError
-from shipyard.serving.pyfunc import PyfuncModel
-from shipyard.serving.pyfunc_errors import PyfuncBodyError, PyfuncSchemaError, UnsupportedContentTypeError
-from shipyard.serving.pyfunc_routes import pyfunc_routes
+from shipyard.serving.mlflow.payloads import PyfuncBodyError, PyfuncSchemaError, UnsupportedContentTypeError
+from shipyard.serving.mlflow.pyfunc import PyfuncModel
+from shipyard.serving.mlflow.routes import pyfunc_routes
 from shipyard.serving.servable import PredictionShapeError, Servable
 from shipyard.serving.validation import MalformedBodyError, ScoringInputError
 
@@ -357,7 +357,7 @@ def test_invocations_unsupported_content_type_is_415(client: TestClient) -> None
 def test_invocations_lets_model_errors_reach_the_app(model: PyfuncModel, frame_model) -> None:
     app = Starlette(routes=pyfunc_routes())
 
-    from shipyard.serving.limits import ScoringTimeout
+    from shipyard.serving.server.limits import ScoringTimeout
 
     async def call(fn, *args):
         raise ScoringTimeout(1000)

@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 from starlette.testclient import TestClient
 
 from shipyard.serving.app import create_app
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.azureml.script import ScoringScript
 from shipyard.serving.validation import ScoringInputError, parse_signature, validate_payload
 
 FAILING_RUN_PY = """\

@@ -17,7 +17,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.testclient import TestClient
 
-from shipyard.serving.metrics import DURATION_BUCKETS, ServingMetrics, mark_process_dead, route_template
+from shipyard.serving.server.metrics import (
+    DURATION_BUCKETS,
+    ServingMetrics,
+    mark_process_dead,
+    route_template,
+)
 
 
 def samples(metrics: ServingMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -204,7 +209,7 @@ def test_requests_through_an_app_are_labelled_by_template() -> None:
 MULTIPROCESS_WORKER = """
 import os
 import sys
-from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.server.metrics import ServingMetrics
 m = ServingMetrics()
 m.observe_request("/score", "POST", 200, 0.01)
 m.observe_batch(int(sys.argv[1]))

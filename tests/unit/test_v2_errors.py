@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 from v2_support import INFER, EchoServable, assert_error, make_app, tensor
 
-from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.azureml.script import ScoringScript
 from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.validation import ScoringInputError
 
 # ---------------------------------------------------------------- bad requests

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from v2_support import INFER, MODEL, EchoServable, assert_error, expected, make_app, tensor
 
 import shipyard
-from shipyard.serving.scoring import ScoringScript
+from shipyard.serving.azureml.script import ScoringScript
 
 # ---------------------------------------------------------------- health and metadata
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from v2_support import tensor
 
-from shipyard.serving.tensors import TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.v2.tensors import TensorError, check_compatible, decode_tensor, encode_output
 
 # ---------------------------------------------------------------- tensor decoding
 

@@ -145,7 +145,7 @@ def serve_command(
             str(tmp / "settings.json"),
         ]
         if auth:
-            from shipyard.serving.auth import hash_key
+            from shipyard.serving.server.auth import hash_key
 
             key = secrets.token_urlsafe(32)
             # The server accepts keys whose hashes are in this file (mode 0600, removed on exit);

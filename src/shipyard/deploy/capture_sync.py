@@ -1,7 +1,7 @@
 """Data capture files into a shared workspace's artifact store, where every machine can read them.
 
 Local scoring servers write capture files into ``<workspace root>/capture/<endpoint>/``
-(serving/capture.py: ``capture-<UTC date-time>-<pid>[-n].jsonl`` or ``.parquet``, rotated). On an
+(serving/capture/collector.py: ``capture-<UTC date-time>-<pid>[-n].jsonl`` or ``.parquet``, rotated). On an
 ``s3://`` workspace `sync_capture` uploads each *complete* one to
 ``capture/<endpoint>/<host id>/<file name>`` in the artifact store, then a small sidecar
 ``<file name>.meta.json`` (size, sha256, endpoint, host, upload time), written last once the object

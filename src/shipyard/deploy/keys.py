@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from shipyard.errors import UsageError
 from shipyard.names import check_name, shown
-from shipyard.serving.auth import hash_key
+from shipyard.serving.server.auth import hash_key
 from shipyard.store import utcnow
 from shipyard.store.models import EndpointKey
 from shipyard.workspace import Workspace

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_settings(args: argparse.Namespace):
     """The serving settings from --settings, with --keys-file and --workers applied."""
-    from shipyard.config.models import ServingConfig
+    from shipyard.serving.settings import ServingConfig
 
     data = json.loads(args.settings.read_text()) if args.settings else {}
     settings = ServingConfig.model_validate(data)
@@ -56,7 +56,7 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
     # The access log and print() lines from run() are JSON lines already: no prefix. They are
     # written in batches by a background thread (see linelog), so a request never waits on stderr.
-    from shipyard.serving.linelog import LineBuffer
+    from shipyard.serving.server.linelog import LineBuffer
 
     json_lines = LineBuffer(sys.stderr)
     for name in ("shipyard.serving.access", "shipyard.serving.user"):
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         from shipyard.serving.app import create_app
-        from shipyard.serving.connections import guarded_protocol
+        from shipyard.serving.server.connections import guarded_protocol
 
         app = create_app(
             args.bundle,
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if settings.workers <= 1:
         return serve()
-    from shipyard.serving.workers import run_workers
+    from shipyard.serving.server.workers import run_workers
 
     return run_workers(serve, settings.workers)
 

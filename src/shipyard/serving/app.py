@@ -10,7 +10,7 @@ Routes, whatever the bundle's contract:
 Every request passes, outermost first: request context (ids, traceparent, access log, metrics),
 key auth (when on), the body limit; scoring routes check the body's parse cost (bounds.py), then
 take a slot (concurrency, queue wait, timeout) and, with batching on, share one model call with
-concurrent requests. Slow and excess connections are cut below the app (connections.py).
+concurrent requests. Slow and excess connections are cut below the app (server/connections.py).
 
 The health answer (`GET /`, `GET /health`) is open, as probes need: `{"status": "healthy"}`. What is
 served (model name, version, deployment id) is told only where the routes that score are open
@@ -36,23 +36,26 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shipyard.config.models import ServingConfig
-from shipyard.serving.auth import KeyAuth
+from shipyard.serving.azureml.routes import ScoreRoute, azureml_routes
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.fastpath import FastScore, ScoreRoute, ServingApp, json_response
-from shipyard.serving.limits import Overloaded, ScoringSlots, ScoringTimeout
-from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.middleware import (
+from shipyard.serving.loader import load_servable
+from shipyard.serving.mlflow.routes import pyfunc_routes
+from shipyard.serving.server.auth import KeyAuth
+from shipyard.serving.server.fastpath import FastScore, ServingApp
+from shipyard.serving.server.limits import Overloaded, ScoringSlots, ScoringTimeout
+from shipyard.serving.server.metrics import ServingMetrics
+from shipyard.serving.server.middleware import (
     AuthMiddleware,
+    BodyLimit,
     BodyLimitMiddleware,
+    KeyGate,
     RequestContext,
     RequestContextMiddleware,
     first_headers,
-    unauthorized,
 )
-from shipyard.serving.scoring import ScoringScript
-from shipyard.serving.servable import PredictionShapeError
+from shipyard.serving.settings import ServingConfig
+from shipyard.serving.v2.routes import v2_routes
 
 logger = logging.getLogger("shipyard.serving")
 access_logger = logging.getLogger("shipyard.serving.access")
@@ -60,14 +63,6 @@ access_logger = logging.getLogger("shipyard.serving.access")
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 # Sent by `wait_healthy` and the container target: the deployment they started.
 DEPLOYMENT_HEADER = "x-shipyard-deployment-id"
-
-
-def _load(bundle_path: Path):
-    try:
-        from shipyard.serving.loader import load_servable
-    except ImportError:  # pragma: no cover - until MLflow-model bundles are wired
-        return ScoringScript.load(bundle_path)
-    return load_servable(bundle_path)
 
 
 def create_app(
@@ -82,9 +77,9 @@ def create_app(
     settings = settings or ServingConfig()
     metrics = ServingMetrics()
     context = RequestContext(deployment_id, metrics, access_logger)
-    auth = KeyAuth(keys_file) if settings.auth else None
-    max_bytes = int(settings.max_body_mb * 1024 * 1024)
-    fast = FastScore(context, auth, max_bytes, metrics)
+    gate = KeyGate(KeyAuth(keys_file), metrics) if settings.auth else None
+    limit = BodyLimit(int(settings.max_body_mb * 1024 * 1024), metrics)
+    fast = FastScore(context, gate, limit)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,7 +89,7 @@ def create_app(
         app.state.ready = False
         started = time.perf_counter()
         try:
-            servable = _load(bundle_path)
+            servable = load_servable(bundle_path)
         except Exception as exc:
             # One line here; the server (uvicorn, TestClient) reports the traceback itself.
             logger.error("cannot load the bundle in %s: %s: %s", bundle_path, type(exc).__name__, exc)
@@ -158,16 +153,16 @@ def create_app(
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
     async def disconnected(request: Request, exc: Exception) -> Response:
-        # The client went away, or its body did not arrive in time (connections.py answered 408
+        # The client went away, or its body did not arrive in time (server/connections.py answered 408
         # and closed): nobody reads this answer; it is for the access log and the metrics.
         return error_response(request, 408, "request_timeout", "the request body did not arrive")
 
     middleware = [Middleware(RequestContextMiddleware, context=context)]
-    if auth is not None:
-        middleware.append(Middleware(AuthMiddleware, auth=auth, metrics=metrics))
-    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_bytes, metrics=metrics))
+    if gate is not None:
+        middleware.append(Middleware(AuthMiddleware, gate=gate))
+    middleware.append(Middleware(BodyLimitMiddleware, limit=limit))
     app = ServingApp(
-        routes=_routes(deployment_id, auth),
+        routes=_routes(deployment_id, gate),
         middleware=middleware,
         exception_handlers={
             HTTPException: http_error,
@@ -185,7 +180,7 @@ def _row_scorer(servable, slots: ScoringSlots, settings: ServingConfig, metrics:
     """`await predict_rows(rows, request)`: through the micro-batcher when on, else one call."""
     batching = settings.batching
     if batching.max_batch_size > 0:
-        from shipyard.serving.batching import MicroBatcher
+        from shipyard.serving.server.batching import MicroBatcher
 
         batcher = MicroBatcher(
             servable.predict_rows,
@@ -211,7 +206,7 @@ def _capture(settings: ServingConfig, capture_dir: Path | None):
     cap = settings.capture
     if not cap.enabled:
         return None
-    from shipyard.serving.capture import DataCapture
+    from shipyard.serving.capture.collector import DataCapture
 
     folder = Path(cap.folder) if cap.folder else capture_dir
     if folder is None:
@@ -230,13 +225,13 @@ def parse_bounds(settings: ServingConfig, servable) -> ParseBounds:
     return bounds.widened(shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None)
 
 
-def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
+def _routes(deployment_id: str | None, gate: KeyGate | None) -> list:
     async def health(request: Request) -> Response:
         servable = getattr(request.app.state, "servable", None)
         if servable is None or not getattr(request.app.state, "ready", False):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         headers = first_headers(request.scope)
-        if auth is None or unauthorized(request.scope, headers, auth) is None:
+        if gate is None or gate.reason(headers) is None:
             body = {
                 "status": "healthy",
                 "model_name": servable.model_name,
@@ -250,35 +245,15 @@ def _routes(deployment_id: str | None, auth: KeyAuth | None) -> list:
             body["deployment_id"] = deployment_id
         return JSONResponse(body)
 
-    async def score(request: Request) -> Response:
-        # POST /score reaches Starlette only without the fast path (a root path, or no model yet).
-        return await request.app.state.score.endpoint(request)
-
-    async def swagger(request: Request) -> Response:
-        from shipyard.serving.swagger import SwaggerVersionError, build_swagger
-
-        try:
-            doc = build_swagger(request.app.state.servable, request.query_params.get("version"))
-        except SwaggerVersionError as exc:
-            return error_response(request, 404, "not_found", str(exc))
-        return json_response(doc)
-
     async def metrics_route(request: Request) -> Response:
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
-    from shipyard.serving.pyfunc_routes import pyfunc_routes
-    from shipyard.serving.v2 import v2_routes
-
     return [
         Route("/", health, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Route("/score", score, methods=["POST"]),
-        Route("/swagger.json", swagger, methods=["GET"]),
+        *azureml_routes(),
         Route("/metrics", metrics_route, methods=["GET"]),
         *pyfunc_routes(),
         *v2_routes(),
     ]
-
-
-__all__ = ["create_app", "json_response", "PredictionShapeError"]

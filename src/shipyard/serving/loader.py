@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shipyard.serving.azureml.script import ScoringScript
 from shipyard.serving.manifest import BundleError, read_manifest
-from shipyard.serving.scoring import ScoringScript
 from shipyard.serving.servable import Servable
 
 AZUREML = "azureml"
@@ -32,7 +32,7 @@ def load_servable(bundle_dir: str | Path) -> Servable:
     """Load the bundle in ``bundle_dir``: a PyfuncModel or an initialised ScoringScript."""
     if bundle_flavor(bundle_dir) == PYFUNC:
         # Imported here: it pulls in MLflow, which Azure ML bundles never need.
-        from shipyard.serving.pyfunc import PyfuncModel
+        from shipyard.serving.mlflow.pyfunc import PyfuncModel
 
         return PyfuncModel.load(bundle_dir)
     return ScoringScript.load(bundle_dir)

@@ -2,7 +2,7 @@
 
 OpenAPI 2.0 by default, 3.0 for ``?version=3`` and 3.1 for ``?version=3.1``, with the
 inference-schema decorators' schemas (and their examples) as ``ServiceInput`` / ``ServiceOutput``
-(see ``aml_schema``); a ``swagger.json`` (or ``swagger2.json``, ``swagger3.json``,
+(see ``schema_decorators``); a ``swagger.json`` (or ``swagger2.json``, ``swagger3.json``,
 ``swagger3.1.json``) next to the entry script is served as it is instead.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
-from shipyard.serving.aml_schema import is_schema_decorated, schema_util
+from shipyard.serving.azureml.schema_decorators import is_schema_decorated, schema_util
 
 # Requested version (and its aliases, as Azure ML accepts them) → the builder used.
 _VERSIONS = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from importlib import metadata
 from typing import Any
 
 import orjson
@@ -36,14 +37,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shipyard import __version__
 from shipyard.errors import ShipyardError
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import printable
-from shipyard.serving.limits import Overloaded, ScoringTimeout
 from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
-from shipyard.serving.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.user_errors import failure_message
+from shipyard.serving.v2.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
 from shipyard.serving.validation import ScoringInputError
 
 logger = logging.getLogger("shipyard.serving.v2")
@@ -136,7 +136,14 @@ async def server_ready(request: Request) -> Response:
 
 async def server_metadata(request: Request) -> Response:
     """Server name, version and the protocol extensions supported (none)."""
-    return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+    return json_response({"name": SERVER_NAME, "version": _server_version(), "extensions": []})
+
+
+@functools.cache
+def _server_version() -> str:
+    # The installed distribution's version (shipyard.__version__ is the same number): serving
+    # imports nothing of shipyard but errors and itself, not even the package's facade.
+    return metadata.version("shipyard")
 
 
 @_handles_errors

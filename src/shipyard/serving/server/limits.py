@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shipyard.serving.inline import Deadline, InlinePolicy
+from shipyard.serving.server.inline import Deadline, InlinePolicy
 
 
 class Overloaded(Exception):

@@ -47,7 +47,7 @@ def run_workers(serve: Callable[[], int], workers: int) -> int:
             except InterruptedError:
                 continue
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from shipyard.serving.metrics import mark_process_dead
+            from shipyard.serving.server.metrics import mark_process_dead
 
             mark_process_dead(child)
         if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT):

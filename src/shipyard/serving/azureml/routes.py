@@ -1,47 +1,33 @@
-"""`POST /score`, the route every Azure ML client calls, answered without Starlette's per-request
-layers (ServerErrorMiddleware, our three middleware classes, ExceptionMiddleware, Router, Request,
-Response): the benchmark showed them costing more than the scoring itself.
+"""The Azure ML routes: `POST /score` (what every Azure ML client calls) and `GET /swagger.json`.
 
-`ServingApp` is the Starlette app with one change: a `POST /score` request (no root path) goes
-to `FastScore`, which does what the middleware stack does, in the same order and with the same
-answers: request ids and traceparent echoed, key auth (401), body limit (413 by Content-Length or
-while reading), then `ScoreRoute`, then the access line and request metrics under the route
-template ``/score``. Everything else, and `/score` before the model is loaded, goes through
-Starlette. `ScoreRoute` is also the endpoint of the Starlette route, so the two paths share their
-scoring and error answers.
+`ScoreRoute` is built once the model is loaded and answers a body: the script's own run() gets the
+body as text (after the manifest signature's checks), an MLflow model or a batching server gets
+its rows. The same object is the endpoint of the Starlette route and what the fast path
+(server/fastpath.py) calls, so both paths give the same scoring and error answers. Answers are
+JSON encoded with orjson (numpy-safe); NaN and infinities are refused, not sent as null.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Scope
 
+from shipyard.serving.azureml.script import ParsedBody, ScoringScript
+from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
-from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.middleware import (
-    BodyTooLarge,
-    RequestContext,
-    declared_too_large,
-    first_headers,
-    payload_too_large,
-    unauthorized,
-)
-from shipyard.serving.scoring import ParsedBody, ScoringScript
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
+from shipyard.serving.server.middleware import BodyTooLarge
 from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
 logger = logging.getLogger("shipyard.serving")
-
-SCORE_PATH = "/score"
-_JSON = (b"content-type", b"application/json")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -146,7 +132,7 @@ class ScoreRoute:
         except BodyTooLarge:
             raise  # the body limit answers 413
         except ClientDisconnect:
-            # Gone, or its body did not arrive in time (connections.py answered 408 and closed).
+            # Gone, or its body did not arrive in time (server/connections.py answered 408 and closed).
             return error_response(scope, 408, "request_timeout", "the request body did not arrive")
         except Exception as exc:
             logger.exception("run() failed (request_id=%s)", request_id)
@@ -185,92 +171,21 @@ def _run_headers(scope: Scope, request_id: str) -> dict[str, str]:
     return headers
 
 
-async def _read_body(receive: Receive, max_bytes: int) -> bytes:
-    """The whole request body, as `Request.body()` reads it, but refused past `max_bytes`."""
-    chunks: list[bytes] = []
-    seen = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        if message["type"] != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        seen += len(chunk)
-        if seen > max_bytes:
-            raise BodyTooLarge
-        if not message.get("more_body", False):
-            if not chunks:
-                return chunk
-            chunks.append(chunk)
-            return b"".join(chunks)
-        chunks.append(chunk)
+def azureml_routes() -> list[Route]:
+    """`POST /score` (through `app.state.score`, a `ScoreRoute`) and `GET /swagger.json`."""
 
+    async def score(request: Request) -> Response:
+        # POST /score reaches Starlette only without the fast path (a root path, or no model yet).
+        return await request.app.state.score.endpoint(request)
 
-class FastScore:
-    """Raw ASGI for `POST /score`: the middleware stack's work, then `ScoreRoute.answer`."""
-
-    def __init__(self, context: RequestContext, auth: Any, max_bytes: int, metrics: Any):
-        self.context = context
-        self.auth = auth
-        self.max_bytes = max_bytes
-        self.metrics = metrics
-        self.route: ScoreRoute | None = None  # set once the model is loaded
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        headers = first_headers(scope)
-        ids = self.context.begin(scope, headers)
-        status, started = 500, False
+    async def swagger(request: Request) -> Response:
         try:
-            response = await self._respond(scope, receive, headers)
-            if isinstance(response, Response):
-                status, out, body = response.status_code, response.raw_headers, response.body
-            else:
-                status, out, body = 200, [(b"content-length", b"%d" % len(response)), _JSON], response
-            out.extend(self.context.id_headers(ids[0], ids[1]))
-            started = True
-            await send({"type": "http.response.start", "status": status, "headers": out})
-            await send({"type": "http.response.body", "body": body})
-        except Exception:
-            # What Starlette's ServerErrorMiddleware does: a plain 500 (without our id headers),
-            # and the exception goes on to the server, which logs it.
-            if not started:
-                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
-            raise
-        finally:
-            self.context.end(scope, SCORE_PATH, status, start, ids)
+            doc = build_swagger(request.app.state.servable, request.query_params.get("version"))
+        except SwaggerVersionError as exc:
+            return error_response(request, 404, "not_found", str(exc))
+        return json_response(doc)
 
-    async def _respond(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> bytes | Response:
-        if self.auth is not None:
-            refused = unauthorized(scope, headers, self.auth, self.metrics)
-            if refused is not None:
-                return refused
-        if declared_too_large(headers, self.max_bytes):
-            return payload_too_large(scope, self.max_bytes, self.metrics)
-        assert self.route is not None
-        try:
-            return await self.route.answer(scope, lambda: _read_body(receive, self.max_bytes))
-        except BodyTooLarge:
-            return payload_too_large(scope, self.max_bytes, self.metrics)
-
-
-class ServingApp(Starlette):
-    """The Starlette app, with `POST /score` dispatched to `fast` once the model is loaded."""
-
-    fast: FastScore | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = self.fast
-        if (
-            fast is not None
-            and fast.route is not None
-            and scope["type"] == "http"
-            and scope["path"] == SCORE_PATH
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-        ):
-            scope["app"] = self
-            await fast(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+    return [
+        Route("/score", score, methods=["POST"]),
+        Route("/swagger.json", swagger, methods=["GET"]),
+    ]

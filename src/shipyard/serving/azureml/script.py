@@ -6,7 +6,7 @@ sets ``AZUREML_MODEL_DIR`` (as Azure ML does), imports the entry script from its
 callers get a 4xx naming the bad field instead of a stack trace from inside the model (see
 ``validation``).
 
-run() is called the way Azure ML's inference server calls it (see ``aml_schema``): without
+run() is called the way Azure ML's inference server calls it (see ``schema_decorators``): without
 inference-schema decorators it gets the body as a JSON string; with ``@input_schema`` it gets the
 body's keys as keyword arguments, converted by the decorators, and a value they reject is a 422
 naming the field. A parameter named ``request_headers`` gets the request headers (as a keyword);
@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.serving import aml_schema
+from shipyard.serving.azureml import schema_decorators
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
@@ -57,7 +57,7 @@ def _accepts_two_args(func: Callable[..., Any]) -> bool:
 
 def _takes_request_headers(func: Callable[..., Any]) -> bool:
     try:
-        return aml_schema.HEADERS_PARAM in inspect.signature(func).parameters
+        return schema_decorators.HEADERS_PARAM in inspect.signature(func).parameters
     except (TypeError, ValueError):
         return False
 
@@ -122,7 +122,7 @@ class ScoringScript(ManifestModel):
     checks: list[MatrixInput] = field(default_factory=list)
     run_takes_headers: bool = False
     # Set when run() carries inference-schema decorators: how to call it, and its input parameter.
-    schema: aml_schema.RunSignature | None = None
+    schema: schema_decorators.RunSignature | None = None
     input_name: str | None = None
     headers_keyword: bool = False
     swagger_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -150,7 +150,7 @@ class ScoringScript(ManifestModel):
         module = importlib.util.module_from_spec(spec)
         # inference-schema records the decorators' schemas per "<module>.run" for the process;
         # a second load of this script under the same module name must start from a clean slate.
-        aml_schema.forget_schemas(module_name)
+        schema_decorators.forget_schemas(module_name)
         # Helper modules next to score.py must be importable while it loads and initialises,
         # as they are in Azure ML; we do not leave the bundle on sys.path afterwards.
         sys.path.insert(0, str(bundle_dir))
@@ -163,21 +163,21 @@ class ScoringScript(ManifestModel):
             module.init()
         except BaseException:
             sys.modules.pop(module_name, None)
-            aml_schema.forget_schemas(module_name)
+            schema_decorators.forget_schemas(module_name)
             raise
         finally:
             try:
                 sys.path.remove(str(bundle_dir))
             except ValueError:
                 pass
-        schema: aml_schema.RunSignature | None = None
+        schema: schema_decorators.RunSignature | None = None
         input_name: str | None = None
-        if aml_schema.is_schema_decorated(module.run):
+        if schema_decorators.is_schema_decorated(module.run):
             try:
-                schema = aml_schema.run_signature(module.run)
-            except aml_schema.ScriptContractError as exc:
+                schema = schema_decorators.run_signature(module.run)
+            except schema_decorators.ScriptContractError as exc:
                 raise BundleError(f"{script_path}: {exc}") from exc
-            input_name = aml_schema.input_parameter(module.run, schema)
+            input_name = schema_decorators.input_parameter(module.run, schema)
         return cls(
             bundle_dir=bundle_dir,
             manifest=manifest,
@@ -211,8 +211,8 @@ class ScoringScript(ManifestModel):
     def _call_arguments(self, payload: Any) -> dict[str, Any]:
         assert self.schema is not None
         try:
-            return aml_schema.call_arguments(self.schema, payload)
-        except aml_schema.SchemaInputError as exc:
+            return schema_decorators.call_arguments(self.schema, payload)
+        except schema_decorators.SchemaInputError as exc:
             raise ScoringInputError(str(exc), exc.field) from None
 
     def _headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -251,11 +251,11 @@ class ScoringScript(ManifestModel):
             validate_payload(payload, self.checks)
         kwargs = self._call_arguments(payload)
         if self.schema.request_headers:
-            kwargs[aml_schema.HEADERS_PARAM] = self._headers(headers)
+            kwargs[schema_decorators.HEADERS_PARAM] = self._headers(headers)
         try:
             return self.module.run(**kwargs)
         except Exception as exc:
-            where = aml_schema.conversion_field(exc, self.module.run)
+            where = schema_decorators.conversion_field(exc, self.module.run)
             if where is None:
                 raise
             raise ScoringInputError(f"{where}: {exc}", where) from exc
@@ -274,7 +274,7 @@ class ScoringScript(ManifestModel):
     def _schema_input_spec(self) -> dict[str, Any] | None:
         if self.schema is None or self.input_name is None:
             return None
-        spec = aml_schema.input_schema_of(self.module.run, self.input_name)
+        spec = schema_decorators.input_schema_of(self.module.run, self.input_name)
         if not spec or spec.get("type") != "array":
             return None
         items = spec.get("items") or {}

@@ -2,7 +2,7 @@
 
 ``PyfuncModel`` loads ``<bundle>/<manifest model_dir>`` with ``mlflow.pyfunc.load_model`` and
 implements the ``Servable`` protocol. Its request bodies are MLflow's scoring payloads, parsed as
-MLflow's scoring server parses them (``pyfunc_payloads``); ``pyfunc_routes`` serves it at MLflow's
+MLflow's scoring server parses them (``payloads``); ``routes`` serves it at MLflow's
 routes (``POST /invocations``, ``GET /ping``, ...), so that clients moving to Shipyard change nothing.
 """
 
@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
-from shipyard.serving.pyfunc_errors import PyfuncSchemaError, schema_error_from_mlflow
-from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_JSON, INPUTS, ParsedInput, PayloadParser
+from shipyard.serving.mlflow.payloads import (
+    CONTENT_TYPE_JSON,
+    INPUTS,
+    ParsedInput,
+    PayloadParser,
+    PyfuncSchemaError,
+    schema_error_from_mlflow,
+)
 from shipyard.serving.servable import check_predictions
 from shipyard.serving.user_errors import INPUT_ERRORS, describe, log_rejected
 from shipyard.serving.validation import parse_signature

@@ -1,9 +1,9 @@
 """The routes of MLflow's scoring server (``mlflow models serve``), so that its clients change nothing.
 
-- ``POST /invocations``: an MLflow payload (see ``pyfunc_payloads``) in, ``{"predictions": ...}``
-  out; input errors answer MLflow's error body (see ``pyfunc_errors``).
+- ``POST /invocations``: an MLflow payload (see ``payloads``) in, ``{"predictions": ...}``
+  out; input errors answer MLflow's error body (``error_body`` below).
 - ``GET /ping``: 200 (a newline, as MLflow answers) once the model is loaded; ``GET /version``:
-  MLflow's version. (``GET /health`` is the app's own health answer, as ``GET /``: see app.py.)
+  MLflow's version. (``GET /health`` is the app's own health answer, as ``GET /``: see serving/app.py.)
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
-from shipyard.serving.errors import error_response
-from shipyard.serving.limits import Overloaded, ScoringTimeout
-from shipyard.serving.pyfunc_errors import error_body, invocations_status
-from shipyard.serving.pyfunc_payloads import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
+from shipyard.serving.errors import error_response, printable
+from shipyard.serving.mlflow.payloads import BAD_REQUEST, CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, media_type
+from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError
 
@@ -41,6 +40,21 @@ def _json_bytes(obj: Any) -> bytes:
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
     return orjson.dumps(obj, default=default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def error_body(exc: ScoringInputError) -> dict[str, Any]:
+    """MLflow's error body for an input error: error_code and message (and field, if known)."""
+    message = printable(str(exc))
+    body: dict[str, Any] = {"error_code": getattr(exc, "error_code", BAD_REQUEST), "message": message}
+    if exc.field:
+        body["field"] = printable(exc.field)
+    return body
+
+
+def invocations_status(exc: ScoringInputError) -> int:
+    """HTTP status for an input error at /invocations: 415 for the content type, 413 for a body over
+    the server's parse bounds, else 400 (MLflow)."""
+    return exc.status_code if exc.status_code in (413, 415) else 400
 
 
 def pyfunc_routes() -> list[Route]:

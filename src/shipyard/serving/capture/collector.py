@@ -10,7 +10,7 @@ and appends one JSON line each::
 to ``<folder>/capture-<UTC date-time>-<pid>.jsonl``, starting a new file once the current one is
 past ``max_file_mb``. The pid in the name keeps the files of several worker processes apart.
 With ``file_format="parquet"`` the same records go to ``.parquet`` files, inputs and outputs as
-JSON text columns (capture_parquet.py says why, and when such a file becomes readable).
+JSON text columns (parquet.py says why, and when such a file becomes readable).
 Objects handed to `DataCapture.capture` are serialized later, on the writer thread: callers must
 not mutate them afterwards (request payloads and model results are not).
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pyarrow is imported only when Parquet capture is on
-    from shipyard.serving.capture_parquet import ParquetFile
+    from shipyard.serving.capture.parquet import ParquetFile
 
 import orjson
 
@@ -221,7 +221,7 @@ class DataCapture:
             try:
                 # "x": never append to, or clobber, another writer's file.
                 if suffix == "parquet":
-                    from shipyard.serving.capture_parquet import ParquetFile
+                    from shipyard.serving.capture.parquet import ParquetFile
 
                     self._file = ParquetFile(path)
                 else:

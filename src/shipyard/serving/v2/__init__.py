@@ -1,0 +1,1 @@
+"""The Open Inference Protocol (KServe V2): typed tensors and the /v2 routes."""
