@@ -22,6 +22,7 @@ from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import LIVE_STATES, delete_endpoint
 from shipyard.deploy.keys import delete_keys
 from shipyard.deploy.ownership import describe, owned_here
+from shipyard.deploy.targets import target_class
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow, EndpointRow
@@ -88,7 +89,7 @@ class _Skip(Exception):
 
 def _stop(ws: Workspace, dep: _Dep) -> list[str]:
     """Stop what runs for a deployment (deploy/runtime.py knows each target); the actions taken."""
-    if dep.target == "kubernetes":
+    if target_class(dep.target).runs_in_cluster:
         raise _Skip("Kubernetes deployments are reaped in the cluster (the CronJob the target renders)")
     if not owned_here(ws.root, dep):
         raise _Skip(f"it runs on {describe(dep)}: `shipyard reap` there deletes it")

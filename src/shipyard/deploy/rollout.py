@@ -41,6 +41,16 @@ from shipyard.workspace import Workspace
 DEFAULT_STEPS = (10, 50, 100)
 
 
+@dataclass(frozen=True)
+class TrafficSteps:
+    """A blue/green rollout's plan: green's traffic share per step, the seconds each step is
+    watched, and the highest 5xx share allowed."""
+
+    steps: list[int] | tuple[int, ...] = DEFAULT_STEPS
+    window_s: float = 5.0
+    max_error_rate: float = 0.01
+
+
 @dataclass
 class RolloutResult:
     endpoint: str
