@@ -149,16 +149,18 @@ def deploy_command(
     config = root_project(config)  # with environments: the first one's endpoint, `<project>-dev`
     assert config.deployment is not None
     d = config.deployment if target is None else _with_target(config.deployment, target)
-    if render_dir is not None and not target_class(d.target).runs_in_cluster:
+    bundle = _bundle(ws, config, model)
+    in_cluster = target_class(d.target).runs_in_cluster
+    if render_dir is not None and not in_cluster:
         raise UsageError("--render writes Kubernetes manifests: use it with --target kubernetes")
     rollout = None
-    if strategy is Strategy.blue_green:
+    if strategy is Strategy.blue_green and not in_cluster:  # a cluster rolls out by itself
         rollout = TrafficSteps(_steps(steps), window, max_error_rate)
-    with err_console.status("packaging…") as status:
+    with err_console.status(f"deploying to {d.name}…") as status:
         result = deploy_bundle(
             ws,
             config,
-            _model_ref(config, model),
+            bundle,
             deployment=d,
             slot=slot,
             steps=rollout,
