@@ -276,11 +276,15 @@ def traffic_cmd(
         info = get_endpoint(ws, name)
         if info is None:
             raise NotFoundError(f"no endpoint {name!r} with a router: deploy to it first")
-    emit(info.to_dict(), output, lambda x: console.print(
-        f"{x['name']} {x['url']}: "
-        + ", ".join(f"{s}={p}%" for s, p in x["traffic"].items())
-        + ("; mirror " + ", ".join(f"{s}={p}%" for s, p in x["mirror"].items()) if x["mirror"] else "")
-    ))  # fmt: skip
+    emit(
+        info.to_dict(),
+        output,
+        lambda x: console.print(
+            f"{x['name']} {x['url']}: "
+            + ", ".join(f"{s}={p}%" for s, p in x["traffic"].items())
+            + ("; mirror " + ", ".join(f"{s}={p}%" for s, p in x["mirror"].items()) if x["mirror"] else "")
+        ),
+    )
 
 
 @app.command("list")

@@ -67,9 +67,19 @@ class _Dep:
 
 def _snapshot(row: DeploymentRow) -> _Dep:
     return _Dep(
-        row.id, row.endpoint, row.target or "local", row.state, row.pid, row.container_id, row.expires_at,
-        row.url, row.port, row.owner_host, row.owner_root, row.process_start,
-    )  # fmt: skip
+        row.id,
+        row.endpoint,
+        row.target or "local",
+        row.state,
+        row.pid,
+        row.container_id,
+        row.expires_at,
+        row.url,
+        row.port,
+        row.owner_host,
+        row.owner_root,
+        row.process_start,
+    )
 
 
 def _iso(when: datetime | None) -> str:

@@ -198,9 +198,16 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     log_path = Path(dep.log_path or f"{dep_id}.log")
     try:
         fields = runtime.launch(
-            ws, dep.id, bundle, config, files, log_path, slot=slot, image_id=dep.image_id,
+            ws,
+            dep.id,
+            bundle,
+            config,
+            files,
+            log_path,
+            slot=slot,
+            image_id=dep.image_id,
             on_spawn=spawn_recorder(ws, dep.id),
-        )  # fmt: skip
+        )
     except DeploymentError as exc:
         _update(ws, dep_id, state="failed", message=f"rollback restart failed: {exc}")
         raise

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.keys import ensure_keys, keys_file
@@ -27,6 +27,9 @@ from shipyard.deploy.targets import DeploymentSpec, get_target, handle_of, targe
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.packaging.bundle import Bundle
 from shipyard.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shipyard.images.build import ImageInfo
 
 
 @dataclass
@@ -115,7 +118,7 @@ def launch(
     }
 
 
-def _image(ws: Workspace, bundle: Bundle, config: DeploymentConfig, image_id: str | None) -> Any:
+def _image(ws: Workspace, bundle: Bundle, config: DeploymentConfig, image_id: str | None) -> ImageInfo:
     """The image a deployment runs: the one it ran before (a restart), else the bundle's newest,
     else one built now (images/)."""
     from shipyard.images import get_image

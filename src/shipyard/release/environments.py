@@ -88,9 +88,18 @@ def env_project(config: ProjectConfig, env: str) -> ProjectConfig:
     return config.model_copy(update={"deployment": env_deployment(config, env)})
 
 
-def record_event(ws: Any, env: str, action: str, *, model_name: str | None = None, version: str | None = None,
-                 deployment_id: str | None = None, promotion_id: str | None = None, reason: str | None = None,
-                 actor: str | None = None) -> None:  # fmt: skip
+def record_event(
+    ws: Any,
+    env: str,
+    action: str,
+    *,
+    model_name: str | None = None,
+    version: str | None = None,
+    deployment_id: str | None = None,
+    promotion_id: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> None:
     from shipyard.registry.models import actor as current_actor
 
     with ws.store.session() as s:

@@ -85,11 +85,18 @@ def deploy_kubernetes(
     out_dir = out_dir or ws.subdir("kubernetes", config.name)
     image = image_reference(bundle, config)
     files = render(
-        config.name, slot, bundle.model_name, bundle.model_version, image, config, out_dir,
-        keys=hashes, expires_at=expires,
+        config.name,
+        slot,
+        bundle.model_name,
+        bundle.model_version,
+        image,
+        config,
+        out_dir,
+        keys=hashes,
+        expires_at=expires,
         # An HTTPRoute (Gateway API) only when there is a Gateway to attach it to.
         traffic={slot: 100} if config.kubernetes.gateway else None,
-    )  # fmt: skip
+    )
     result: dict[str, Any] = {
         "endpoint": config.name,
         "slot": slot,
@@ -126,9 +133,18 @@ def _record(ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str, 
             row.state, row.updated_at = "replaced", now
         s.add(
             DeploymentRow(
-                id=uuid.uuid4().hex, endpoint=config.name, target=KubernetesTarget.name,
-                model_name=bundle.model_name, model_version=bundle.model_version, bundle_id=bundle.id,
-                state="active", smoke_detail={}, created_at=now, updated_at=now, slot=slot,
-                expires_at=expires, message=f"applied to namespace {config.kubernetes.namespace}",
+                id=uuid.uuid4().hex,
+                endpoint=config.name,
+                target=KubernetesTarget.name,
+                model_name=bundle.model_name,
+                model_version=bundle.model_version,
+                bundle_id=bundle.id,
+                state="active",
+                smoke_detail={},
+                created_at=now,
+                updated_at=now,
+                slot=slot,
+                expires_at=expires,
+                message=f"applied to namespace {config.kubernetes.namespace}",
             )
-        )  # fmt: skip
+        )
