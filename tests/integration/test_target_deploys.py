@@ -18,7 +18,7 @@ from deploy_support import BASE, bundle_at, config, ensure_base_image, make_ws
 from tools import require_tool
 
 from shipyard.deploy.endpoints import delete_endpoint, list_endpoints, run_smoke_test, start_deployment
-from shipyard.deploy.kubernetes import deploy_kubernetes
+from shipyard.deploy.targets.kubernetes import deploy_kubernetes
 from shipyard.images import get_image
 
 pytestmark = pytest.mark.integration

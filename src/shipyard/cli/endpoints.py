@@ -34,12 +34,15 @@ ModelArg = Annotated[
 ]
 
 
-def _bundle(ws, config, model_ref: str | None):
-    from shipyard.packaging.bundle import bundle_for_deployment
-    from shipyard.registry import resolve
+def _model_ref(config, model: str | None) -> str:
+    return model or f"{config.registry.model_name}@production"
 
-    model = resolve(ws, model_ref or f"{config.registry.model_name}@production")
-    return bundle_for_deployment(ws, model, config)
+
+def _bundle(ws, config, model: str | None):
+    """The bundle of the model the command names (default: the project's model @production)."""
+    from shipyard.deploy.facade import resolve_bundle
+
+    return resolve_bundle(ws, config, _model_ref(config, model))
 
 
 def package_command(
@@ -135,8 +138,10 @@ def deploy_command(
     output: OutputOpt = Output.text,
 ) -> None:
     """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
-    from shipyard.deploy.endpoints import run_smoke_test, start_deployment
-    from shipyard.errors import DeploymentError
+    from shipyard.deploy.facade import deploy_bundle
+    from shipyard.deploy.rollout import TrafficSteps
+    from shipyard.deploy.targets import target_class
+    from shipyard.errors import DeploymentError, UsageError
     from shipyard.release.environments import root_project
 
     config, ws = context(project, workspace, required=True)
@@ -145,75 +150,69 @@ def deploy_command(
     assert config.deployment is not None
     d = config.deployment if target is None else _with_target(config.deployment, target)
     bundle = _bundle(ws, config, model)
-    if d.target == "kubernetes" or render_dir is not None:
-        _deploy_kubernetes(ws, bundle, d, render_dir, kubeconfig, slot, output)
-        return
-    if strategy is Strategy.blue_green:
-        from shipyard.deploy.rollout import blue_green
-
-        with err_console.status(
-            f"blue/green rollout of {bundle.model_name} v{bundle.model_version} on {d.name}…"
-        ):
-            result = blue_green(
-                ws, bundle, d, slot=slot, steps=_steps(steps), window_s=window, max_error_rate=max_error_rate
-            )
-
-        def render_rollout(x: dict) -> None:
-            mark = "[green]✓[/green]" if x["succeeded"] else "[red]✗[/red]"
-            console.print(f"{mark} {x['endpoint']}: {x['reason']} ({x['url']})")
-
-        emit(result.to_dict(), output, render_rollout)
-        if result.succeeded:
-            _print_keys(result.new_keys) if output is Output.text else None
-            return
-        raise DeploymentError(f"blue/green rollout on {d.name} failed: {result.reason}")
-    with err_console.status(f"starting {bundle.model_name} v{bundle.model_version} on endpoint {d.name}…"):
-        dep = start_deployment(ws, bundle, d, slot)
-    new_keys = dep.new_keys
-    with err_console.status("smoke test…"):
-        dep = run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
-
-    def render(x):
-        where = x["endpoint_url"] or x["url"]
-        console.print(
-            f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {where}"
+    in_cluster = target_class(d.target).runs_in_cluster
+    if render_dir is not None and not in_cluster:
+        raise UsageError("--render writes Kubernetes manifests: use it with --target kubernetes")
+    rollout = None
+    if strategy is Strategy.blue_green and not in_cluster:  # a cluster rolls out by itself
+        rollout = TrafficSteps(_steps(steps), window, max_error_rate)
+    with err_console.status(f"deploying to {d.name}…") as status:
+        result = deploy_bundle(
+            ws,
+            config,
+            bundle,
+            deployment=d,
+            slot=slot,
+            steps=rollout,
+            render_to=render_dir,
+            kubeconfig=kubeconfig,
+            progress=status.update,
         )
-        _print_keys(x.get("new_keys"))
+    if result.applied is not None:
+        emit(result.applied, output, _show_applied)
+    elif result.rollout is not None:
+        emit(result.rollout.to_dict(), output, _show_rollout)
+        if not result.rollout.succeeded:
+            raise DeploymentError(f"blue/green rollout on {d.name} failed: {result.rollout.reason}")
+        if output is Output.text:
+            _print_keys(result.new_keys)
+    else:
+        assert result.deployment is not None
+        shown = result.deployment.to_dict() | ({"new_keys": result.new_keys} if result.new_keys else {})
+        emit(shown, output, _show_deployment)
 
-    emit(dep.to_dict() | ({"new_keys": new_keys} if new_keys else {}), output, render)
+
+def _show_deployment(x: dict) -> None:
+    where = x["endpoint_url"] or x["url"]
+    console.print(
+        f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {where}"
+    )
+    _print_keys(x.get("new_keys"))
+
+
+def _show_rollout(x: dict) -> None:
+    mark = "[green]✓[/green]" if x["succeeded"] else "[red]✗[/red]"
+    console.print(f"{mark} {x['endpoint']}: {x['reason']} ({x['url']})")
+
+
+def _show_applied(x: dict) -> None:
+    console.print(f"[green]✓[/green] {x['endpoint']} ({x['model']}, image {x['image']})")
+    console.print(f"  manifests: {x['rendered']} ({len(x['files'])} files + chart/)")
+    for line in x.get("rollout", []):
+        console.print(f"  {line}")
+    if not x["applied"]:
+        console.print("  build and push the image with `shipyard package --image --push`, then apply")
+    _print_keys(x.get("new_keys"))
 
 
 def _with_target(d, target: str):
+    from shipyard.deploy.targets import TARGETS, target_names
     from shipyard.errors import UsageError
     from shipyard.names import shown
 
-    if target not in ("local", "container", "kubernetes"):
-        raise UsageError(f"--target {shown(target)}: use local, container or kubernetes")
+    if target not in TARGETS:
+        raise UsageError(f"--target {shown(target)}: use {target_names()}")
     return d.model_copy(update={"target": target})
-
-
-def _deploy_kubernetes(ws, bundle, d, render_dir: Path | None, kubeconfig: Path | None, slot, output) -> None:
-    from shipyard.deploy.kubernetes import deploy_kubernetes
-    from shipyard.errors import UsageError
-
-    if d.target != "kubernetes":
-        raise UsageError("--render writes Kubernetes manifests: use it with --target kubernetes")
-    apply = render_dir is None
-    with err_console.status("applying to the cluster…" if apply else "rendering manifests…"):
-        result = deploy_kubernetes(
-            ws, bundle, d, out_dir=render_dir, apply=apply, kubeconfig=kubeconfig, slot=slot or "blue"
-        )
-
-    def show(x: dict) -> None:
-        console.print(f"[green]✓[/green] {x['endpoint']} ({x['model']}, image {x['image']})")
-        console.print(f"  manifests: {x['rendered']} ({len(x['files'])} files + chart/)")
-        for line in x.get("rollout", []):
-            console.print(f"  {line}")
-        if not x["applied"]:
-            console.print("  build and push the image with `shipyard package --image --push`, then apply")
-        _print_keys(x.get("new_keys"))
-
-    emit(result, output, show)
 
 
 def rollback_command(
@@ -277,11 +276,15 @@ def traffic_cmd(
         info = get_endpoint(ws, name)
         if info is None:
             raise NotFoundError(f"no endpoint {name!r} with a router: deploy to it first")
-    emit(info.to_dict(), output, lambda x: console.print(
-        f"{x['name']} {x['url']}: "
-        + ", ".join(f"{s}={p}%" for s, p in x["traffic"].items())
-        + ("; mirror " + ", ".join(f"{s}={p}%" for s, p in x["mirror"].items()) if x["mirror"] else "")
-    ))  # fmt: skip
+    emit(
+        info.to_dict(),
+        output,
+        lambda x: console.print(
+            f"{x['name']} {x['url']}: "
+            + ", ".join(f"{s}={p}%" for s, p in x["traffic"].items())
+            + ("; mirror " + ", ".join(f"{s}={p}%" for s, p in x["mirror"].items()) if x["mirror"] else "")
+        ),
+    )
 
 
 @app.command("list")

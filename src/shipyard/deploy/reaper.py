@@ -22,6 +22,7 @@ from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import LIVE_STATES, delete_endpoint
 from shipyard.deploy.keys import delete_keys
 from shipyard.deploy.ownership import describe, owned_here
+from shipyard.deploy.targets import target_class
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow, EndpointRow
@@ -66,9 +67,19 @@ class _Dep:
 
 def _snapshot(row: DeploymentRow) -> _Dep:
     return _Dep(
-        row.id, row.endpoint, row.target or "local", row.state, row.pid, row.container_id, row.expires_at,
-        row.url, row.port, row.owner_host, row.owner_root, row.process_start,
-    )  # fmt: skip
+        row.id,
+        row.endpoint,
+        row.target or "local",
+        row.state,
+        row.pid,
+        row.container_id,
+        row.expires_at,
+        row.url,
+        row.port,
+        row.owner_host,
+        row.owner_root,
+        row.process_start,
+    )
 
 
 def _iso(when: datetime | None) -> str:
@@ -88,7 +99,7 @@ class _Skip(Exception):
 
 def _stop(ws: Workspace, dep: _Dep) -> list[str]:
     """Stop what runs for a deployment (deploy/runtime.py knows each target); the actions taken."""
-    if dep.target == "kubernetes":
+    if target_class(dep.target).runs_in_cluster:
         raise _Skip("Kubernetes deployments are reaped in the cluster (the CronJob the target renders)")
     if not owned_here(ws.root, dep):
         raise _Skip(f"it runs on {describe(dep)}: `shipyard reap` there deletes it")

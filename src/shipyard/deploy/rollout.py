@@ -41,6 +41,16 @@ from shipyard.workspace import Workspace
 DEFAULT_STEPS = (10, 50, 100)
 
 
+@dataclass(frozen=True)
+class TrafficSteps:
+    """A blue/green rollout's plan: green's traffic share per step, the seconds each step is
+    watched, and the highest 5xx share allowed."""
+
+    steps: list[int] | tuple[int, ...] = DEFAULT_STEPS
+    window_s: float = 5.0
+    max_error_rate: float = 0.01
+
+
 @dataclass
 class RolloutResult:
     endpoint: str
@@ -188,9 +198,16 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     log_path = Path(dep.log_path or f"{dep_id}.log")
     try:
         fields = runtime.launch(
-            ws, dep.id, bundle, config, files, log_path, slot=slot, image_id=dep.image_id,
+            ws,
+            dep.id,
+            bundle,
+            config,
+            files,
+            log_path,
+            slot=slot,
+            image_id=dep.image_id,
             on_spawn=spawn_recorder(ws, dep.id),
-        )  # fmt: skip
+        )
     except DeploymentError as exc:
         _update(ws, dep_id, state="failed", message=f"rollback restart failed: {exc}")
         raise

@@ -280,10 +280,10 @@ def _serving(
     """Does the pipeline's endpoint serve `production`? Read from Shipyard's alias history (the
     compare-and-set writes it with the move), so a healthy check imports no MLflow."""
     from shipyard.deploy.endpoints import live_deployments
-    from shipyard.deploy.runtime import RUNNABLE
+    from shipyard.deploy.targets import target_class
 
     d, model = config.deployment, config.registry.model_name
-    if d is None or d.target not in RUNNABLE or not config.registry.promote_on_pass:
+    if d is None or target_class(d.target).runs_in_cluster or not config.registry.promote_on_pass:
         return []
     event = _production_event(ws, model)
     active = next((x for x in live_deployments(ws, d.name) if x.state == "active"), None)
@@ -340,17 +340,12 @@ def _not_repairable(
 
 def _deploy_production(ws: Workspace, config: ProjectConfig, version: str, item: Finding) -> None:
     """Package (reused when it exists), start, smoke-test and switch to production's version."""
-    from shipyard.deploy.endpoints import run_smoke_test, start_deployment
-    from shipyard.packaging.bundle import bundle_for_deployment
-    from shipyard.registry.models import resolve
+    from shipyard.deploy.facade import deploy_bundle
 
-    d = config.deployment
-    assert d is not None
     started = utcnow()
     try:
-        bundle = bundle_for_deployment(ws, resolve(ws, f"{config.registry.model_name}:{version}"), config)
-        dep = start_deployment(ws, bundle, d)
-        run_smoke_test(ws, dep.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
+        dep = deploy_bundle(ws, config, f"{config.registry.model_name}:{version}").deployment
+        assert dep is not None
     except ShipyardError as exc:
         item.status, item.actions = "failed", [f"deploying production failed: {exc}"]
         return

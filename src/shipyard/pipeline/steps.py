@@ -411,13 +411,16 @@ class DeployStep(Step):
         return deployment_is_serving(ctx.ws, outputs.get("deployment_id", ""))
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        from shipyard.deploy.endpoints import start_deployment
+        from shipyard.deploy.facade import deploy_bundle
         from shipyard.packaging.bundle import get_bundle
 
-        d = ctx.deployment
-        dep = start_deployment(ctx.ws, get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"]), d)
-        if dep.new_keys:
-            ctx.secrets["endpoint_keys"] = dep.new_keys
+        bundle = get_bundle(ctx.ws, ctx.outputs["package"]["bundle_id"])
+        # Started only: the smoke_test step checks it and switches the endpoint over.
+        result = deploy_bundle(ctx.ws, ctx.config, bundle, deployment=ctx.deployment, smoke_test=False)
+        dep = result.deployment
+        assert dep is not None
+        if result.new_keys:
+            ctx.secrets["endpoint_keys"] = result.new_keys
         return {
             "deployment_id": dep.id,
             "endpoint": dep.endpoint,

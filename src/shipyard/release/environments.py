@@ -2,8 +2,8 @@
 
 An environment's deployment is the project's `deployment:` section with the environment's own
 keys laid over it (nested sections merged), its endpoint `<project>-<env>` unless it names one,
-and its `ttl`. Deploying uses the same flow as `shipyard deploy` (start beside the old one →
-health → smoke test → switch → stop the old one; Kubernetes: server-side apply and rollout
+and its `ttl`. Deploying is `shipyard deploy`'s path (deploy/facade.py: start beside the old one
+→ health → smoke test → switch → stop the old one; Kubernetes: server-side apply and rollout
 wait), then appends the change to the environment's history (`shipyard_env_events`), which is
 also where `env status` reads who put the current version there and why.
 """
@@ -88,9 +88,18 @@ def env_project(config: ProjectConfig, env: str) -> ProjectConfig:
     return config.model_copy(update={"deployment": env_deployment(config, env)})
 
 
-def record_event(ws: Any, env: str, action: str, *, model_name: str | None = None, version: str | None = None,
-                 deployment_id: str | None = None, promotion_id: str | None = None, reason: str | None = None,
-                 actor: str | None = None) -> None:  # fmt: skip
+def record_event(
+    ws: Any,
+    env: str,
+    action: str,
+    *,
+    model_name: str | None = None,
+    version: str | None = None,
+    deployment_id: str | None = None,
+    promotion_id: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> None:
     from shipyard.registry.models import actor as current_actor
 
     with ws.store.session() as s:
@@ -109,38 +118,47 @@ def record_event(ws: Any, env: str, action: str, *, model_name: str | None = Non
         )
 
 
-def deploy_to_env(ws: Any, config: ProjectConfig, env: str, model_ref: str, *, reason: str,
-                  promotion_id: str | None = None, actor: str | None = None) -> dict[str, Any]:  # fmt: skip
+def deploy_to_env(
+    ws: Any,
+    config: ProjectConfig,
+    env: str,
+    model_ref: str,
+    *,
+    reason: str,
+    promotion_id: str | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
     """Deploy the model version `model_ref` (NAME:VERSION / NAME@ALIAS) to `env`; smoke-tested."""
-    from shipyard.deploy.endpoints import run_smoke_test, start_deployment
-    from shipyard.packaging.bundle import bundle_for_deployment
+    from shipyard.deploy.facade import deploy_bundle
     from shipyard.registry import resolve
 
     project = env_project(config, env)
     d = project.deployment
     assert d is not None
     model = resolve(ws, model_ref)
-    event = {"model_name": model.name, "version": str(model.version), "promotion_id": promotion_id,
-             "actor": actor}  # fmt: skip
+    event = {
+        "model_name": model.name,
+        "version": str(model.version),
+        "promotion_id": promotion_id,
+        "actor": actor,
+    }
     try:
-        bundle = bundle_for_deployment(ws, model, project)
-        if d.target == "kubernetes":
-            from shipyard.deploy.kubernetes import deploy_kubernetes
-
-            result = deploy_kubernetes(ws, bundle, d, out_dir=None, apply=True, kubeconfig=None, slot="blue")
-            dep_id, url, keys = None, result.get("url"), result.get("new_keys")
-        else:
-            started = start_deployment(ws, bundle, d)
-            keys = started.new_keys  # created with a new endpoint: shown once, stored as hashes
-            dep = run_smoke_test(ws, started.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
-            dep_id, url = dep.id, dep.endpoint_url or dep.url
+        # New endpoint keys come back once (shown by the caller), stored only as hashes.
+        result = deploy_bundle(ws, project, model)
     except Exception as exc:
         record_event(ws, env, "failed", reason=f"{reason}: {exc}", **event)
         raise
     action = "deploy" if promotion_id is None else "promote"
-    record_event(ws, env, action, deployment_id=dep_id, reason=reason, **event)
-    return {"env": env, "endpoint": d.name, "model_name": model.name, "model_version": str(model.version),
-            "deployment_id": dep_id, "url": url, **({"new_keys": keys} if keys else {})}  # fmt: skip
+    record_event(ws, env, action, deployment_id=result.deployment_id, reason=reason, **event)
+    return {
+        "env": env,
+        "endpoint": d.name,
+        "model_name": model.name,
+        "model_version": str(model.version),
+        "deployment_id": result.deployment_id,
+        "url": result.url,
+        **({"new_keys": result.new_keys} if result.new_keys else {}),
+    }
 
 
 @dataclass

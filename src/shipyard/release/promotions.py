@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shipyard.config.models import ProjectConfig
+from shipyard.deploy.targets import target_class
 from shipyard.errors import NotFoundError, UsageError
 from shipyard.release.environments import check_env, deploy_to_env, serving
 from shipyard.release.notify import notify
@@ -61,8 +62,10 @@ class PromotionRefused(UsageError):
 
 def _source_check(ws: Any, config: ProjectConfig, source: str, model_name: str, version: str) -> None:
     state = serving(ws, config, source)
-    # On Kubernetes the rollout wait is the check: every replica passed its readiness probe.
-    checked = state.smoke_passed or (state.target == "kubernetes" and state.deployment_id is not None)
+    # On a cluster the rollout wait is the check: every replica passed its readiness probe.
+    checked = state.smoke_passed or (
+        state.deployment_id is not None and target_class(state.target).runs_in_cluster
+    )
     if state.model_name == model_name and state.model_version == version and checked:
         return
     now = (

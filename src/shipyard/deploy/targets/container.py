@@ -49,6 +49,8 @@ def pick_runtime(preferred: str | None = None) -> str:
 
 class ContainerTarget:
     name = "container"
+    builds_image = True
+    runs_in_cluster = False
 
     def __init__(self, runtime: str | None = None) -> None:
         self.runtime = pick_runtime(runtime)
@@ -172,13 +174,16 @@ class ContainerTarget:
                 time.sleep(_POLL_S)
 
     def status(self, handle: TargetHandle) -> str:
-        return self._state(str(handle.name or handle.container_id))[0]
+        ref = handle.name or handle.container_id
+        return self._state(ref)[0] if ref else "missing"
 
     def logs(self, handle: TargetHandle, tail: int = 50) -> str:
         proc = self._cli("logs", "--tail", str(tail), str(handle.name or handle.container_id), check=False)
         return (proc.stdout + proc.stderr).strip()
 
     def delete(self, handle: TargetHandle) -> None:
-        ref = str(handle.name or handle.container_id)
+        ref = handle.name or handle.container_id
+        if not ref:  # it failed before its container existed
+            return
         self._cli("stop", "--time", "10", ref, check=False)
         self._cli("rm", "--force", ref, check=False)

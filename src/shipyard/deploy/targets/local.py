@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from shipyard.deploy.local import log_tail, process_alive, start_server, stop_server, wait_healthy
+from shipyard.deploy.local import (
+    find_servers,
+    log_tail,
+    process_alive,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
+from shipyard.deploy.ownership import same_process
 from shipyard.deploy.targets.base import DeploymentSpec, TargetHandle
 from shipyard.errors import DeploymentError
 
 
 class LocalTarget:
     name = "local"
+    builds_image = False
+    runs_in_cluster = False
 
     def apply(self, spec: DeploymentSpec) -> TargetHandle:
         if spec.bundle_dir is None or spec.log_path is None:
@@ -18,6 +28,8 @@ class LocalTarget:
             extra += ["--settings", str(spec.settings_file)]
         if spec.keys_file is not None:
             extra += ["--keys-file", str(spec.keys_file)]
+        if spec.capture_dir is not None:
+            extra += ["--capture-dir", str(spec.capture_dir)]
         proc = start_server(
             spec.bundle_dir,
             host=spec.config.host,
@@ -26,6 +38,7 @@ class LocalTarget:
             deployment_id=spec.deployment_id,
             env=spec.env or None,
             extra_args=extra,
+            on_spawn=spec.on_spawn,
         )
         try:
             wait_healthy(proc.url, spec.config.health_timeout_s, spec.deployment_id, pid=proc.pid)
@@ -35,11 +48,18 @@ class LocalTarget:
         return TargetHandle("local", proc.url, proc.port, pid=proc.pid, log_path=proc.log_path)
 
     def status(self, handle: TargetHandle) -> str:
-        return "running" if handle.pid and process_alive(handle.pid) else "exited"
+        # A recorded pid that a new process reuses is not the server (deploy/ownership.py).
+        running = handle.pid and process_alive(handle.pid) and same_process(handle)
+        return "running" if running else "exited"
 
     def logs(self, handle: TargetHandle, tail: int = 50) -> str:
         return log_tail(handle.log_path, tail)
 
     def delete(self, handle: TargetHandle) -> None:
+        """Stop the server; one whose pid was never recorded (its starter died right after
+        starting it) is found by the deployment id on its command line, never by a guess."""
         if handle.pid:
             stop_server(handle.pid)
+        elif handle.deployment_id:
+            for pid in find_servers(handle.deployment_id):
+                stop_server(pid)

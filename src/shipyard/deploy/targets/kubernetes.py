@@ -1,5 +1,6 @@
-"""`shipyard deploy --target kubernetes`: render the endpoint's manifests, and with a kubeconfig
-apply them and wait for the rollout.
+"""The Kubernetes target: render the endpoint's manifests, and with a kubeconfig apply them and
+wait for the rollout (`shipyard deploy --target kubernetes`, environments, through
+deploy/facade.py).
 
 Rendering needs no cluster and builds nothing: the Deployment refers to the bundle's image by its
 tag (`shipyard/<model>:<version>-<bundlehash12>`, under `image.registry` when one is set), which
@@ -20,10 +21,36 @@ from typing import Any
 from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import ttl_seconds
 from shipyard.deploy.keys import ensure_keys, keys_file
+from shipyard.deploy.targets.base import DeploymentSpec, TargetHandle
+from shipyard.errors import ConfigError
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow
 from shipyard.workspace import Workspace
+
+
+class KubernetesTarget:
+    """The cluster runs, checks and reaps these deployments: nothing is started, checked or
+    stopped from here (`kube.apply.status` asks the cluster; its CronJob reaps at the ttl)."""
+
+    name = "kubernetes"
+    builds_image = False  # the Deployment pulls the image `shipyard package --image --push` made
+    runs_in_cluster = True
+
+    def apply(self, spec: DeploymentSpec) -> TargetHandle:
+        raise ConfigError(
+            f"deployment.target {self.name!r} is not run by `deploy`: "
+            "use `shipyard deploy --target kubernetes --render DIR` (or with a kubeconfig, to apply)"
+        )
+
+    def status(self, handle: TargetHandle) -> str:
+        return "running"  # the record is trusted: only the cluster can tell
+
+    def logs(self, handle: TargetHandle, tail: int = 50) -> str:
+        return ""
+
+    def delete(self, handle: TargetHandle) -> None:
+        """Nothing runs here to stop: the record is marked, the cluster keeps its objects."""
 
 
 def image_reference(bundle: Bundle, config: DeploymentConfig) -> str:
@@ -58,11 +85,18 @@ def deploy_kubernetes(
     out_dir = out_dir or ws.subdir("kubernetes", config.name)
     image = image_reference(bundle, config)
     files = render(
-        config.name, slot, bundle.model_name, bundle.model_version, image, config, out_dir,
-        keys=hashes, expires_at=expires,
+        config.name,
+        slot,
+        bundle.model_name,
+        bundle.model_version,
+        image,
+        config,
+        out_dir,
+        keys=hashes,
+        expires_at=expires,
         # An HTTPRoute (Gateway API) only when there is a Gateway to attach it to.
         traffic={slot: 100} if config.kubernetes.gateway else None,
-    )  # fmt: skip
+    )
     result: dict[str, Any] = {
         "endpoint": config.name,
         "slot": slot,
@@ -92,16 +126,25 @@ def _record(ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str, 
     with ws.store.session() as s:
         for row in s.query(DeploymentRow).filter(
             DeploymentRow.endpoint == config.name,
-            DeploymentRow.target == "kubernetes",
+            DeploymentRow.target == KubernetesTarget.name,
             DeploymentRow.slot == slot,
             DeploymentRow.state == "active",
         ):
             row.state, row.updated_at = "replaced", now
         s.add(
             DeploymentRow(
-                id=uuid.uuid4().hex, endpoint=config.name, target="kubernetes",
-                model_name=bundle.model_name, model_version=bundle.model_version, bundle_id=bundle.id,
-                state="active", smoke_detail={}, created_at=now, updated_at=now, slot=slot,
-                expires_at=expires, message=f"applied to namespace {config.kubernetes.namespace}",
+                id=uuid.uuid4().hex,
+                endpoint=config.name,
+                target=KubernetesTarget.name,
+                model_name=bundle.model_name,
+                model_version=bundle.model_version,
+                bundle_id=bundle.id,
+                state="active",
+                smoke_detail={},
+                created_at=now,
+                updated_at=now,
+                slot=slot,
+                expires_at=expires,
+                message=f"applied to namespace {config.kubernetes.namespace}",
             )
-        )  # fmt: skip
+        )
