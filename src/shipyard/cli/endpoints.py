@@ -135,9 +135,9 @@ def deploy_command(
     output: OutputOpt = Output.text,
 ) -> None:
     """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
+    from shipyard.config.overlay import root_project
     from shipyard.deploy.endpoints import run_smoke_test, start_deployment
     from shipyard.errors import DeploymentError
-    from shipyard.release.environments import root_project
 
     config, ws = context(project, workspace, required=True)
     assert config is not None

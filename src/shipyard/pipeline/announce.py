@@ -27,7 +27,8 @@ def announce(ws: Any, config: Any, result: Any, outputs: dict[str, dict[str, Any
 
 
 def _record_root_deploy(ws: Any, config: Any, result: Any, outputs: dict[str, dict[str, Any]]) -> None:
-    from shipyard.release.environments import env_history, record_event, root_env
+    from shipyard.config.overlay import root_env
+    from shipyard.release.environments import env_history, record_event
 
     env = root_env(config)
     dep_id = outputs["smoke_test"]["deployment_id"]

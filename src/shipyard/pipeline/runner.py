@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import root_project
 from shipyard.errors import ShipyardError, StoreUnavailable, UsageError
 from shipyard.names import shown
 from shipyard.pipeline import records
@@ -75,14 +76,6 @@ def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
     return steps
 
 
-def pipeline_config(config: ProjectConfig) -> ProjectConfig:
-    """With environments, the pipeline deploys into the first one (the one promoting from none)."""
-    from shipyard.release.environments import env_project, root_env
-
-    root = root_env(config) if config.environments else None
-    return env_project(config, root) if root else config
-
-
 def run_pipeline(
     ws: Workspace,
     config: ProjectConfig,
@@ -96,7 +89,7 @@ def run_pipeline(
     """Run the project's pipeline in `ws` (up to `until_step`). Never raises for a step failure:
     the result says."""
     reporter = reporter or SilentReporter()
-    config = pipeline_config(config)
+    config = root_project(config)  # with environments: deploys into the first one
     steps = select_steps(config, until_step)
     names = [s.name for s in steps]
     if from_step is not None and from_step not in names:
