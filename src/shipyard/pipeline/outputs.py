@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from shipyard.gate.policy import GateDecision
 
@@ -30,6 +30,17 @@ def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return {f.name: data[f.name] for f in fields(cls) if f.name in data}
 
 
+class StoredAsFields:
+    """A record stored as its fields (dataclass subclasses; those stored otherwise override)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[arg-type]  # always a dataclass subclass
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**known_fields(cls, data))
+
+
 def _dropping_none(record: Any, *optional: str) -> dict[str, Any]:
     """`record` as a dict without the `optional` keys whose value is None (keys a record only
     has in some runs stay absent in the others, as before)."""
@@ -38,7 +49,7 @@ def _dropping_none(record: Any, *optional: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class TrainedRun:
+class TrainedRun(StoredAsFields):
     """The train step's output: the MLflow run that trained the model (a sweep's best trial)."""
 
     run_id: str
@@ -56,10 +67,6 @@ class TrainedRun:
 
     def to_dict(self) -> dict[str, Any]:
         return _dropping_none(self, "sweep", "files_uri", "files_hash")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainedRun:
-        return cls(**known_fields(cls, data))
 
     def run_json(self) -> dict[str, Any]:
         """The run as run.json (and the run summary) shows it."""
@@ -118,23 +125,16 @@ class RegisteredModel:
 
 
 @dataclass(frozen=True)
-class BundleRef:
+class BundleRef(StoredAsFields):
     """The package step's output: the service bundle built (or found) for the model version."""
 
     bundle_id: str
     path: str
     content_hash: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BundleRef:
-        return cls(**known_fields(cls, data))
-
 
 @dataclass(frozen=True)
-class DeploymentRef:
+class DeploymentRef(StoredAsFields):
     """The deploy step's output: the deployment that serves the bundle."""
 
     deployment_id: str
@@ -143,13 +143,6 @@ class DeploymentRef:
     slot: str | None = None
     pid: int | None = None
     port: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeploymentRef:
-        return cls(**known_fields(cls, data))
 
 
 @dataclass(frozen=True)
