@@ -19,10 +19,11 @@ from tools import require_tool
 
 from shipyard.ci.outputs import smoke
 from shipyard.config.loader import load_project
+from shipyard.config.overlay import production_env, root_project
 from shipyard.deploy.traffic import get_endpoint
 from shipyard.registry import alias_history, register, set_alias
 from shipyard.registry.aliases import current
-from shipyard.release.environments import deploy_to_env, production_env, root_project, serving
+from shipyard.release.environments import deploy_to_env, serving
 from shipyard.release.rollback import rollback_endpoint
 from shipyard.workspace import Workspace
 

@@ -13,6 +13,8 @@ from pg_support import postgres_server  # noqa: F401  (the session's PostgreSQL 
 from sqlalchemy import text
 
 from shipyard.config.loader import load_project, resolve_workspace_settings
+from shipyard.gate.policy import GateDecision
+from shipyard.pipeline.outputs import RegisteredModel
 from shipyard.pipeline.runner import SilentReporter, run_pipeline
 from shipyard.registry.aliases import AliasConflict, compare_and_set, current
 from shipyard.registry.models import alias_history, set_alias
@@ -75,12 +77,15 @@ def test_candidate_that_lost_the_race_is_decided_again_and_not_registered(projec
     result = _run(ws, proj, 0.5, MoveProductionAfterEvaluate(ws, "2"))
 
     assert result.status == "rejected"
-    assert result.outputs["evaluate"]["verdict"] == "passed"
-    assert result.outputs["evaluate"]["champion_version"] == "1"
+    evaluate = result.outputs["evaluate"]
+    assert isinstance(evaluate, GateDecision)
+    assert evaluate.verdict == "passed"
+    assert evaluate.champion_version == "1"
     final = result.gate
-    assert final["verdict"] == "rejected" and final["champion_version"] == "2"
-    assert final["reason"].startswith("re-evaluated: production moved from v1 to v2")
-    assert "worse" in final["reason"]
+    assert final is not None
+    assert final.verdict == "rejected" and final.champion_version == "2"
+    assert final.reason.startswith("re-evaluated: production moved from v1 to v2")
+    assert "worse" in final.reason
     assert [s["status"] for s in result.steps][-1] == "succeeded"  # register decided, no version
     client = mlflow_client(ws)
     assert sorted(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")) == [1, 2]
@@ -107,8 +112,10 @@ def test_candidate_still_better_after_the_race_moves_from_the_new_champion(proje
     result = _run(ws, proj, 0.1, MoveProductionAfterEvaluate(ws, "2"))  # 2856 beats both
 
     assert result.status == "succeeded"
-    assert result.gate["verdict"] == "passed" and result.gate["champion_version"] == "2"
-    assert result.outputs["register"]["version"] == "3"
+    assert result.gate is not None
+    assert result.gate.verdict == "passed" and result.gate.champion_version == "2"
+    register = result.outputs["register"]
+    assert isinstance(register, RegisteredModel) and register.version == "3"
     moves = [m for m in alias_history(ws, MODEL, "production")]
     assert (moves[-1]["from"], moves[-1]["to"]) == ("2", "3")  # from the champion it really beat
     assert moves[-1]["why"].startswith("gate passed: re-evaluated: production moved from v1 to v2")

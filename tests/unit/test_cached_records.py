@@ -10,8 +10,10 @@ import pytest
 
 from shipyard.cli.run import summarize, write_outputs
 from shipyard.config.loader import load_project, resolve_workspace_settings
+from shipyard.gate.policy import GateDecision
 from shipyard.pipeline import records
 from shipyard.pipeline.context import StepContext
+from shipyard.pipeline.outputs import TrainedRun
 from shipyard.pipeline.runner import PipelineResult, SilentReporter, _run_step
 from shipyard.pipeline.steps import EvaluateStep, RegisterStep
 from shipyard.store import utcnow
@@ -33,7 +35,7 @@ def ctx_for(tmp_path):
     def make() -> StepContext:
         run_id = records.create_pipeline_run(ws, cfg.name, {}, ["evaluate", "register"])
         ctx = StepContext(ws=ws, config=cfg, pipeline_run_id=run_id, params={})
-        ctx.outputs["train"] = {"run_id": RUN, "metrics": {"mse": 3000.0}, "model_uri": "runs:/x/model"}
+        ctx.outputs["train"] = TrainedRun(RUN, metrics={"mse": 3000.0}, model_uri="runs:/x/model")
         return ctx
 
     yield make
@@ -41,19 +43,33 @@ def ctx_for(tmp_path):
 
 
 def _first_run(ctx: StepContext) -> None:
-    """What the run that registered v1 and promoted it recorded (as the runner stores it)."""
+    """What the run that registered v1 and promoted it recorded (as the runner of the previous
+    version stored it: plain JSON, without the keys later versions added)."""
     decision = {
-        "verdict": "passed", "reason": FIRST_REASON, "metric": "mse", "direction": "minimize",
-        "candidate_run_id": RUN, "candidate_value": 3000.0, "champion_version": None,
-        "champion_run_id": None, "champion_value": None, "accepted": True,
-    }  # fmt: skip
-    ctx.outputs["evaluate"] = decision
+        "verdict": "passed",
+        "reason": FIRST_REASON,
+        "metric": "mse",
+        "direction": "minimize",
+        "candidate_run_id": RUN,
+        "candidate_value": 3000.0,
+        "champion_version": None,
+        "champion_run_id": None,
+        "champion_value": None,
+        "accepted": True,
+    }
+    ctx.outputs["evaluate"] = GateDecision.from_dict(decision)
     moves = [{"alias": "production", "from": None, "to": "1", "moved": True}]
     register = {
-        "model_name": ctx.model_name, "version": "1", "run_id": RUN, "created": True,
-        "source": "runs:/x/model", "alias_moves": moves, "aliases": ["production"],
-        "gate": decision, "rejected": False,
-    }  # fmt: skip
+        "model_name": ctx.model_name,
+        "version": "1",
+        "run_id": RUN,
+        "created": True,
+        "source": "runs:/x/model",
+        "alias_moves": moves,
+        "aliases": ["production"],
+        "gate": decision,
+        "rejected": False,
+    }
     for step, outputs in (("evaluate", decision), ("register", register)):
         key = (EvaluateStep() if step == "evaluate" else RegisterStep()).cache_key(ctx)
         records.update_step(
@@ -62,10 +78,16 @@ def _first_run(ctx: StepContext) -> None:
     with ctx.ws.store.session() as s:
         s.add(
             AliasEvent(
-                model_name=ctx.model_name, alias="production", from_version=None, to_version="1",
-                actor="test", reason="promoted", pipeline_run_id=ctx.pipeline_run_id, created_at=utcnow(),
+                model_name=ctx.model_name,
+                alias="production",
+                from_version=None,
+                to_version="1",
+                actor="test",
+                reason="promoted",
+                pipeline_run_id=ctx.pipeline_run_id,
+                created_at=utcnow(),
             )
-        )  # fmt: skip
+        )
 
 
 def test_cached_register_and_gate_say_what_happened_in_this_run(ctx_for, tmp_path) -> None:
@@ -85,7 +107,7 @@ def test_cached_register_and_gate_say_what_happened_in_this_run(ctx_for, tmp_pat
     assert gate["reason"].startswith("this run's model is production already (v1); ")
     assert f"decided by pipeline run {first.pipeline_run_id[:8]}" in gate["reason"]
     assert gate["reason"].endswith(FIRST_REASON)
-    assert again.outputs["evaluate"]["decided_by"] == first.pipeline_run_id
+    assert again.output("evaluate", GateDecision).decided_by == first.pipeline_run_id
 
     write_outputs(tmp_path / "out", summary)
     model = json.loads((tmp_path / "out" / "model.json").read_text())

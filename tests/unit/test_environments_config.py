@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import env_deployment, root_env
 from shipyard.errors import ConfigError, UsageError
-from shipyard.release.environments import env_deployment, root_env
 from shipyard.release.notify import notify
 
 

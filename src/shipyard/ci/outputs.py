@@ -83,10 +83,11 @@ def smoke(ws: Any, config: Any, env: str, version: str | None) -> dict[str, Any]
 
     Unlike the deployment's own smoke test this stops nothing when it fails: the version is live
     already, and the release's rollback job decides what serves next."""
+    from shipyard.config.overlay import env_deployment
     from shipyard.deploy.endpoints import auth_enabled, get_deployment
     from shipyard.deploy.keys import temporary_key
     from shipyard.deploy.smoke import smoke_test
-    from shipyard.release.environments import env_deployment, serving
+    from shipyard.release.environments import serving
 
     state = serving(ws, config, env)
     if state.model_version is None or state.deployment_id is None or state.url is None:

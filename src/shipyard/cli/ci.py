@@ -109,7 +109,7 @@ def smoke_cmd(
 ) -> None:
     """Smoke-test what an environment serves (the sample request to its URL); nothing is stopped."""
     from shipyard.ci.outputs import smoke
-    from shipyard.release.environments import check_env
+    from shipyard.config.overlay import check_env
 
     config, ws = context(project, workspace, required=True)
     check_env(config, env)

@@ -23,11 +23,11 @@ def doctor_command(
     output: OutputOpt = Output.text,
 ) -> None:
     """Find and repair what interrupted runs and deployments left behind."""
+    from shipyard.config.overlay import root_project
     from shipyard.pipeline.recovery import recover
-    from shipyard.pipeline.runner import pipeline_config
 
     config, ws = context(project, workspace, required=False)
-    findings = recover(ws, pipeline_config(config) if config is not None else None, dry_run=dry_run)
+    findings = recover(ws, root_project(config) if config is not None else None, dry_run=dry_run)
     rows = [f.to_dict() for f in findings]
 
     def render(items: list[dict[str, Any]]) -> None:

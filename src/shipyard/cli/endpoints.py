@@ -138,11 +138,11 @@ def deploy_command(
     output: OutputOpt = Output.text,
 ) -> None:
     """Deploy a model version to the project's endpoint: start, health-check, smoke-test, switch over."""
+    from shipyard.config.overlay import root_project
     from shipyard.deploy.facade import deploy_bundle
     from shipyard.deploy.rollout import TrafficSteps
     from shipyard.deploy.targets import target_class
     from shipyard.errors import DeploymentError, UsageError
-    from shipyard.release.environments import root_project
 
     config, ws = context(project, workspace, required=True)
     assert config is not None

@@ -44,7 +44,7 @@ def list_cmd(
     project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
 ) -> None:
     """The environments, their endpoints and promotion chain."""
-    from shipyard.release.environments import check_env, env_deployment
+    from shipyard.config.overlay import check_env, env_deployment
 
     config, _ = _project(project, workspace)
     check_env(config, next(iter(config.environments), ""))
@@ -81,8 +81,8 @@ def status_cmd(
 def history_cmd(env: EnvArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None,
                 output: OutputOpt = Output.text) -> None:  # fmt: skip
     """Every change to an environment, newest first, with its reason."""
+    from shipyard.config.overlay import check_env
     from shipyard.release import env_history
-    from shipyard.release.environments import check_env
 
     config, ws = _project(project, workspace)
     check_env(config, env)
@@ -107,9 +107,9 @@ def deploy_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """Deploy a model version into an environment (smoke-tested; the old one serves until it passes)."""
+    from shipyard.config.overlay import check_env
     from shipyard.errors import UsageError
     from shipyard.release import deploy_to_env
-    from shipyard.release.environments import check_env
 
     if version and alias:
         raise UsageError("--version and --alias exclude each other")

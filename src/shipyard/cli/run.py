@@ -21,7 +21,9 @@ from shipyard.cli.common import (
     open_workspace,
 )
 from shipyard.config.loader import parse_param_overrides
+from shipyard.data.report import DataCheckReport
 from shipyard.errors import GateRejected, ShipyardError
+from shipyard.pipeline.outputs import KEY_VAR, RegisteredModel, SmokeTestedEndpoint, TrainedRun
 from shipyard.pipeline.runner import PipelineResult, run_pipeline
 from shipyard.secrets import known
 
@@ -52,16 +54,6 @@ class RichReporter:
         self.console.print(f"{ICONS.get(status, '?')} {step:<11} {status:<9} {duration_s:6.2f}s{note}")
 
 
-KEY_VAR = "SHIPYARD_ENDPOINT_KEY"
-
-
-def curl_command(url: str, payload: Any, auth: bool) -> str:
-    """A ready-to-paste request; the key is referenced, never written into the command."""
-    body = json.dumps(payload, separators=(",", ":"))
-    key = f' -H "Authorization: Bearer ${KEY_VAR}"' if auth else ""
-    return f"curl -s -X POST {url}/score -H 'Content-Type: application/json'{key} -d '{body}'"
-
-
 def summarize(result: PipelineResult) -> dict[str, Any]:
     """The facts a user (or CI) wants from a run, as one JSON-able record."""
     o = result.outputs
@@ -72,51 +64,33 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
         "steps": [{k: s[k] for k in ("step", "status", "duration_s", "message")} for s in result.steps],
         "cached_steps": [s["step"] for s in result.steps if s["status"] == "cached"],
     }
-    if "data_check" in o:
-        summary["data_check"] = {k: o["data_check"].get(k) for k in ("passed", "rows", "dataset_hash")}
-    if "train" in o:
-        summary["run"] = {
-            "run_id": o["train"]["run_id"],
-            "metrics": o["train"]["metrics"],
-            "params": o["train"].get("params", {}),
+    data_check = o.get("data_check")
+    if isinstance(data_check, DataCheckReport):
+        summary["data_check"] = {
+            "passed": data_check.passed,
+            "rows": data_check.rows,
+            "dataset_hash": data_check.dataset_hash,
         }
-        if o["train"].get("sweep"):
-            summary["run"]["sweep"] = o["train"]["sweep"]
-    if result.gate:
-        g = result.gate  # the final decision: made again when production moved under the run
+    train = o.get("train")
+    if isinstance(train, TrainedRun):
+        summary["run"] = train.run_json()
+    gate = result.gate  # the final decision: made again when production moved under the run
+    if gate is not None:
         summary["gate"] = {
-            k: g.get(k)
-            for k in (
-                "verdict",
-                "reason",
-                "metric",
-                "direction",
-                "candidate_value",
-                "champion_version",
-                "champion_value",
-            )
+            "verdict": gate.verdict,
+            "reason": gate.reason,
+            "metric": gate.metric,
+            "direction": gate.direction,
+            "candidate_value": gate.candidate_value,
+            "champion_version": gate.champion_version,
+            "champion_value": gate.champion_value,
         }
-    if "version" in o.get("register", {}):
-        r = o["register"]
-        summary["model"] = {
-            "name": r["model_name"],
-            "version": r["version"],
-            "created": r["created"],
-            "aliases": r["aliases"],
-            "alias_moves": r["alias_moves"],
-        }
-    if "smoke_test" in o:
-        s = o["smoke_test"]
-        payload = s.get("payload") or o.get("package", {}).get("input_sample")
-        summary["endpoint"] = {
-            "url": s["url"],
-            "deployment_id": s["deployment_id"],
-            "smoke_test": "passed",
-            "latency_ms": s.get("latency_ms"),
-        }
-        summary["endpoint"]["auth"] = bool(s.get("auth"))
-        if payload is not None:
-            summary["endpoint"]["curl"] = curl_command(s["url"], payload, bool(s.get("auth")))
+    register = o.get("register")
+    if isinstance(register, RegisteredModel) and register.version is not None:
+        summary["model"] = register.model_json()
+    smoke = o.get("smoke_test")
+    if isinstance(smoke, SmokeTestedEndpoint):
+        summary["endpoint"] = smoke.endpoint_json()
     if result.recovered:  # what interrupted runs had left, repaired first (pipeline/recovery.py)
         summary["recovered"] = result.recovered
     if result.new_keys:

@@ -40,6 +40,17 @@ class DataCheckReport:
     def passed(self) -> bool:
         return not self.violations
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataCheckReport:
+        """A report `to_dict` wrote (`passed` is derived from the violations)."""
+        return cls(
+            path=data["path"],
+            rows=data["rows"],
+            columns=list(data["columns"]),
+            dataset_hash=data["dataset_hash"],
+            violations=[Violation(**v) for v in data.get("violations", [])],
+        )
+
     def has(self, column: str | None, rule: str) -> bool:
         """True if a violation of `rule` on `column` was found."""
         return any(v.column == column and v.rule == rule for v in self.violations)

@@ -18,7 +18,7 @@ gate: a re-run that reuses its training run is refused with the reason it was wi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shipyard.config.models import GateConfig
@@ -41,6 +41,10 @@ class GateDecision:
     eval_rows: int | None = None  # the candidate's evaluation rows; None: not reported
     policy: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+    # A decision reused from the step cache: the pipeline run that made it and its reason then
+    # (`reason` says it was reused); None when it was made now.
+    decided_by: str | None = None
+    decided_reason: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -48,7 +52,17 @@ class GateDecision:
         return self.verdict in (PASSED, SKIPPED)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-able, with `accepted` (the evaluate step's stored output)."""
+        out = asdict(self)
+        for reused in ("decided_by", "decided_reason"):
+            if out[reused] is None:
+                del out[reused]
+        return out | {"accepted": self.accepted}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+        """A decision `to_dict` wrote (`accepted` is derived; keys of other versions ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def _fmt(x: float) -> str:

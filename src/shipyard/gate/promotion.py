@@ -15,7 +15,6 @@ reused would otherwise pass its cached decision again and redeploy what was just
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -100,26 +99,21 @@ def decide_against(
     )
 
 
-def as_record(decision: GateDecision) -> dict[str, Any]:
-    """The decision as a step output (JSON-able, with `accepted`)."""
-    return decision.to_dict() | {"accepted": decision.accepted}
-
-
 def recheck(
     ws: Workspace,
     gate: GateConfig,
     model_name: str,
     candidate: Candidate,
-    decision: dict[str, Any],
+    decision: GateDecision,
     pipeline_run_id: str | None,
-) -> dict[str, Any]:
+) -> GateDecision:
     """`decision` if production still holds its champion, else a new recorded decision against
     the version production holds now. Call before registering, so that a candidate that lost its
     race is not registered at all."""
     now = current(ws, model_name, ALIAS)
-    if now == decision.get("champion_version"):
+    if now == decision.champion_version:
         return decision
-    return _redecide(ws, gate, model_name, candidate, decision.get("champion_version"), now, pipeline_run_id)
+    return _redecide(ws, gate, model_name, candidate, decision.champion_version, now, pipeline_run_id)
 
 
 def promote(
@@ -128,24 +122,29 @@ def promote(
     model_name: str,
     version: str,
     candidate: Candidate,
-    decision: dict[str, Any],
+    decision: GateDecision,
     *,
     actor: str,
     pipeline_run_id: str | None,
-) -> tuple[dict[str, Any], AliasMove | None]:
+) -> tuple[GateDecision, AliasMove | None]:
     """Move production to `version` if `decision` (and any decision made again after a lost
     race) accepts it. Returns the final decision and the move (None when the final decision
     rejects the candidate)."""
-    expected = decision.get("champion_version")
+    expected = decision.champion_version
     for _ in range(MAX_ATTEMPTS):
-        if not decision["accepted"]:
+        if not decision.accepted:
             return decision, None
         try:
             move = compare_and_set(
-                ws, model_name, ALIAS, version, expected=expected,
-                reason=f"{GATE_REASON}{decision['verdict']}: {decision['reason']}",
-                actor=actor, pipeline_run_id=pipeline_run_id,
-            )  # fmt: skip
+                ws,
+                model_name,
+                ALIAS,
+                version,
+                expected=expected,
+                reason=f"{GATE_REASON}{decision.verdict}: {decision.reason}",
+                actor=actor,
+                pipeline_run_id=pipeline_run_id,
+            )
             return decision, move
         except AliasConflict as exc:
             decision = _redecide(ws, gate, model_name, candidate, expected, exc.current, pipeline_run_id)
@@ -161,7 +160,7 @@ def _redecide(
     was: str | None,
     now: str | None,
     pipeline_run_id: str | None,
-) -> dict[str, Any]:
+) -> GateDecision:
     champion = resolve(ws, ModelRef(model_name, version=now)) if now else None
     decision = decide_against(ws, gate, candidate, champion)
     was_text = f"v{was}" if was else "no version"
@@ -171,4 +170,4 @@ def _redecide(
         + decision.reason
     )
     record_decision(ws, model_name, decision, pipeline_run_id)
-    return as_record(decision)
+    return decision

@@ -6,35 +6,53 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shipyard.pipeline.outputs import RegisteredModel, SmokeTestedEndpoint, StepOutput
+
 log = logging.getLogger("shipyard.pipeline")
 
 
-def announce(ws: Any, config: Any, result: Any, outputs: dict[str, dict[str, Any]]) -> None:
+def announce(ws: Any, config: Any, result: Any, outputs: dict[str, StepOutput]) -> None:
     from shipyard.release.notify import notify
 
     try:
         gate = result.gate
-        if gate and "verdict" in gate:
-            notify(config, "gate", f"gate {gate['verdict']}: {gate.get('reason', '')}", gate)
+        if gate is not None:
+            notify(config, "gate", f"gate {gate.verdict}: {gate.reason}", gate.to_dict())
         if result.status == "failed":
-            notify(config, "failure", f"pipeline run {result.pipeline_run_id[:8]} failed: {result.error}",
-                   {"pipeline_run_id": result.pipeline_run_id, "error": result.error})  # fmt: skip
+            notify(
+                config,
+                "failure",
+                f"pipeline run {result.pipeline_run_id[:8]} failed: {result.error}",
+                {"pipeline_run_id": result.pipeline_run_id, "error": result.error},
+            )
         smoke = outputs.get("smoke_test")
-        if smoke and config.environments and result.status == "succeeded":
-            _record_root_deploy(ws, config, result, outputs)
+        if isinstance(smoke, SmokeTestedEndpoint) and config.environments and result.status == "succeeded":
+            register = outputs.get("register")
+            _record_root_deploy(
+                ws, config, result, smoke, register if isinstance(register, RegisteredModel) else None
+            )
     except Exception as exc:  # the run's result stands whatever happens here
         log.warning("after-run notifications failed: %s", exc)
 
 
-def _record_root_deploy(ws: Any, config: Any, result: Any, outputs: dict[str, dict[str, Any]]) -> None:
-    from shipyard.release.environments import env_history, record_event, root_env
+def _record_root_deploy(
+    ws: Any, config: Any, result: Any, smoke: SmokeTestedEndpoint, register: RegisteredModel | None
+) -> None:
+    from shipyard.config.overlay import root_env
+    from shipyard.release.environments import env_history, record_event
 
     env = root_env(config)
-    dep_id = outputs["smoke_test"]["deployment_id"]
+    dep_id = smoke.deployment_id
     if env is None or any(e["deployment_id"] == dep_id for e in env_history(ws, env)):
         return  # a cached deploy step: already in the history
-    register = outputs.get("register", {})
-    version = str(register["version"]) if register.get("version") else None
+    version = str(register.version) if register is not None and register.version else None
     why = f"shipyard run (pipeline {result.pipeline_run_id[:8]})"
-    record_event(ws, env, "deploy", model_name=register.get("model_name"), version=version,
-                 deployment_id=dep_id, reason=why)  # fmt: skip
+    record_event(
+        ws,
+        env,
+        "deploy",
+        model_name=register.model_name if register is not None else None,
+        version=version,
+        deployment_id=dep_id,
+        reason=why,
+    )

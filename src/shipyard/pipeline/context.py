@@ -7,12 +7,17 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shipyard import __version__
 from shipyard.config.models import DataCheckConfig, DeploymentConfig, ProjectConfig
 from shipyard.data.hashing import files_sha256, json_sha256
 from shipyard.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shipyard.pipeline.outputs import StepOutput
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -21,10 +26,17 @@ class StepContext:
     config: ProjectConfig
     pipeline_run_id: str
     params: dict[str, Any]
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, StepOutput] = field(default_factory=dict)  # step name → its output record
     parent_mlflow_run_id: str | None = None
     # In memory only, never recorded: plain endpoint keys a step created, shown once by the CLI.
     secrets: dict[str, Any] = field(default_factory=dict)
+
+    def output(self, step: str, kind: type[R]) -> R:
+        """The output record of the earlier step `step`, of type `kind`."""
+        out = self.outputs[step]
+        if not isinstance(out, kind):
+            raise TypeError(f"step {step}'s output is a {type(out).__name__}, not a {kind.__name__}")
+        return out
 
     @property
     def model_name(self) -> str:

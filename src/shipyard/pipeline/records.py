@@ -15,6 +15,7 @@ from sqlalchemy import case, select
 
 from shipyard.deploy.ownership import host_id, process_start
 from shipyard.errors import NotFoundError
+from shipyard.pipeline.outputs import RegisteredModel
 from shipyard.store import utcnow
 from shipyard.store.models import PipelineRun, StepRun
 from shipyard.workspace import Workspace
@@ -110,8 +111,9 @@ def registered_version(ws: Workspace, model_name: str, run_id: str) -> str | Non
             select(StepRun.outputs).where(StepRun.step == "register", StepRun.status == "succeeded")
         )
         for outputs in rows:
-            if outputs.get("model_name") == model_name and outputs.get("run_id") == run_id:
-                return outputs.get("version")
+            registered = RegisteredModel.from_dict(outputs)
+            if registered.model_name == model_name and registered.run_id == run_id:
+                return registered.version
     return None
 
 

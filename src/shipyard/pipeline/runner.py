@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import root_project
 from shipyard.errors import ShipyardError, StoreUnavailable, UsageError
+from shipyard.gate.policy import GateDecision
 from shipyard.names import shown
 from shipyard.pipeline import records
 from shipyard.pipeline.announce import announce
 from shipyard.pipeline.context import StepContext
+from shipyard.pipeline.outputs import RegisteredModel, StepOutput
 from shipyard.pipeline.recovery import recover
 from shipyard.pipeline.secret_scan import scan_step
 from shipyard.pipeline.steps import ALL_STEPS, Step
@@ -43,7 +46,7 @@ class PipelineResult:
     pipeline_run_id: str
     status: str  # succeeded | rejected | failed
     steps: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, StepOutput] = field(default_factory=dict)  # step name → its output record
     error: str | None = None
     new_keys: dict[str, str] | None = None  # plain endpoint keys created by this run (shown once)
     planned: list[str] = field(default_factory=list)  # the steps of this run (--until cuts the rest)
@@ -51,10 +54,14 @@ class PipelineResult:
     recovered: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def gate(self) -> dict[str, Any] | None:
+    def gate(self) -> GateDecision | None:
         """The gate's final decision: the register step's when it decided again after production
         moved under it, else the evaluate step's."""
-        return self.outputs.get("register", {}).get("gate") or self.outputs.get("evaluate")
+        register = self.outputs.get("register")
+        if isinstance(register, RegisteredModel):
+            return register.gate
+        evaluate = self.outputs.get("evaluate")
+        return evaluate if isinstance(evaluate, GateDecision) else None
 
 
 def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
@@ -75,14 +82,6 @@ def select_steps(config: ProjectConfig, until: str | None = None) -> list[Step]:
     return steps
 
 
-def pipeline_config(config: ProjectConfig) -> ProjectConfig:
-    """With environments, the pipeline deploys into the first one (the one promoting from none)."""
-    from shipyard.release.environments import env_project, root_env
-
-    root = root_env(config) if config.environments else None
-    return env_project(config, root) if root else config
-
-
 def run_pipeline(
     ws: Workspace,
     config: ProjectConfig,
@@ -96,7 +95,7 @@ def run_pipeline(
     """Run the project's pipeline in `ws` (up to `until_step`). Never raises for a step failure:
     the result says."""
     reporter = reporter or SilentReporter()
-    config = pipeline_config(config)
+    config = root_project(config)  # with environments: deploys into the first one
     steps = select_steps(config, until_step)
     names = [s.name for s in steps]
     if from_step is not None and from_step not in names:
@@ -117,9 +116,9 @@ def run_pipeline(
                 _skip(ws, result, reporter, run_id, step.name, stopped)
                 continue
             _run_step(ctx, step, force, result, reporter)
-            gate = _rejection(step.name, ctx.outputs.get(step.name, {}))
+            gate = step.rejection(ctx.outputs[step.name])
             if gate is not None:
-                stopped, result.status = f"gate rejected: {gate['reason']}", "rejected"
+                stopped, result.status = f"gate rejected: {gate.reason}", "rejected"
     except ShipyardError as exc:
         result.status, result.error = "failed", str(exc)
     except KeyboardInterrupt:
@@ -132,16 +131,6 @@ def run_pipeline(
     result.new_keys = ctx.secrets.get("endpoint_keys")
     _finish(ws, ctx, result, reporter)
     return result
-
-
-def _rejection(step: str, outputs: dict[str, Any]) -> dict[str, Any] | None:
-    """The gate decision that stops the pipeline after `step`, if any: evaluate's verdict, or the
-    register step's decision made again after production moved under it."""
-    if step == "evaluate" and not outputs["accepted"]:
-        return outputs
-    if step == "register" and outputs.get("rejected"):
-        return outputs["gate"]
-    return None
 
 
 def _check_secrets(config: ProjectConfig) -> None:
@@ -161,13 +150,17 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
     try:
         key = step.cache_key(ctx)
         hits = [] if (force or key is None) else records.cache_hits(ws, step.name, key)
-        hit = next((h for h in hits if step.still_valid(ctx, h[0])), None)
+        loaded = ((step.load(data), source) for data, source in hits)
+        hit = next((h for h in loaded if step.still_valid(ctx, h[0])), None)
         if hit is not None:
-            outputs, source_run = step.reused(ctx, hit[0], hit[1]), hit[1]
+            output, source_run = step.reused(ctx, hit[0], hit[1]), hit[1]
             status, message = "cached", f"reused from pipeline run {source_run[:8]}"
         else:
-            outputs = step.run(ctx)
-            status, message = "succeeded", scan_step(ctx, step.name, outputs)
+            output = step.run(ctx)
+            status, message = "succeeded", None
+        stored = output.to_dict()  # the JSON the store keeps and the cache reads back
+        if status == "succeeded":
+            message = scan_step(ctx, step.name, stored)
     except (ShipyardError, KeyboardInterrupt, Exception) as exc:
         duration = time.perf_counter() - started
         unreachable = None if isinstance(exc, ShipyardError | KeyboardInterrupt) else ws.unreachable(exc)
@@ -185,7 +178,7 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
             raise
         raise ShipyardError(f"step {step.name} crashed: {type(exc).__name__}: {exc}") from exc
     duration = time.perf_counter() - started
-    ctx.outputs[step.name] = outputs
+    ctx.outputs[step.name] = output
     # A cached step records its own (cache) status but succeeded-like outputs for later hits.
     records.update_step(
         ws,
@@ -193,7 +186,7 @@ def _run_step(ctx: StepContext, step: Step, force: bool, result: PipelineResult,
         step.name,
         status="succeeded" if status == "succeeded" else "cached",
         cache_key=key,
-        outputs=outputs,
+        outputs=stored,
         finished_at=utcnow(),
         duration_s=duration,
         message=message,

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import StepFailed
+from shipyard.pipeline.outputs import TrainedRun
+from shipyard.pipeline.training import train_job, trained_run
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from shipyard.compute.base import JobResult, StepJob
     from shipyard.pipeline.context import StepContext
-    from shipyard.pipeline.steps import TrainStep
 
 _RUN_STATUS = {"succeeded": "FINISHED", "cancelled": "KILLED"}  # anything else: FAILED
 
@@ -75,8 +76,8 @@ def _metric(value: Any) -> float | None:
 
 
 def run_sweep(
-    ctx: StepContext, step: TrainStep, parent_run_id: str, tags: dict[str, str], secret_env: dict[str, str]
-) -> dict[str, Any]:
+    ctx: StepContext, parent_run_id: str, tags: dict[str, str], secret_env: dict[str, str]
+) -> TrainedRun:
     """Run every trial of train.sweep under the train run `parent_run_id`; the best trial's
     output record plus `sweep` (method, trials, best). StepFailed when no trial can be best."""
     from mlflow.entities import Param
@@ -96,7 +97,7 @@ def run_sweep(
         for i, params in enumerate(sweep.trial_parameters())
     ]
     jobs = [
-        step.job(
+        train_job(
             ctx,
             "",  # the trial's run id is set when it starts (prepare)
             trial.log_path,
@@ -142,8 +143,7 @@ def run_sweep(
     if best is None:
         raise StepFailed(_no_best(ctx, trials))
     assert best.run_id is not None
-    output = step.record(ctx, best.run_id, best.log_path, tags)
-    output["sweep"] = {
+    summary = {
         "method": sweep.method,
         "parent_run_id": parent_run_id,
         "metric": gate.metric,
@@ -152,7 +152,7 @@ def run_sweep(
         "trials": [trial.summary() for trial in trials],
         "best": best.index,
     }
-    return output
+    return dataclasses.replace(trained_run(ctx, best.run_id, best.log_path, tags), sweep=summary)
 
 
 def _record_on_parent(ctx: StepContext, parent_run_id: str, trials: list[Trial], best: Trial | None) -> None:

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import check_env
 from shipyard.deploy.targets import target_class
 from shipyard.errors import NotFoundError, UsageError
-from shipyard.release.environments import check_env, deploy_to_env, serving
+from shipyard.release.environments import deploy_to_env, serving
 from shipyard.release.notify import notify
 from shipyard.store.db import utcnow
 from shipyard.store.models import PromotionRow

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import env_deployment, production_env
 from shipyard.errors import DeploymentError
-from shipyard.release.environments import env_deployment, production_env, record_event
+from shipyard.release.environments import record_event
 
 PRODUCTION = "production"
 

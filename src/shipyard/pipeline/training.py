@@ -1,0 +1,71 @@
+"""The training script as a job on a compute target, and the record of the run it trained: used
+by the train step for its one run and by a sweep (pipeline/sweep.py) for each trial and its best.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shipyard.compute.base import StepJob
+from shipyard.errors import StepFailed
+from shipyard.pipeline.context import StepContext
+from shipyard.pipeline.outputs import TrainedRun
+
+STEP = "train"
+
+
+def train_job(
+    ctx: StepContext,
+    run_id: str,
+    log_path: Path,
+    secret_env: dict[str, str],
+    *,
+    params: dict[str, Any] | None = None,
+    outputs: Path | None = None,
+) -> StepJob:
+    """The script's job; a sweep trial passes its own `params` and `outputs` folder."""
+    t = ctx.config.train
+    outputs = outputs or ctx.ws.subdir("outputs", ctx.pipeline_run_id, STEP)
+    inputs = {k: str(ctx.config.path(v)) for k, v in t.inputs.items()}
+    env = {
+        **ctx.ws.environment(),
+        "SHIPYARD_RUN_ID": run_id,
+        "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
+        "SHIPYARD_PARAMS": json.dumps(ctx.params if params is None else params),
+        "SHIPYARD_INPUTS": json.dumps(inputs),
+        "SHIPYARD_OUTPUTS": str(outputs),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return StepJob(
+        name=STEP,
+        project_dir=ctx.config.project_dir,
+        script=t.script,
+        log_path=log_path,
+        outputs_dir=outputs,
+        env=env,
+        secret_env=secret_env,  # in this process's memory and the child's environment only
+        inputs={k: Path(v) for k, v in inputs.items()},
+        environment=ctx.config.path(t.environment) if t.environment else None,
+        timeout_s=t.timeout_s,
+    )
+
+
+def trained_run(ctx: StepContext, run_id: str, log_path: Path, tags: dict[str, str]) -> TrainedRun:
+    """The step's output record for the run that trained the model (a sweep's best trial)."""
+    run = ctx.ws.mlflow.get_run(run_id)
+    artifact = run.data.tags.get("shipyard.model_artifact")
+    if not artifact:
+        t = ctx.config.train
+        raise StepFailed(f"{t.script} logged no model: call shipyard.log_model(model) in the script")
+    return TrainedRun(
+        run_id=run_id,
+        experiment_id=run.info.experiment_id,
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        model_uri=f"runs:/{run_id}/{artifact}",
+        dataset_hash=tags.get("shipyard.dataset_hash"),
+        log_path=str(log_path),
+        compute=ctx.config.train.compute,
+    )
