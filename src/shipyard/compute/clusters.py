@@ -162,7 +162,7 @@ def _elsewhere(ws: Any, row: ComputeRow) -> str | None:
     or connects to them."""
     from types import SimpleNamespace
 
-    from shipyard.deploy.ownership import describe, owned_here
+    from shipyard.ownership import describe, owned_here
 
     runtime = row.runtime or {}
     owner = SimpleNamespace(owner_host=runtime.get("owner_host"), owner_root=runtime.get("owner_root"))
@@ -177,7 +177,7 @@ def _refuse_elsewhere(ws: Any, row: ComputeRow, verb: str) -> None:
 
 def _start_locked(ws: Any, name: str) -> ClusterInfo:
     from shipyard.compute import ray_local
-    from shipyard.deploy.ownership import Owner
+    from shipyard.ownership import Owner
 
     with ws.store.session() as s:
         row = _row(s, name)

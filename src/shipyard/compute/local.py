@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.compute.base import JobHandle, JobResult, JobTimeout, StepJob, tail
-from shipyard.deploy.local import process_alive
 from shipyard.errors import NotFoundError, StepFailed
+from shipyard.processes import process_alive, signal_group
 from shipyard.secrets.redact import Redactor
 
 _READER_JOIN_S = 5.0
@@ -84,13 +84,6 @@ def _die_with_parent() -> object | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class LocalTarget:
@@ -212,16 +205,16 @@ class LocalTarget:
         job = self._known(handle)
         if job is None:
             if handle.pid is not None and process_alive(handle.pid):
-                _signal_group(handle.pid, signal.SIGTERM)
+                signal_group(handle.pid, signal.SIGTERM)
             return
         if job.proc.poll() is not None:
             return
         job.cancelled = True
-        _signal_group(job.proc.pid, signal.SIGTERM)
+        signal_group(job.proc.pid, signal.SIGTERM)
         try:
             job.proc.wait(timeout=self.grace_s)
         except subprocess.TimeoutExpired:
-            _signal_group(job.proc.pid, signal.SIGKILL)
+            signal_group(job.proc.pid, signal.SIGKILL)
             job.proc.wait()
         job.ended = time.monotonic()
         job.reader.join(_READER_JOIN_S)

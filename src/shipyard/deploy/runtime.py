@@ -22,11 +22,12 @@ from typing import Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.keys import ensure_keys, keys_file
-from shipyard.deploy.local import find_servers, process_alive, start_server, stop_server, wait_healthy
-from shipyard.deploy.ownership import Owner, describe, owned_here, same_process
+from shipyard.deploy.local import find_servers, start_server, stop_server, wait_healthy
 from shipyard.deploy.targets import DeploymentSpec, TargetHandle, get_target
 from shipyard.errors import ConfigError, DeploymentError
+from shipyard.ownership import Owner, describe, owned_here, same_process
 from shipyard.packaging.bundle import Bundle
+from shipyard.processes import process_alive
 from shipyard.workspace import Workspace
 
 RUNNABLE = ("local", "container")

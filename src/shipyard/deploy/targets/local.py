@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from shipyard.deploy.local import log_tail, process_alive, start_server, stop_server, wait_healthy
+from shipyard.deploy.local import log_tail, start_server, stop_server, wait_healthy
 from shipyard.deploy.targets.base import DeploymentSpec, TargetHandle
 from shipyard.errors import DeploymentError
+from shipyard.processes import process_alive
 
 
 class LocalTarget:
