@@ -17,8 +17,8 @@ from compute_support import step_job
 from deploy_support import make_ws
 
 from shipyard.compute import clusters, get_target, run_job
-from shipyard.compute.ray_jobs import active_jobs
-from shipyard.compute.ray_local import cluster_pids
+from shipyard.compute.ray.head import cluster_pids
+from shipyard.compute.ray.jobs_api import active_jobs
 from shipyard.errors import ConfigError, StepFailed
 from shipyard.store.db import utcnow
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shipyard.compute.base import JobHandle, JobResult, JobTimeout, StepJob, tail
 from shipyard.errors import NotFoundError, StepFailed
@@ -95,6 +96,15 @@ class LocalTarget:
         self.python = Path(python) if python else Path(sys.executable)
         self.grace_s = grace_s
         self._jobs: dict[str, _Process] = {}
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> LocalTarget:
+        """The built-in local target (no settings)."""
+        return cls()
+
+    def probe(self) -> str:
+        """Nothing to check here: the script runs on this machine when the job starts."""
+        return "configured"
 
     # -- what subclasses change ---------------------------------------------------------------
     def interpreter(self, job: StepJob) -> Path:

@@ -98,14 +98,21 @@ def start_server(
     with tempfile.TemporaryDirectory(prefix="shipyard-port-") as tmp:
         port_file = Path(tmp) / "port"
         command = [
-            sys.executable, "-m", "shipyard.serving",
-            "--bundle", str(bundle_dir),
-            "--host", host,
-            "--port", str(port),
-            "--port-file", str(port_file),
-            "--deployment-id", deployment_id,
+            sys.executable,
+            "-m",
+            "shipyard.serving",
+            "--bundle",
+            str(bundle_dir),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+            "--deployment-id",
+            deployment_id,
             *(extra_args or []),
-        ]  # fmt: skip
+        ]
         # Named variables only: a token in the CLI's environment must not live on in the server.
         child_env = explicit_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
         proc = spawn_detached(command, log_path=log_path, env=child_env)

@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from shipyard.compute.ray.jobs_api import dashboard_up
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.processes import command_line, process_alive, spawn_detached, stop_process
 
@@ -59,13 +58,6 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        return httpx.get(f"{url}/api/version", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]:
     """Start a head node; returns its runtime record (pid, ports, temp dir, addresses)."""
     ray = ray_executable()
@@ -74,12 +66,20 @@ def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "head.log"
     argv = [
-        ray, "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", f"--port={gcs}",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+        ray,
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
         f"--temp-dir={temp_dir}",
-    ]  # fmt: skip
+    ]
     if num_cpus is not None:
         argv.append(f"--num-cpus={num_cpus}")
     proc = spawn_detached(argv, log_path=log_path, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
