@@ -17,8 +17,8 @@ from compute_support import step_job
 from deploy_support import make_ws
 
 from shipyard.compute import clusters, get_target, run_job
-from shipyard.compute.ray_jobs import active_jobs
-from shipyard.compute.ray_local import cluster_pids
+from shipyard.compute.ray.head import cluster_pids
+from shipyard.compute.ray.jobs_api import active_jobs
 from shipyard.errors import ConfigError, StepFailed
 from shipyard.store.db import utcnow
 
@@ -92,10 +92,8 @@ def test_secrets_need_an_explicit_opt_in_and_are_masked(ray_cluster, tmp_path: P
     assert "token is" in log and "s3cr3t-value-42" not in log
 
 
-def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped_by_the_reaper(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped(tmp_path: Path, cli) -> None:  # noqa: ANN001
     pytest.importorskip("ray")
-    from shipyard.deploy.reaper import reap
-
     ws_dir = tmp_path / ".shipyard"
     ws_args = ("--workspace", str(ws_dir))
     create = ("compute", "create", "life", "--type", "ray", "--num-cpus", "1", "--idle-minutes", "1")
@@ -111,7 +109,7 @@ def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped_by_the_reaper(tmp
         ws = make_ws(ws_dir)
         temp_dir = json.loads(cli("compute", "status", "life", *ws_args, "-o", "json").out)
         assert temp_dir["state"] == "running"
-        assert reap(ws, dry_run=True) == []  # not idle yet
+        assert clusters.stop_idle(ws, dry_run=True) == []  # not idle yet
         later = utcnow() + timedelta(minutes=2)
         # A connected driver (what batch scoring is) is work: the idle clock restarts instead.
         gcs = created["gcs_address"]
@@ -121,7 +119,7 @@ def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped_by_the_reaper(tmp
             deadline = time.monotonic() + 60
             while not active_jobs(created["address"]) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            assert reap(ws, now=later) == []
+            assert clusters.stop_idle(ws, now=later) == []
             status = json.loads(cli("compute", "status", "life", *ws_args, "-o", "json").out)
             assert status["state"] == "running"
         finally:
@@ -131,10 +129,10 @@ def test_lifecycle_is_idempotent_and_idle_clusters_are_stopped_by_the_reaper(tmp
         while active_jobs(created["address"]) and time.monotonic() < deadline:
             time.sleep(0.5)
         later = utcnow() + timedelta(minutes=2)
-        would = reap(ws, now=later, dry_run=True)
-        assert [(r["kind"], r["id"], r["status"]) for r in would] == [("compute", "life", "would stop")]
-        done = reap(ws, now=later)
-        assert [(r["id"], r["status"]) for r in done] == [("life", "stopped")]
+        would = clusters.stop_idle(ws, now=later, dry_run=True)
+        assert [(i.name, i.state) for i in would] == [("life", "running")]
+        done = clusters.stop_idle(ws, now=later)
+        assert [(i.name, i.state) for i in done] == [("life", "stopped")]
         stopped = json.loads(cli("compute", "status", "life", *ws_args, "-o", "json").out)
         assert stopped["state"] == "stopped" and stopped["message"] == "idle"
 

@@ -18,8 +18,8 @@ from compute_support import step_job
 from sshd_support import Sshd, sshd  # noqa: F401
 
 from shipyard.compute.base import StepJob, run
-from shipyard.compute.ssh import SshTarget
-from shipyard.compute.ssh_session import SshError
+from shipyard.compute.ssh.session import SshError
+from shipyard.compute.ssh.target import SshTarget
 from shipyard.errors import StepFailed
 from shipyard.secrets.scan import scan_for_values
 
@@ -183,7 +183,7 @@ def test_unknown_host_key_is_refused_with_how_to_add_it(
     empty.write_text("")
     with pytest.raises(SshError, match=rf"host key of 127.0.0.1:{sshd.port} is not known.*ssh-keyscan -p"):
         target(sshd, remote_root, known_hosts=empty).probe()
-    assert target(sshd, remote_root, known_hosts=empty, accept_new=True).probe()[0] == str(remote_root)
+    assert target(sshd, remote_root, known_hosts=empty, accept_new=True).host_facts()[0] == str(remote_root)
     assert sshd.host_public_key.split()[1] in empty.read_text()
 
 

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from shipyard.deploy.ownership import Owner, host_id, process_start, same_process
+from shipyard.ownership import Owner, host_id, same_process
+from shipyard.processes import process_start
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def test_a_reused_pid_is_not_the_recorded_server():
 def test_a_moved_checkout_keeps_its_deployments(tmp_path):
     from types import SimpleNamespace
 
-    from shipyard.deploy.ownership import owned_here
+    from shipyard.ownership import owned_here
 
     original, moved = tmp_path / "a" / ".shipyard", tmp_path / "b" / ".shipyard"
     original.mkdir(parents=True)

@@ -15,9 +15,10 @@ import pytest
 from bundles import SCORE_PY, SEED, make_bundle
 from deploy_support import port_refuses
 
-from shipyard.deploy.local import LocalProcess, process_alive, start_server, stop_server, wait_healthy
+from shipyard.deploy.local import LocalProcess, start_server, stop_server, wait_healthy
 from shipyard.deploy.smoke import smoke_test
 from shipyard.errors import DeploymentError
+from shipyard.processes import process_alive
 
 pytestmark = pytest.mark.integration
 

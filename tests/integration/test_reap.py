@@ -14,7 +14,7 @@ import typer
 from bundles import make_bundle
 from deploy_support import port_refuses
 from tools import require_tool
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from shipyard.cli.reap import reap_command
 from shipyard.config.models import DeploymentConfig, WorkspaceSettings
@@ -23,7 +23,7 @@ from shipyard.deploy.keys import keys_file
 from shipyard.deploy.reaper import reap
 from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
-from shipyard.store.models import DeploymentRow, EndpointRow
+from shipyard.store.models import ComputeRow, DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -173,20 +173,43 @@ def test_expired_container_deployment_is_removed(ws: Workspace) -> None:
         subprocess.run([podman, "rm", "--force", name], capture_output=True)
 
 
+def _reap_cli(ws: Workspace, *args: str) -> Result:
+    """`shipyard reap ARGS` on the workspace `ws`."""
+    app = typer.Typer()
+    app.command()(reap_command)
+    return CliRunner().invoke(app, ["--workspace", str(ws.root), *args])
+
+
 def test_reap_command_reports_dry_run_and_nothing_to_do(ws: Workspace, bundle: Bundle) -> None:
     dep = start_deployment(ws, bundle, DeploymentConfig(name="cli", ttl="1s"))
     _expire(ws, deployment=dep.id)
-    app = typer.Typer()
-    app.command()(reap_command)
-    runner = CliRunner()
-    base = ["--workspace", str(ws.root)]
-    dry = runner.invoke(app, [*base, "--dry-run", "--output", "json"])
+    dry = _reap_cli(ws, "--dry-run", "--output", "json")
     assert dry.exit_code == 0, dry.output
     assert [r["status"] for r in json.loads(dry.stdout)] == ["would delete"]
     assert not port_refuses(dep.port)
-    done = runner.invoke(app, base)
+    done = _reap_cli(ws)
     assert done.exit_code == 0
     assert f"deleted: deployment {dep.id[:12]} of endpoint cli: ttl expired" in done.stdout
     assert port_refuses(dep.port)
-    again = runner.invoke(app, base)
+    again = _reap_cli(ws)
     assert again.exit_code == 0 and "nothing has expired" in again.stdout
+
+
+def test_reap_command_stops_idle_clusters_and_reports_them(ws: Workspace) -> None:
+    """Stopping idle local clusters is compute's (clusters.stop_idle); the command reports them
+    among its rows."""
+    long_ago = utcnow() - timedelta(hours=1)
+    row = ComputeRow(name="idle", type="ray", state="running", settings={}, runtime={}, idle_minutes=1)
+    row.created_at = row.started_at = row.last_used_at = long_ago
+    with ws.store.session() as s:
+        s.add(row)
+    dry = _reap_cli(ws, "--dry-run", "--output", "json")
+    assert dry.exit_code == 0, dry.output
+    assert [(r["kind"], r["id"], r["target"], r["status"]) for r in json.loads(dry.stdout)] == [
+        ("compute", "idle", "ray", "would stop")
+    ]
+    with ws.store.session() as s:
+        s.get(ComputeRow, "idle").state = "running"  # the dry run's status check found no head
+    done = _reap_cli(ws)
+    assert done.exit_code == 0, done.output
+    assert "stopped: ray cluster idle: idle since" in done.stdout

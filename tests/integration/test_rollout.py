@@ -18,10 +18,10 @@ from deploy_support import bundle_at, config, deployment_of, make_ws
 from tools import require_tool
 
 from shipyard.deploy.endpoints import delete_endpoint, get_deployment, run_smoke_test, start_deployment
-from shipyard.deploy.local import process_alive
 from shipyard.deploy.rollout import blue_green, rollback
 from shipyard.deploy.traffic import get_endpoint, router
 from shipyard.packaging.bundle import Bundle
+from shipyard.processes import process_alive
 from shipyard.store import utcnow
 from shipyard.store.models import BundleRow
 from shipyard.workspace import Workspace

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from shipyard.compute import get_target
-from shipyard.compute.ray_render import kuberay_manifest, launcher_config, render, validate_launcher
+from shipyard.compute.ray.cluster_config import kuberay_manifest, launcher_config, render, validate_launcher
 from shipyard.config.models import ProjectConfig
 from shipyard.errors import ConfigError, UsageError
 
@@ -34,6 +34,34 @@ def test_named_targets_of_each_type_are_parsed_with_their_defaults() -> None:
     assert type(get_target("vm", None, cfg)).__name__ == "SshTarget"
     spark = get_target("sp", None, cfg)
     assert spark.name == "spark" and spark.master == "local[*]"
+
+
+def test_every_target_type_is_one_lazily_loaded_table_entry() -> None:
+    import subprocess
+    import typing
+
+    from shipyard.compute.base import ComputeTarget
+    from shipyard.compute.resolve import TARGETS, target_class
+    from shipyard.config.compute import BUILT_IN, ComputeSpec
+
+    models = typing.get_args(typing.get_args(ComputeSpec)[0])  # Annotated[Ssh | Ray | Spark, ...]
+    configured = {typing.get_args(m.model_fields["type"].annotation)[0] for m in models}
+    assert {t for t, _ in TARGETS} == set(BUILT_IN) | configured
+    methods = [
+        n for n in vars(ComputeTarget) if not n.startswith("_") and callable(getattr(ComputeTarget, n))
+    ]
+    assert {"from_spec", "probe", "submit"} <= set(methods)
+    for type_, _ in TARGETS:
+        cls = target_class(type_)
+        assert cls.name == type_ and all(callable(getattr(cls, m, None)) for m in methods), type_
+    cfg = project(compute={"sp": {"type": "spark"}})
+    assert get_target("sp", None, cfg).probe() == "configured"  # nothing to check before a job
+    code = (
+        "import sys, shipyard.compute; "
+        "print(sorted(m for m in sys.modules if m.startswith(('ray', 'shipyard.compute.'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['shipyard.compute.base', 'shipyard.compute.resolve']"
 
 
 @pytest.mark.parametrize(
@@ -64,7 +92,7 @@ def test_an_unknown_compute_name_lists_what_exists() -> None:
 
 
 def test_a_missing_ray_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shipyard.compute.ray_jobs import RayTarget
+    from shipyard.compute.ray.jobs import RayTarget
 
     monkeypatch.setitem(sys.modules, "ray.job_submission", None)  # import fails as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'shipyard\[ray\]'"):
@@ -73,8 +101,16 @@ def test_a_missing_ray_package_says_how_to_install_it(monkeypatch: pytest.Monkey
 
 def test_launcher_config_is_valid_for_rays_own_schema(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    path = render("launcher", tmp_path, "big", head_ip="10.0.0.4", worker_ips=["10.0.0.5", "10.0.0.6"],
-                  ssh_user="ubuntu", ssh_key_path="~/.ssh/id_ed25519", idle_minutes=30)  # fmt: skip
+    path = render(
+        "launcher",
+        tmp_path,
+        "big",
+        head_ip="10.0.0.4",
+        worker_ips=["10.0.0.5", "10.0.0.6"],
+        ssh_user="ubuntu",
+        ssh_key_path="~/.ssh/id_ed25519",
+        idle_minutes=30,
+    )
     config = yaml.safe_load(path.read_text())
     assert config["provider"] == {
         "type": "local",
@@ -111,7 +147,7 @@ def test_kuberay_manifest_autoscales_between_min_and_max_workers(tmp_path: Path)
 def test_a_workspace_uri_with_a_password_is_not_put_into_rays_job_table(tmp_path: Path) -> None:
     from compute_support import step_job
 
-    from shipyard.compute.ray_jobs import RayTarget
+    from shipyard.compute.ray.jobs import RayTarget
 
     job = step_job(tmp_path, "print('hi')\n", env={"SHIPYARD_DATABASE_URI": "postgresql://ml:hunter2@db/ws"})
     with pytest.raises(ConfigError, match="SHIPYARD_DATABASE_URI hold a password"):

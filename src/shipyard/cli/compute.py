@@ -104,7 +104,7 @@ def create_cmd(
 
 def _render(name, provider, directory, head_ip, worker_ips, ssh_user, ssh_key_path, min_workers, max_workers,
             image, namespace, num_cpus, idle_minutes, output) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    from shipyard.compute.ray_render import DEFAULT_IMAGE, render
+    from shipyard.compute.ray.cluster_config import DEFAULT_IMAGE, render
 
     idle = 60 if idle_minutes is None else idle_minutes
     if provider == "launcher":

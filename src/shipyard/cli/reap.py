@@ -23,7 +23,7 @@ def reap_command(
     from shipyard.deploy.reaper import reap
 
     config, ws = context(project, workspace, required=False)
-    results = reap(ws, dry_run=dry_run)
+    results = reap(ws, dry_run=dry_run) + _stop_idle_clusters(ws, dry_run)
     if results and not dry_run and config is not None:
         from shipyard.release.notify import notify
 
@@ -50,3 +50,26 @@ def reap_command(
     emit(results, output, render)
     if any(r["status"] == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _stop_idle_clusters(ws: Any, dry_run: bool) -> list[dict[str, Any]]:
+    """Local clusters idle past their idle_minutes (compute/clusters.py) are stopped, not deleted;
+    reported as the reaper's rows, under its lock (so two reapers never stop one twice)."""
+    from shipyard.compute.clusters import stop_idle
+    from shipyard.deploy.reaper import Reaped
+
+    with ws.lock("reaper"):
+        idle = stop_idle(ws, dry_run=dry_run)
+    status = "would stop" if dry_run else "stopped"
+    return [
+        Reaped(
+            "compute",
+            info.name,
+            "",
+            info.type,
+            "",
+            status,
+            f"idle since {info.last_used_at} (idle_minutes: {info.idle_minutes})",
+        ).to_dict()
+        for info in idle
+    ]

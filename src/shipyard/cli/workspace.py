@@ -46,7 +46,7 @@ def check_cmd(
     from shipyard.cli.common import load_config
     from shipyard.config.loader import resolve_workspace_settings
     from shipyard.errors import ShipyardError
-    from shipyard.store.check import check_settings
+    from shipyard.workspace.check import check_settings
 
     # A check answers in seconds: no long connection retries (the store's engine reads this).
     os.environ.setdefault("SHIPYARD_DB_RETRY_S", "2")
@@ -102,7 +102,7 @@ def copy_cmd(
     Ids are kept; only what is missing is copied, so it is safe to run again."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from shipyard.store.copy import copy_workspace
+    from shipyard.workspace.copy import copy_workspace
 
     _, ws = context(project, workspace)
     columns = [TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]

@@ -103,6 +103,18 @@ class JobTimeout(StepFailed):
 class ComputeTarget(Protocol):
     name: str
 
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> ComputeTarget:
+        """The target `name` from its compute: settings (`spec`, a config.compute model; None for
+        the built-in local and venv), with the workspace `ws` where it keeps state."""
+        ...
+
+    def probe(self) -> str:
+        """Can jobs run there from here? The state `shipyard compute status` shows (`running`,
+        `reachable`, or `configured` when there is nothing to check before a job); a ShipyardError
+        saying why not when they cannot."""
+        ...
+
     def submit(self, job: StepJob) -> JobHandle:
         """Start the job (or queue it) and return at once."""
         ...

@@ -1,14 +1,14 @@
 """Cluster lifecycle (Azure ML's cluster_config scripts): create, start, status, stop, delete.
 
-Shipyard manages the clusters it can run itself — a local Ray cluster (ray_local.py) — and
+Shipyard manages the clusters it can run itself — a local Ray cluster (ray/head.py) — and
 records their state in the workspace store (`shipyard_compute`). Every command is idempotent:
 create is create-or-get (and starts a stopped cluster), start of a running cluster and stop of a
 stopped one say so and do nothing. A cluster defined in shipyard.yaml's compute: section takes
 its settings from there; `shipyard compute create NAME --type ray` records them in the store.
 
 Targets Shipyard does not run (an ssh host, an existing Ray cluster by address, a Spark master)
-have no lifecycle here: `status` checks they answer, the other commands say there is nothing to
-do. `last_used_at` is touched by every job; `stop_idle` (called by `shipyard reap`) stops a
+have no lifecycle here: `status` asks their target's `probe`, the other commands say there is
+nothing to do. `last_used_at` is touched by every job; `stop_idle` (called by `shipyard reap`) stops a
 running cluster idle longer than its `idle_minutes` with no job running on it.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.compute.resolve import get_target, recorded_spec
 from shipyard.config.compute import ComputeSpec, RayCompute, check_compute_name
 from shipyard.errors import ConfigError, NotFoundError, UsageError
 from shipyard.store.db import utcnow
@@ -77,15 +78,6 @@ def _external(name: str, spec: Any) -> ClusterInfo:
 
 def _managed_spec(spec: Any) -> bool:
     return spec.type in MANAGED and getattr(spec, "address", None) is None
-
-
-def recorded_spec(ws: Any, name: str) -> RayCompute | None:
-    """The settings of a cluster created from the command line (None when there is none)."""
-    with ws.store.session() as s:
-        row = s.get(ComputeRow, name)
-        if row is None or row.state == "deleted":
-            return None
-        return RayCompute.model_validate(row.settings)
 
 
 def _spec_for(ws: Any, name: str, config: Any, type_: str | None, settings: dict[str, Any]) -> ComputeSpec:
@@ -162,7 +154,7 @@ def _elsewhere(ws: Any, row: ComputeRow) -> str | None:
     or connects to them."""
     from types import SimpleNamespace
 
-    from shipyard.deploy.ownership import describe, owned_here
+    from shipyard.ownership import describe, owned_here
 
     runtime = row.runtime or {}
     owner = SimpleNamespace(owner_host=runtime.get("owner_host"), owner_root=runtime.get("owner_root"))
@@ -176,19 +168,19 @@ def _refuse_elsewhere(ws: Any, row: ComputeRow, verb: str) -> None:
 
 
 def _start_locked(ws: Any, name: str) -> ClusterInfo:
-    from shipyard.compute import ray_local
-    from shipyard.deploy.ownership import Owner
+    from shipyard.compute.ray import head
+    from shipyard.ownership import Owner
 
     with ws.store.session() as s:
         row = _row(s, name)
         if row.state == "running" and _elsewhere(ws, row) is not None:
             return _info(row, f"{name} is already running on {_elsewhere(ws, row)}")
-        if row.state == "running" and ray_local.head_alive(row.runtime or {}):
+        if row.state == "running" and head.head_alive(row.runtime or {}):
             return _info(row, f"{name} is already running")
         settings, old = dict(row.settings), dict(row.runtime or {})
-    ray_local.stop_head(old)  # what is left of a head that died (its own processes only)
+    head.stop_head(old)  # what is left of a head that died (its own processes only)
     try:
-        runtime = ray_local.start_head(name, ws.subdir("compute", name), settings.get("num_cpus"))
+        runtime = head.start_head(name, ws.subdir("compute", name), settings.get("num_cpus"))
         owner = Owner.here(ws.root).fields()
         runtime |= {"owner_host": owner["owner_host"], "owner_root": owner["owner_root"]}
     except Exception as exc:
@@ -208,16 +200,16 @@ def stop(ws: Any, name: str, config: Any = None, reason: str = "stopped") -> Clu
     spec = _lookup(ws, name, config)
     if spec is not None:
         return _nothing(name, spec, "stop")
-    from shipyard.compute import ray_local
+    from shipyard.compute.ray import head
 
     with ws.lock(f"compute-{name}"):
         with ws.store.session() as s:
             row = _row(s, name)
             _refuse_elsewhere(ws, row, "stop")
             runtime = dict(row.runtime or {})
-            if row.state in ("stopped", "created", "failed") and not ray_local.head_alive(runtime):
+            if row.state in ("stopped", "created", "failed") and not head.head_alive(runtime):
                 return _info(row, f"{name} is already stopped")
-        ray_local.stop_head(runtime)
+        head.stop_head(runtime)
         with ws.store.session() as s:
             row = _row(s, name)
             row.state, row.stopped_at, row.message, row.address = "stopped", utcnow(), reason, None
@@ -230,14 +222,14 @@ def status(ws: Any, name: str, config: Any = None) -> ClusterInfo:
     spec = _lookup(ws, name, config)
     if spec is not None:
         return _probe_external(name, spec)
-    from shipyard.compute import ray_local
+    from shipyard.compute.ray import head
 
     with ws.store.session() as s:
         row = _row(s, name)
         where = _elsewhere(ws, row)
         if row.state == "running" and where is not None:
             return _info(row, f"running on {where} (checked there only)")
-        if row.state == "running" and not ray_local.head_alive(row.runtime or {}):
+        if row.state == "running" and not head.head_alive(row.runtime or {}):
             row.state, row.message = "failed", "the head process is gone (machine restarted or killed)"
         return _info(row)
 
@@ -309,7 +301,7 @@ def dashboard_url(ws: Any, name: str) -> str:
 
 def stop_idle(ws: Any, now: datetime | None = None, dry_run: bool = False) -> list[ClusterInfo]:
     """Stop every running managed cluster idle past its idle_minutes with no job running."""
-    from shipyard.compute.ray_jobs import active_jobs
+    from shipyard.compute.ray.jobs_api import active_jobs
 
     now = now or utcnow()
     with ws.store.session() as s:
@@ -358,21 +350,12 @@ def _nothing(name: str, spec: Any, verb: str) -> ClusterInfo:
 
 
 def _probe_external(name: str, spec: Any) -> ClusterInfo:
+    """What the target's probe says about a target Shipyard does not run."""
     info = _external(name, spec)
-    if spec.type == "ray":
-        from shipyard.compute.ray_local import dashboard_up
-
-        info.state = "running" if dashboard_up(spec.address) else "unreachable"
-    elif spec.type == "ssh":
-        from shipyard.compute.resolve import get_target
-
-        try:
-            get_target(name, None, _Config({name: spec})).probe()  # type: ignore[attr-defined]
-            info.state = "reachable"
-        except Exception as exc:
-            info.state, info.message = "unreachable", str(exc)
-    else:
-        info.state = "configured"
+    try:
+        info.state = get_target(name, None, _Config({name: spec})).probe()
+    except Exception as exc:
+        info.state, info.message = "unreachable", str(exc)
     return info
 
 

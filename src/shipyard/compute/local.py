@@ -29,10 +29,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shipyard.compute.base import JobHandle, JobResult, JobTimeout, StepJob, tail
-from shipyard.deploy.local import process_alive
 from shipyard.errors import NotFoundError, StepFailed
+from shipyard.processes import process_alive, signal_group
 from shipyard.secrets.redact import Redactor
 
 _READER_JOIN_S = 5.0
@@ -86,13 +87,6 @@ def _die_with_parent() -> object | None:
     return preexec
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 class LocalTarget:
     """Runs a job's script with `python` (default: the interpreter running Shipyard)."""
 
@@ -102,6 +96,15 @@ class LocalTarget:
         self.python = Path(python) if python else Path(sys.executable)
         self.grace_s = grace_s
         self._jobs: dict[str, _Process] = {}
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> LocalTarget:
+        """The built-in local target (no settings)."""
+        return cls()
+
+    def probe(self) -> str:
+        """Nothing to check here: the script runs on this machine when the job starts."""
+        return "configured"
 
     # -- what subclasses change ---------------------------------------------------------------
     def interpreter(self, job: StepJob) -> Path:
@@ -212,16 +215,16 @@ class LocalTarget:
         job = self._known(handle)
         if job is None:
             if handle.pid is not None and process_alive(handle.pid):
-                _signal_group(handle.pid, signal.SIGTERM)
+                signal_group(handle.pid, signal.SIGTERM)
             return
         if job.proc.poll() is not None:
             return
         job.cancelled = True
-        _signal_group(job.proc.pid, signal.SIGTERM)
+        signal_group(job.proc.pid, signal.SIGTERM)
         try:
             job.proc.wait(timeout=self.grace_s)
         except subprocess.TimeoutExpired:
-            _signal_group(job.proc.pid, signal.SIGKILL)
+            signal_group(job.proc.pid, signal.SIGKILL)
             job.proc.wait()
         job.ended = time.monotonic()
         job.reader.join(_READER_JOIN_S)

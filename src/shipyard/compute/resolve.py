@@ -1,12 +1,47 @@
 """`get_target(name)`: the built-in targets, then the compute: section, then clusters recorded in
-the workspace by `shipyard compute create`."""
+the workspace by `shipyard compute create`.
+
+Every target type is one `(type, "module:Class")` entry of `TARGETS`, imported only when a target
+of that type is used, so importing shipyard never imports ray or a Spark helper. A class builds
+itself from its settings (`from_spec`); a new backend is a module and one line here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from shipyard.compute.base import ComputeTarget
 from shipyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shipyard.config.compute import RayCompute
+
+TARGETS: tuple[tuple[str, str], ...] = (
+    ("local", "shipyard.compute.local:LocalTarget"),
+    ("venv", "shipyard.compute.venv:VenvTarget"),
+    ("ssh", "shipyard.compute.ssh.target:SshTarget"),
+    ("ray", "shipyard.compute.ray.jobs:RayTarget"),
+    ("spark", "shipyard.compute.spark:SparkTarget"),
+)
+
+
+def target_class(type_: str) -> type[ComputeTarget]:
+    """The class of a target type (its module imported now)."""
+    module, _, name = dict(TARGETS)[type_].partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def recorded_spec(ws: Any, name: str) -> RayCompute | None:
+    """The settings of a cluster created from the command line (None when there is none)."""
+    from shipyard.config.compute import RayCompute
+    from shipyard.store.models import ComputeRow
+
+    with ws.store.session() as s:
+        row = s.get(ComputeRow, name)
+        if row is None or row.state == "deleted":
+            return None
+        return RayCompute.model_validate(row.settings)
 
 
 def compute_spec(name: str, ws: Any = None, config: Any = None) -> Any:
@@ -17,8 +52,6 @@ def compute_spec(name: str, ws: Any = None, config: Any = None) -> Any:
     if name in sections:
         return sections[name]
     if ws is not None:
-        from shipyard.compute.clusters import recorded_spec
-
         spec = recorded_spec(ws, name)
         if spec is not None:
             return spec
@@ -32,32 +65,9 @@ def compute_spec(name: str, ws: Any = None, config: Any = None) -> Any:
 def get_target(name: str, ws: Any = None, config: Any = None) -> ComputeTarget:
     """The compute target called `name`: local (this Python), venv (an isolated environment per
     spec, cached in the workspace `ws`), or a named ssh/ray/spark target."""
-    if name == "local":
-        from shipyard.compute.local import LocalTarget
+    from shipyard.config.compute import BUILT_IN
 
-        return LocalTarget()
-    if name == "venv":
-        from shipyard.compute.venv import VenvTarget
-
-        return VenvTarget(ws)
+    if name in BUILT_IN:
+        return target_class(name).from_spec(name, None, ws)
     spec = compute_spec(name, ws, config)
-    if spec.type == "ssh":
-        from shipyard.compute.ssh import SshTarget
-
-        return SshTarget(
-            spec.host,
-            spec.port,
-            spec.user,
-            str(spec.key) if spec.key is not None else None,
-            spec.known_hosts,
-            spec.python,
-            spec.workdir,
-            accept_new=spec.accept_new_host_key,
-        )
-    if spec.type == "ray":
-        from shipyard.compute.ray_jobs import RayTarget
-
-        return RayTarget.for_compute(name, spec, ws)
-    from shipyard.compute.spark import SparkTarget
-
-    return SparkTarget(spec.master, spec.spark_submit, dict(spec.conf))
+    return target_class(spec.type).from_spec(name, spec, ws)

@@ -34,6 +34,7 @@ import subprocess
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from shipyard.compute.base import StepJob
 from shipyard.compute.local import LocalTarget
@@ -161,6 +162,11 @@ class SparkTarget(LocalTarget):
         self.spark_submit = spark_submit
         self.conf = {**DEFAULT_CONF, **check_conf(conf or {})}
         self._java_checked: set[Path] = set()
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> SparkTarget:
+        """The master of a compute: entry of type spark."""
+        return cls(spec.master, spec.spark_submit, dict(spec.conf))
 
     def base_environment(self, job: StepJob, python: Path) -> dict[str, str]:
         """The host's variables with PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON set to the step's

@@ -254,6 +254,11 @@ class VenvTarget(LocalTarget):
         self.envs = EnvCache(ws, installer=installer, base_python=base_python)
         self.last_env: BuiltEnv | None = None
 
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> VenvTarget:
+        """The built-in venv target: environments cached in the workspace `ws`."""
+        return cls(ws)
+
     def spec(self, job: StepJob) -> EnvSpec:
         path = job.environment
         if path is not None and not Path(path).is_absolute():

@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.artifacts.store import validate_key
-from shipyard.deploy.ownership import host_id, process_started_at
 from shipyard.errors import NotFoundError, StorageError, UsageError
 from shipyard.names import safe_join
+from shipyard.ownership import host_id
+from shipyard.processes import process_alive, process_started_at
 
 logger = logging.getLogger("shipyard.deploy.capture_sync")
 
@@ -109,8 +110,6 @@ def endpoint_folder(ws: Any, endpoint: str) -> Path:
 def _writer_alive(f: CaptureFile) -> bool:
     """Is the process that opened `f` still running? A live pid that started after the file was
     opened is another process (pid reuse); boot time has 1 s steps, hence the margin."""
-    from shipyard.deploy.local import process_alive
-
     if not process_alive(f.pid):
         return False
     started = process_started_at(f.pid)
@@ -122,7 +121,7 @@ def _server_live_here(ws: Any, endpoint: str) -> bool:
     from sqlalchemy import select
 
     from shipyard.deploy.endpoints import LIVE_STATES
-    from shipyard.deploy.ownership import owned_here
+    from shipyard.ownership import owned_here
     from shipyard.store.models import DeploymentRow
 
     with ws.store.session() as s:

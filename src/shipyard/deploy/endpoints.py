@@ -27,11 +27,12 @@ from shipyard.crashpoint import pause_at
 from shipyard.deploy import runtime
 from shipyard.deploy.capture_sync import sync_after_delete
 from shipyard.deploy.keys import delete_keys, temporary_key
-from shipyard.deploy.ownership import Owner, owned_here, process_start
 from shipyard.deploy.smoke import SmokeResult, smoke_test
 from shipyard.deploy.traffic import EndpointInfo, check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
+from shipyard.ownership import Owner, owned_here
 from shipyard.packaging.bundle import Bundle
+from shipyard.processes import process_start
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
@@ -126,7 +127,7 @@ def next_slot(ws: Workspace, endpoint: str, slot: str | None = None) -> str:
 
 def spawn_recorder(ws: Workspace, deployment_id: str) -> Callable[[int], None]:
     """What `runtime.launch` calls with a new server's pid: commit it with the process's start
-    time (deploy/ownership.py) at once, before the server can outlive the process starting it."""
+    time (shipyard/ownership.py) at once, before the server can outlive the process starting it."""
 
     def record(pid: int) -> None:
         _update(ws, deployment_id, pid=pid, **Owner.here(ws.root).fields(pid))

@@ -1,15 +1,13 @@
 """The local process deploy target: the scoring server as a detached child process.
 
-``start_server`` launches ``python -m shipyard.serving`` in its own session (so it outlives the
-CLI and can be stopped as a process group), ``wait_healthy`` waits until ``GET /`` answers, and
-``stop_server`` sends SIGTERM, then SIGKILL.
+``start_server`` launches ``python -m shipyard.serving`` detached (shipyard.processes: its own
+session, so it outlives the CLI and can be stopped as a process group), ``wait_healthy`` waits
+until ``GET /`` answers, and ``stop_server`` sends SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,13 +20,11 @@ import httpx
 
 from shipyard.crashpoint import pause_at
 from shipyard.errors import DeploymentError
+from shipyard.processes import command_line, process_alive, spawn_detached, stop_process
 from shipyard.secrets.environ import explicit_environment
 
 PORT_FILE_TIMEOUT_S = 30.0
 _POLL_S = 0.1
-# Children started by this process, so we can reap them (a dead, unreaped child is a zombie
-# that os.kill(pid, 0) still reports as alive).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -67,29 +63,6 @@ def _with_tail(message: str, log_path: Path | None) -> str:
     return f"{message}\n--- last lines of {log_path} ---\n{tail}"
 
 
-def process_alive(pid: int) -> bool:
-    """True if the process exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            return False
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs (macOS): kill(0) is all we can know
-    # The state follows the parenthesised command name, which may itself contain spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
 def _url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
@@ -125,27 +98,24 @@ def start_server(
     with tempfile.TemporaryDirectory(prefix="shipyard-port-") as tmp:
         port_file = Path(tmp) / "port"
         command = [
-            sys.executable, "-m", "shipyard.serving",
-            "--bundle", str(bundle_dir),
-            "--host", host,
-            "--port", str(port),
-            "--port-file", str(port_file),
-            "--deployment-id", deployment_id,
+            sys.executable,
+            "-m",
+            "shipyard.serving",
+            "--bundle",
+            str(bundle_dir),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+            "--deployment-id",
+            deployment_id,
             *(extra_args or []),
-        ]  # fmt: skip
+        ]
         # Named variables only: a token in the CLI's environment must not live on in the server.
         child_env = explicit_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env,
-                start_new_session=True,
-                close_fds=True,
-            )
-        _CHILDREN[proc.pid] = proc
+        proc = spawn_detached(command, log_path=log_path, env=child_env)
         pause_at("deploy:spawned")
         if on_spawn is not None:
             try:
@@ -233,9 +203,8 @@ def _is_our_server(pid: int) -> bool:
     caught in the middle of exec shows an empty command line for a moment: look again, and never
     signal what cannot be identified."""
     for attempt in range(3):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
+        cmdline = command_line(pid)
+        if cmdline is None:
             return True  # no procfs, or already gone: nothing to compare against
         if cmdline:
             return b"shipyard.serving" in cmdline
@@ -254,10 +223,10 @@ def serving_processes() -> dict[int, str]:
     for entry in entries:
         if not entry.isdigit():
             continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+        cmdline = command_line(int(entry))
+        if cmdline is None:
             continue
+        argv = cmdline.split(b"\0")
         if b"shipyard.serving" in argv and b"--deployment-id" in argv:
             at = argv.index(b"--deployment-id") + 1
             if at < len(argv) and argv[at]:
@@ -270,47 +239,14 @@ def find_servers(deployment_id: str) -> list[int]:
     return sorted(pid for pid, dep in serving_processes().items() if dep == deployment_id)
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        pgid = None
-    try:
-        if pgid == pid and pgid != os.getpgrp():
-            os.killpg(pgid, sig)  # the server's whole group: workers it may have spawned too
-        else:
-            os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while process_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def stop_server(pid: int, timeout_s: float = 10) -> None:
     """Stop a server: SIGTERM to its process group, wait up to ``timeout_s``, then SIGKILL.
 
-    No error if the process is already gone.
+    No error if the process is already gone; a pid that is no longer a scoring server is left alone.
     """
-    if pid <= 0 or pid == os.getpid():
-        return  # never signal ourselves or our own process group (kill(0, ...))
-    try:
-        if not process_alive(pid) or not _is_our_server(pid):
-            return
-        _signal(pid, signal.SIGTERM)
-        if not _wait_gone(pid, timeout_s):
-            _signal(pid, signal.SIGKILL)
-            if not _wait_gone(pid, 5.0):
-                raise DeploymentError(f"process {pid} did not exit after SIGKILL")
-    finally:
-        child = _CHILDREN.get(pid)
-        if child is not None and child.poll() is not None:  # reaped: forget it
-            del _CHILDREN[pid]
-            for url in [url for url, started in _STARTED.items() if started.pid == pid]:
-                del _STARTED[url]
+    if process_alive(pid) and not _is_our_server(pid):
+        return  # the pid was reused: not ours to stop
+    if not stop_process(pid, timeout_s):
+        raise DeploymentError(f"process {pid} did not exit after SIGKILL")
+    for url in [url for url, started in _STARTED.items() if started.pid == pid]:
+        del _STARTED[url]

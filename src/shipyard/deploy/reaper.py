@@ -21,9 +21,9 @@ from sqlalchemy import select
 from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import LIVE_STATES, delete_endpoint
 from shipyard.deploy.keys import delete_keys
-from shipyard.deploy.ownership import describe, owned_here
 from shipyard.deploy.targets import target_class
 from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.ownership import describe, owned_here
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow, EndpointRow
 from shipyard.workspace import Workspace
@@ -251,20 +251,7 @@ def reap(ws: Workspace, now: datetime | None = None, dry_run: bool = False) -> l
                 results.append(_reap_deployment(ws, dep, reason, dry_run))
         if not dry_run:
             results += _drop_empty_routes(ws, {r.endpoint for r in results if r.kind == "deployment"})
-        results += _stop_idle_compute(ws, now, dry_run)
     return [r.to_dict() for r in results]
-
-
-def _stop_idle_compute(ws: Workspace, now: datetime, dry_run: bool) -> list[Reaped]:
-    """Local clusters idle past their idle_minutes (compute/clusters.py) are stopped, not deleted."""
-    from shipyard.compute.clusters import stop_idle
-
-    out = []
-    for info in stop_idle(ws, now, dry_run=dry_run):
-        reason = f"idle since {info.last_used_at} (idle_minutes: {info.idle_minutes})"
-        status = "would stop" if dry_run else "stopped"
-        out.append(Reaped("compute", info.name, "", info.type, "", status, reason))
-    return out
 
 
 def _drop_empty_routes(ws: Workspace, endpoints: set[str]) -> list[Reaped]:

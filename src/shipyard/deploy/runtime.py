@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.keys import ensure_keys, keys_file
-from shipyard.deploy.ownership import Owner, describe, owned_here
 from shipyard.deploy.targets import DeploymentSpec, get_target, handle_of, target_class
 from shipyard.errors import ConfigError, DeploymentError
+from shipyard.ownership import Owner, describe, owned_here
 from shipyard.packaging.bundle import Bundle
 from shipyard.workspace import Workspace
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import case, select
 
-from shipyard.deploy.ownership import host_id, process_start
 from shipyard.errors import NotFoundError
+from shipyard.ownership import host_id
 from shipyard.pipeline.outputs import RegisteredModel
+from shipyard.processes import process_start
 from shipyard.store import utcnow
 from shipyard.store.models import PipelineRun, StepRun
 from shipyard.workspace import Workspace

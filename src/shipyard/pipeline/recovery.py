@@ -17,7 +17,7 @@ against this machine's processes:
   endpoint follows. Any other difference (a rollback, a failed smoke test) is only reported.
 
 Only this host's processes are judged: a run or deployment of another machine on a shared
-workspace is never called dead from here (deploy/ownership.py). Records from before these
+workspace is never called dead from here (shipyard/ownership.py). Records from before these
 identities were kept (no runner or starter recorded) are left alone.
 """
 
@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.config.models import ProjectConfig
-from shipyard.deploy.local import process_alive, serving_processes
-from shipyard.deploy.ownership import host_id, owned_here, process_start
+from shipyard.deploy.local import serving_processes
 from shipyard.errors import ShipyardError
+from shipyard.ownership import host_id, owned_here
 from shipyard.pipeline import records
+from shipyard.processes import process_alive, process_start
 from shipyard.store import utcnow
 from shipyard.store.models import AliasEvent, DeploymentRow, PipelineRun
 from shipyard.workspace import Workspace

@@ -28,7 +28,7 @@ class PipelineRun(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[dict] = mapped_column(JSON, default=dict)
-    # Since 0007: the process running it (deploy/ownership.py), to tell an interrupted run.
+    # Since 0007: the process running it (shipyard/ownership.py), to tell an interrupted run.
     runner_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     runner_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
@@ -121,7 +121,7 @@ class DeploymentRow(Base):
     image_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # Since 0006: who runs it (deploy/ownership.py): the host, the workspace root that started it
+    # Since 0006: who runs it (shipyard/ownership.py): the host, the workspace root that started it
     # and, for a local process, its start time (a reused pid is not the same process).
     owner_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     owner_root: Mapped[str | None] = mapped_column(String(1000), nullable=True)

@@ -50,7 +50,7 @@ class TargetHandle:
     name: str | None = None
     log_path: Path | None = None
     deployment_id: str | None = None  # finds a local server whose pid was never recorded
-    process_start: str | None = None  # tells a recorded pid from a reused one (deploy/ownership.py)
+    process_start: str | None = None  # tells a recorded pid from a reused one (ownership.py)
 
 
 def handle_of(dep: Any) -> TargetHandle:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from shipyard.deploy.local import (
-    find_servers,
-    log_tail,
-    process_alive,
-    start_server,
-    stop_server,
-    wait_healthy,
-)
-from shipyard.deploy.ownership import same_process
+from shipyard.deploy.local import find_servers, log_tail, start_server, stop_server, wait_healthy
 from shipyard.deploy.targets.base import DeploymentSpec, TargetHandle
 from shipyard.errors import DeploymentError
+from shipyard.ownership import same_process
+from shipyard.processes import process_alive
 
 
 class LocalTarget:
@@ -48,7 +42,7 @@ class LocalTarget:
         return TargetHandle("local", proc.url, proc.port, pid=proc.pid, log_path=proc.log_path)
 
     def status(self, handle: TargetHandle) -> str:
-        # A recorded pid that a new process reuses is not the server (deploy/ownership.py).
+        # A recorded pid that a new process reuses is not the server (ownership.py).
         running = handle.pid and process_alive(handle.pid) and same_process(handle)
         return "running" if running else "exited"
 

@@ -14,8 +14,8 @@ nothing and a later one copies what was added since. What would silently merge t
 things (an experiment of the same name under another id, an id that is another experiment there,
 a registered model of the same name created elsewhere) is refused before anything is written.
 
-Dependencies: this module sits in store/ but drives a whole Workspace (and its artifact store), so
-those are imported lazily.
+It drives whole workspaces (a Workspace each side and its artifact store), so it sits in
+workspace/, above store/.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""Which machine and workspace a deployment belongs to.
+"""Which machine and workspace a recorded process belongs to (a deployment's server, a local Ray
+cluster, a pipeline run).
 
 On a shared workspace every machine lists every deployment, but a process id or a container id
 means something only on the host that started it, and only to the checkout that started it: a
 second machine must not call another machine's server dead (and mark it failed) or try to stop
 it, and a `.shipyard/` folder copied to another checkout must not adopt its original's processes.
-So each deployment records its owner: the host identity, the workspace root, and for a local
-process the kernel's start time of that process (boot id + start ticks), which tells a reused pid
-from the server that was started.
+So each record names its owner: the host identity, the workspace root, and for a local process
+the kernel's start time of that process (boot id + start ticks, shipyard.processes), which tells
+a reused pid from the process that was started.
 
 The host identity is `SHIPYARD_HOST_ID` when set (containers sharing a machine id, tests that play
 two machines), else the host name with the first 12 characters of /etc/machine-id.
@@ -19,6 +20,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shipyard.processes import process_start
 
 
 def host_id() -> str:
@@ -35,33 +38,6 @@ def host_id() -> str:
             continue
     name = socket.gethostname()
     return f"{name}-{machine}" if machine else name
-
-
-def process_start(pid: int) -> str | None:
-    """`<boot id>:<start ticks>` of a running process (None without procfs, or when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-    # Field 22 (starttime) counts from the one after the parenthesised command name.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
-
-
-def process_started_at(pid: int) -> float | None:
-    """The epoch time a running process started (procfs), or None when it cannot be told."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        btime = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        ticks = int(stat.rsplit(")", 1)[-1].split()[19])
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
 
 
 @dataclass(frozen=True)

@@ -17,20 +17,18 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from shipyard.deploy.local import process_alive
+from shipyard.compute.ray.jobs_api import dashboard_up
 from shipyard.errors import ConfigError, ShipyardError
+from shipyard.processes import command_line, process_alive, spawn_detached, stop_process
 
 START_TIMEOUT_S = 90.0
-STOP_GRACE_S = 5.0  # then every process of the cluster is killed
+STOP_GRACE_S = 5.0  # then the head's group, and every other process of the cluster, is killed
 
 
 def ray_executable() -> str:
@@ -60,13 +58,6 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        return httpx.get(f"{url}/api/version", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]:
     """Start a head node; returns its runtime record (pid, ports, temp dir, addresses)."""
     ray = ray_executable()
@@ -75,24 +66,23 @@ def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "head.log"
     argv = [
-        ray, "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", f"--port={gcs}",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+        ray,
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
         f"--temp-dir={temp_dir}",
-    ]  # fmt: skip
+    ]
     if num_cpus is not None:
         argv.append(f"--num-cpus={num_cpus}")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    proc = spawn_detached(argv, log_path=log_path, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     runtime = {
         "pid": proc.pid,
         "temp_dir": temp_dir,
@@ -122,11 +112,8 @@ def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]
 
 def _is_head(pid: int, temp_dir: str) -> bool:
     """`pid` is still this cluster's `ray start --head` (not a process that reused the pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return process_alive(pid) and f"--temp-dir={temp_dir}".encode() in cmdline
+    cmdline = command_line(pid)
+    return cmdline is not None and process_alive(pid) and f"--temp-dir={temp_dir}".encode() in cmdline
 
 
 def head_alive(runtime: dict[str, Any]) -> bool:
@@ -144,27 +131,17 @@ def cluster_pids(temp_dir: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            if any(n in cmdline for n in needles):
-                found.append(int(entry.name))
-        except OSError:
-            continue
+        cmdline = command_line(int(entry.name))
+        if cmdline is not None and any(n in cmdline for n in needles):
+            found.append(int(entry.name))
     return [pid for pid in found if pid != os.getpid()]
 
 
 def stop_head(runtime: dict[str, Any]) -> None:
     """Stop the head and every process of this cluster (nothing of other clusters)."""
     pid, temp_dir = runtime.get("pid"), runtime.get("temp_dir")
-    ours = bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir))  # never a reused pid
-    if ours:
-        try:
-            os.killpg(int(pid), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        while process_alive(int(pid)) and time.monotonic() < deadline:
-            time.sleep(0.2)
+    if bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir)):  # never a reused pid
+        stop_process(int(pid), STOP_GRACE_S)
     if temp_dir:
         left = cluster_pids(temp_dir)
         for other in left:
@@ -176,11 +153,6 @@ def stop_head(runtime: dict[str, Any]) -> None:
         while any(process_alive(p) for p in left) and time.monotonic() < deadline:
             time.sleep(0.1)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    if ours:
-        try:
-            os.killpg(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _tail(path: Path, lines: int = 20) -> str:

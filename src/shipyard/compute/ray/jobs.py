@@ -22,7 +22,6 @@ every log Shipyard writes.
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import shutil
 import sys
@@ -33,42 +32,20 @@ from typing import Any
 from urllib.parse import urlparse
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
+from shipyard.compute.ray import jobs_api
 from shipyard.errors import ConfigError, StepFailed
 from shipyard.secrets.redact import Redactor
 
 EXCLUDES = [".shipyard", ".git", "__pycache__", "outputs", "mlruns", ".venv"]
-_STATES = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
-           "STOPPED": "cancelled"}  # fmt: skip
+_STATES = {
+    "PENDING": "queued",
+    "RUNNING": "running",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "STOPPED": "cancelled",
+}
 _REMOTE_TRACKING = ("http://", "https://", "databricks")
 _POLL_S = 0.5
-
-
-def _client(address: str) -> Any:
-    try:
-        from ray.job_submission import JobSubmissionClient
-    except ImportError:
-        raise ConfigError("the ray target needs Ray: pip install 'shipyard[ray]'") from None
-    # The SDK logs every package upload at INFO on our stderr; the job's own log is what matters.
-    for noisy in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return JobSubmissionClient(address)
-    except Exception as exc:  # ConnectionError, or Ray's own RuntimeError
-        raise ConfigError(
-            f"cannot reach the Ray cluster's Jobs API at {address}: {exc}. Is the cluster running "
-            "(`shipyard compute status NAME`)? Its dashboard port (8265 by default) must be reachable"
-        ) from None
-
-
-def active_jobs(address: str) -> list[str]:
-    """Ids of jobs queued or running on the cluster (empty when it cannot be reached)."""
-    try:
-        jobs = _client(address).list_jobs()
-    except Exception:
-        return []
-    return [
-        j.submission_id or j.job_id for j in jobs if str(j.status).split(".")[-1] in ("PENDING", "RUNNING")
-    ]
 
 
 class RayTarget:
@@ -99,7 +76,8 @@ class RayTarget:
         self._outputs: dict[str, Path] = {}
 
     @classmethod
-    def for_compute(cls, name: str, spec: Any, ws: Any) -> RayTarget:
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> RayTarget:
+        """A cluster by its dashboard address, or the local cluster `name` Shipyard runs."""
         common = {
             "entrypoint_num_cpus": spec.entrypoint_num_cpus,
             "pip": tuple(spec.pip),
@@ -119,10 +97,16 @@ class RayTarget:
             **common,
         )
 
+    def probe(self) -> str:
+        """`running` when the cluster's dashboard answers, else ConfigError."""
+        if not jobs_api.dashboard_up(self.address):
+            raise ConfigError(f"the Ray cluster's dashboard at {self.address} does not answer")
+        return "running"
+
     @property
     def client(self) -> Any:
         if self._client_obj is None:
-            self._client_obj = _client(self.address)
+            self._client_obj = jobs_api.client(self.address)
         return self._client_obj
 
     # -- submit ----------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def kuberay_manifest(
                             }
                             if role == "head"
                             else {}
-                        ),  # fmt: skip
+                        ),
                     }
                 ]
             }

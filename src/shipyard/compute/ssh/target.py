@@ -8,7 +8,7 @@ Remote layout (`workdir_root`, default `~/.shipyard-jobs`):
     <root>/<job_id>/log, exit   the script's output; its exit code, written when it ends
     <root>/envs/<hash12>/       a venv per environment spec, kept between jobs (marker written last)
 
-`submit` sends code and inputs as one tar stream over ssh, then starts ssh_launcher.py, which
+`submit` sends code and inputs as one tar stream over ssh, then starts launcher.py, which
 reads the job's variables (secrets included) from stdin — never from the remote command line,
 which any user of the host can read with `ps` — and detaches the script in its own process group.
 `status` reads the exit file or probes the pid; `logs` fetches what the log gained since the last
@@ -38,17 +38,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
 from shipyard.compute.envspec import EnvSpec, read_env_spec
-from shipyard.compute.ssh_session import SshError, SshSession
+from shipyard.compute.ssh.session import SshError, SshSession
 from shipyard.errors import NotFoundError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
 from shipyard.tracking.importer import FILE_STORE_DIR, TRACKING_DIR
 
 EXCLUDED = frozenset({".shipyard", ".git", "__pycache__", "outputs"})
 MARKER = ".shipyard-env.json"
-LAUNCHER = Path(__file__).with_name("ssh_launcher.py")
+LAUNCHER = Path(__file__).with_name("launcher.py")
 _REMOTE_TRACKING = ("http://", "https://", "databricks")
 _ENV_BUILD_TIMEOUT_S = 3600
 
@@ -100,8 +101,27 @@ class SshTarget:
         self._jobs: dict[str, _Job] = {}
         self.last_env_action: str | None = None
 
+    @classmethod
+    def from_spec(cls, name: str, spec: Any, ws: Any) -> SshTarget:
+        """The host of a compute: entry of type ssh."""
+        return cls(
+            spec.host,
+            spec.port,
+            spec.user,
+            str(spec.key) if spec.key is not None else None,
+            spec.known_hosts,
+            spec.python,
+            spec.workdir,
+            accept_new=spec.accept_new_host_key,
+        )
+
     # -- the host --------------------------------------------------------------------------------
-    def probe(self) -> tuple[str, str]:
+    def probe(self) -> str:
+        """`reachable` once the host answers and can run jobs (see host_facts), else its error."""
+        self.host_facts()
+        return "reachable"
+
+    def host_facts(self) -> tuple[str, str]:
         """(absolute workdir root, Python tag) of the host; clear errors when it cannot run jobs."""
         if self._facts is None:
             py = shlex.quote(self.python)
@@ -126,7 +146,7 @@ class SshTarget:
 
     def ensure_env(self, spec_path: Path) -> str:
         """The remote venv's Python for the spec (built once per spec hash, then reused)."""
-        root, tag = self.probe()
+        root, tag = self.host_facts()
         spec: EnvSpec = read_env_spec(spec_path, python=tag)
         env = f"{root}/envs/{spec.short_hash}"
         q = shlex.quote
@@ -197,7 +217,7 @@ class SshTarget:
     def submit(self, job: StepJob) -> JobHandle:
         if not job.script_path.is_file():
             raise StepFailed(f"{job.name}: script {job.script_path} does not exist")
-        root, _ = self.probe()
+        root, _ = self.host_facts()
         python = self.python
         if job.environment is not None:
             spec = Path(job.environment)
