@@ -13,7 +13,8 @@ value x is negative. After five fast calls (the first three run on the thread):
   waited. Inline, the first runs on the event loop (the probe waits for it) and raises the
   average, so the second runs on the thread (the probe is answered at once).
 
-Run: `.venv/bin/python benchmarks/serving/bench_inline.py` (prints a table; four server starts, a minute or so).
+Run: `.venv/bin/python benchmarks/serving/bench_inline.py` (prints a table; four server starts,
+a minute or so).
 """
 
 from __future__ import annotations

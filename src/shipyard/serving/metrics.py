@@ -129,7 +129,7 @@ class ServingMetrics:
             ["where"],
             registry=reg,
         )
-        self._scoring_calls = {where: self.scoring_calls.labels(where=where) for where in ("inline", "thread")}
+        self._scoring_calls = {w: self.scoring_calls.labels(where=w) for w in ("inline", "thread")}
         self.rejections = Counter(
             "shipyard_rejected_total",
             "Requests refused before or instead of scoring, by reason.",
