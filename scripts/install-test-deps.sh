@@ -3,7 +3,7 @@
 # Called by `make test` and `.ci/run`; idempotent. The spine's tests need only Python; later
 # capabilities add their tools below as `need COMMAND DEBIAN_PACKAGE` (podman, nginx,
 # openssh-server, ...). Where nothing can be installed, tests needing a tool skip naming the
-# package (tests/tools.py), except in CI, where that skip is a failure.
+# package (tests/tools.py), except in CI, where every skip is a failure (tests/ci_skips.py).
 set -euo pipefail
 packages=()
 need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }

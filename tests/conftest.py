@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Every skip fails in CI (tests/ci_skips.py).
+pytest_plugins = ["ci_skips"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "diabetes"
 

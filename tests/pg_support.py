@@ -75,6 +75,11 @@ def pg_bindir() -> Path | None:
     return None
 
 
+def require_postgres() -> Path:
+    """`pg_bindir()`, or skip naming the Debian package (fails in CI)."""
+    return pg_bindir() or Path(require_tool("initdb", "postgresql")).resolve().parent
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -235,10 +240,7 @@ def start_postgres(bindir: Path, attempts: int = 3) -> PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session (import it: `from pg_support import postgres_server`)."""
-    bindir = pg_bindir()
-    if bindir is None:
-        bindir = Path(require_tool("initdb", "postgresql")).resolve().parent  # skips (fails in CI)
-    server = start_postgres(bindir)
+    server = start_postgres(require_postgres())
     try:
         yield server
     finally:

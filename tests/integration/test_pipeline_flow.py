@@ -1,9 +1,12 @@
 """The whole loop on the diabetes example, through the CLI, in one workspace.
 
-The tests build on each other in file order (a module-scoped workspace): v1 is registered and
-served → a re-run is fully cached → worse candidates are rejected → a better one becomes v2 and
-replaces the server → hand-off files, --from and --no-cache → a run killed mid-training leaves the
-registry as it was and the next run registers v3 → the endpoint is deleted.
+One story in steps (a module-scoped workspace): v1 is registered and served → a re-run is fully
+cached → worse candidates are rejected → a better one becomes v2 and replaces the server →
+hand-off files, --from and --no-cache → a run killed mid-training leaves the registry as it was
+and the next run registers v3 → the endpoint is deleted. Each step acts, then checks what it
+should see at that point of the story. There is one test per step, and a test first runs the steps
+before its own that have not run yet (each step runs once per module), so any test runs alone or
+in any order, and the pipeline runs only as often as the story needs.
 
 Values are checked against an independent fit (same split as train.py) and an independent MLflow
 client, not only against what Shipyard reports about itself.
@@ -12,6 +15,7 @@ client, not only against what Shipyard reports about itself.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import signal
@@ -33,12 +37,40 @@ ALL_STEPS = ["data_check", "train", "evaluate", "register", "package", "deploy",
 AFTER_GATE = ["register", "package", "deploy", "smoke_test"]
 
 
+# The steps of the story, in order (see `step`).
+STORY: list[Callable[..., None]] = []
+
+
+def step(check: Callable[..., None]) -> Callable[..., None]:
+    """Add `check` as the next step of the story. It takes `flow` and fixtures of module or session
+    scope by name, acts on the flow and asserts what it should see then."""
+    STORY.append(check)
+    return check
+
+
 @dataclass
 class Flow:
     proj: Path
     ws: Path
     cli: Callable[..., Any]
+    fixtures: dict[str, Any]  # what the steps take (module or session scope), by name
     state: dict[str, Any] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)  # steps that ran and passed
+    broken: str | None = None  # the step that failed: the story cannot go on past it
+
+    def reach(self, target: Callable[..., None]) -> None:
+        """Run every step up to and including `target` that has not run yet, in order."""
+        for check in STORY[: STORY.index(target) + 1]:
+            name = check.__name__
+            if name in self.done:
+                continue
+            if self.broken is not None:  # its own test reported how
+                pytest.fail(f"step {self.broken} of the story failed (see its first failure)", pytrace=False)
+            self.broken = name
+            available = {"flow": self, **self.fixtures}
+            check(**{p: available[p] for p in inspect.signature(check).parameters})
+            self.broken = None
+            self.done.add(name)
 
     def run(self, *args: Any):
         """`shipyard run --output json` on the project and workspace of this flow."""
@@ -50,17 +82,19 @@ class Flow:
 
 
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory, copy_project, cli, teardown_endpoints):
-    root = tmp_path_factory.mktemp("flow")
-    f = Flow(proj=copy_project(root / "project"), ws=root / "ws", cli=cli)
-    yield f
-    teardown_endpoints(f.ws)
-
-
-@pytest.fixture(scope="module")
 def http():
     with httpx.Client(timeout=10, trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def flow(request, tmp_path_factory, copy_project, cli, teardown_endpoints):
+    root = tmp_path_factory.mktemp("flow")
+    taken = {p for check in STORY for p in inspect.signature(check).parameters} - {"flow"}
+    fixtures = {name: request.getfixturevalue(name) for name in sorted(taken)}
+    f = Flow(proj=copy_project(root / "project"), ws=root / "ws", cli=cli, fixtures=fixtures)
+    yield f
+    teardown_endpoints(f.ws)
 
 
 def statuses(summary: dict) -> dict[str, str]:
@@ -94,7 +128,8 @@ def predictions(http, url: str, payload: dict) -> list[float]:
     return result
 
 
-def test_first_run_registers_v1_promotes_and_serves_it(
+@step
+def first_run_registers_v1_promotes_and_serves_it(
     flow, http, query, mlflow_client, reference_model, seed_payload, pid_is_alive
 ):
     s = ok(flow.run())
@@ -147,7 +182,8 @@ def test_first_run_registers_v1_promotes_and_serves_it(
     )
 
 
-def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
+@step
+def rerun_with_nothing_changed_is_fully_cached(flow, http, query):
     s = ok(flow.run())
 
     assert s["status"] == "succeeded"
@@ -165,7 +201,8 @@ def test_rerun_with_nothing_changed_is_fully_cached(flow, http, query):
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
 
 
-def test_worse_candidate_is_rejected_and_production_stays(flow, http, mlflow_client, reference_model):
+@step
+def worse_candidate_is_rejected_and_production_stays(flow, http, mlflow_client, reference_model):
     s = ok(flow.run("--param", "alpha=50"))  # a rejection is not a failure without --fail-on-reject
 
     mse50, _ = reference_model(50)
@@ -199,27 +236,26 @@ def test_worse_candidate_is_rejected_and_production_stays(flow, http, mlflow_cli
     assert [d["verdict"] for d in shown] == ["rejected", "passed"]  # one decision per evaluation run
 
 
-def test_fail_on_reject_reports_the_rejection(flow):
+@step
+def fail_on_reject_reports_the_rejection(flow):
     res = flow.run("--param", "alpha=50", "--fail-on-reject")
-    flow.state["fail_on_reject_code"] = res.code
+    assert res.code == 3
     s = res.json()
     assert s["status"] == "rejected" and s["gate"]["verdict"] == "rejected"
     # Same candidate, same champion: the train run and the decision are reused.
     assert s["cached_steps"] == ["data_check", "train", "evaluate"]
 
 
-def test_fail_on_reject_exits_3(flow):
-    assert flow.state["fail_on_reject_code"] == 3
-
-
-def test_better_candidate_becomes_v2_and_replaces_the_server(
-    flow, http, monkeypatch, query, mlflow_client, reference_model, seed_payload, pid_gone
+@step
+def better_candidate_becomes_v2_and_replaces_the_server(
+    flow, http, query, mlflow_client, reference_model, seed_payload, pid_gone
 ):
-    monkeypatch.setenv("SHIPYARD_ACTOR", "release-bot")
     mse01, model01 = reference_model(0.1)
     assert mse01 < flow.state["v1_mse"]
 
-    s = ok(flow.run("--param", "alpha=0.1"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SHIPYARD_ACTOR", "release-bot")
+        s = ok(flow.run("--param", "alpha=0.1"))
 
     assert s["status"] == "succeeded" and s["cached_steps"] == ["data_check"]
     assert s["run"]["metrics"]["mse"] == pytest.approx(mse01, rel=1e-9)
@@ -263,7 +299,8 @@ def test_better_candidate_becomes_v2_and_replaces_the_server(
     )
 
 
-def test_alias_history_records_each_move_with_who_and_why(flow):
+@step
+def alias_history_records_each_move_with_who_and_why(flow):
     moves = ok(
         flow.cli(
             "models", "history", MODEL, "--alias", "production", "--workspace", flow.ws, "--output", "json"
@@ -286,7 +323,8 @@ def test_alias_history_records_each_move_with_who_and_why(flow):
     ]
 
 
-def test_mlflow_client_sees_versions_tags_and_aliases(flow, mlflow_client):
+@step
+def mlflow_client_sees_versions_tags_and_aliases(flow, mlflow_client):
     client = mlflow_client(flow.ws)
     model = client.get_registered_model(MODEL)
     assert {k: str(v) for k, v in model.aliases.items()} == {"production": "2", "staging": "2"}
@@ -310,32 +348,37 @@ def test_mlflow_client_sees_versions_tags_and_aliases(flow, mlflow_client):
     assert str(client.get_model_version_by_alias(MODEL, "staging").version) == "2"
 
 
-def test_models_show_unknown_model_lists_existing_models(flow):
+@step
+def models_show_unknown_model_lists_existing_models(flow):
     res = flow.cli("models", "show", "nope", "--workspace", flow.ws)
     assert res.code != 0
     assert "no model named 'nope'" in res.err and MODEL in res.err
     assert "Traceback" not in res.err + res.out
 
 
-def test_models_show_unknown_alias_is_a_clear_error(flow):
+@step
+def models_show_unknown_alias_is_a_clear_error(flow):
     res = flow.cli("models", "show", f"{MODEL}@nope", "--workspace", flow.ws)
     assert res.code != 0
     assert f"model '{MODEL}' has no alias 'nope'" in res.err
     assert "Traceback" not in res.err + res.out
 
 
-def test_models_show_unknown_alias_lists_the_existing_aliases(flow):
+@step
+def models_show_unknown_alias_lists_the_existing_aliases(flow):
     res = flow.cli("models", "show", f"{MODEL}@nope", "--workspace", flow.ws)
     assert "production" in res.err and "staging" in res.err, res.err
 
 
-def test_models_show_lists_each_versions_aliases(flow):
+@step
+def models_show_lists_each_versions_aliases(flow):
     shown = ok(flow.cmd("models", "show", MODEL))
     aliases = {v["version"]: sorted(v["aliases"]) for v in shown["versions"]}
     assert aliases == {"1": [], "2": ["production", "staging"]}
 
 
-def test_outputs_folder_gets_matching_handoff_files(flow):
+@step
+def outputs_folder_gets_matching_handoff_files(flow):
     folder = flow.ws.parent / "handoff"
     s = ok(flow.run("--param", "alpha=0.1", "--outputs", folder))
 
@@ -371,7 +414,8 @@ def test_outputs_folder_gets_matching_handoff_files(flow):
     assert found == ""
 
 
-def test_from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pid_gone):
+@step
+def from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pid_gone):
     s = ok(flow.run("--param", "alpha=0.1", "--from", "evaluate"))
 
     assert statuses(s) == {
@@ -397,7 +441,8 @@ def test_from_evaluate_reruns_the_later_steps_only(flow, http, mlflow_client, pi
     flow.state.update(dep=e["deployment_id"], url=e["url"])
 
 
-def test_no_cache_retrains_with_a_new_run(flow, http, mlflow_client):
+@step
+def no_cache_retrains_with_a_new_run(flow, http, mlflow_client):
     s = ok(flow.run("--param", "alpha=0.1", "--no-cache"))
 
     assert s["cached_steps"] == []
@@ -410,7 +455,8 @@ def test_no_cache_retrains_with_a_new_run(flow, http, mlflow_client):
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
 
 
-def test_after_a_rejected_retrain_the_cache_reuses_the_production_run(flow):
+@step
+def after_a_rejected_retrain_the_cache_reuses_the_production_run(flow):
     # The --no-cache retrain above has the same cache key but was rejected (tie); the cache must
     # prefer the run whose pipeline went all the way, i.e. the one production holds.
     s = ok(flow.run("--param", "alpha=0.1"))
@@ -432,7 +478,8 @@ def training_processes(script: str, alive: Callable[[int], bool]) -> list[int]:
     return found
 
 
-def test_run_killed_mid_training_leaves_the_registry_unchanged(
+@step
+def run_killed_mid_training_leaves_the_registry_unchanged(
     flow, http, query, mlflow_client, shipyard_bin, pid_is_alive
 ):
     script = str((flow.proj / "train.py").resolve())
@@ -477,7 +524,6 @@ def test_run_killed_mid_training_leaves_the_registry_unchanged(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     pipeline_run = new[0]
-    flow.state["killed_exit_code"] = proc.returncode
 
     assert "Traceback" not in err, err
     [run] = query(flow.ws, "select status, error from shipyard_pipeline_runs where id = ?", pipeline_run)
@@ -506,13 +552,11 @@ def test_run_killed_mid_training_leaves_the_registry_unchanged(
     time.sleep(0.5)
     assert not training_processes(script, pid_is_alive), "the training script outlived the interrupted run"
     assert served(http, flow.state["url"])["deployment_id"] == flow.state["dep"]
+    assert proc.returncode == 130
 
 
-def test_killed_run_exits_130(flow):
-    assert flow.state["killed_exit_code"] == 130
-
-
-def test_next_run_after_the_kill_completes_and_registers_v3(
+@step
+def next_run_after_the_kill_completes_and_registers_v3(
     flow, http, mlflow_client, reference_model, seed_payload
 ):
     mse02, model02 = reference_model(0.2)
@@ -535,7 +579,8 @@ def test_next_run_after_the_kill_completes_and_registers_v3(
     flow.state.update(dep=s["endpoint"]["deployment_id"], url=url)
 
 
-def test_package_and_deploy_commands_put_a_chosen_version_on_the_endpoint(flow, http):
+@step
+def package_and_deploy_commands_put_a_chosen_version_on_the_endpoint(flow, http):
     b = ok(flow.cmd("package", "diabetes-ridge:1"))
     assert b["model_name"] == MODEL and b["model_version"] == "1"
     assert (Path(b["path"]) / "manifest.json").is_file() and (Path(b["path"]) / "score.py").is_file()
@@ -551,7 +596,8 @@ def test_package_and_deploy_commands_put_a_chosen_version_on_the_endpoint(flow, 
     flow.state.update(dep=d2["id"], url=d2["url"])
 
 
-def test_endpoint_delete_stops_the_server(flow, http, query, pid_gone):
+@step
+def endpoint_delete_stops_the_server(flow, http, query, pid_gone):
     [active] = query(flow.ws, "select id, pid from shipyard_deployments where state = 'active'")
     assert active["id"] == flow.state["dep"]
 
@@ -566,3 +612,8 @@ def test_endpoint_delete_stops_the_server(flow, http, query, pid_gone):
     assert not query(
         flow.ws, "select id from shipyard_deployments where state in ('active', 'healthy', 'starting')"
     )
+
+
+@pytest.mark.parametrize("check", STORY, ids=lambda check: check.__name__)
+def test_step(flow: Flow, check: Callable[..., None]) -> None:
+    flow.reach(check)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pg_support import free_port, pg_bindir, postgres_server, start_postgres  # noqa: F401
+from pg_support import free_port, postgres_server, require_postgres, start_postgres  # noqa: F401
 from s3_support import s3_server  # noqa: F401
 
 from shipyard.config.loader import load_project, resolve_workspace_settings
@@ -22,10 +22,7 @@ MODEL = "diabetes-ridge"
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own, which it may stop and start again."""
-    bindir = pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (the session fixture names the package)")
-    server = start_postgres(bindir)
+    server = start_postgres(require_postgres())
     yield server
     server.stop()
 

@@ -211,7 +211,6 @@ def test_csv_predicts_like_the_model(model: PyfuncModel, frame_model) -> None:
 
 
 def test_parquet_predicts_like_the_model(model: PyfuncModel, frame_model) -> None:
-    pytest.importorskip("pyarrow")
     buf = io.BytesIO()
     frame_model[2].to_parquet(buf)
     got = model.predict_payload(buf.getvalue(), "application/vnd.apache.parquet")

@@ -101,6 +101,7 @@ def create_app(
             settings.scoring_timeout_ms,
             on_queue=metrics.set_queue_depth,
             inline_below_ms=settings.inline_below_ms,
+            on_call=metrics.scoring_call,
         )
         app.state.servable = servable
         app.state.metrics = metrics

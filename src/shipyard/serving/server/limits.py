@@ -47,6 +47,7 @@ class ScoringSlots:
         timeout_ms: float,
         on_queue: Callable[[int], None] | None = None,
         inline_below_ms: float = 0,
+        on_call: Callable[[str], None] | None = None,
     ):
         self.max_concurrent = max_concurrent
         self.max_queue_wait_ms = max_queue_wait_ms
@@ -54,6 +55,7 @@ class ScoringSlots:
         self._free = max_concurrent
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._on_queue = on_queue or (lambda _n: None)
+        self._on_call = on_call or (lambda _where: None)  # "inline" or "thread", once per call
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="shipyard-score")
         self._inline = InlinePolicy(inline_below_ms, timeout_ms, enabled=max_concurrent == 1)
 
@@ -102,7 +104,9 @@ class ScoringSlots:
         scoring thread."""
         await self._acquire()
         if self._inline.next_inline():
+            self._on_call("inline")
             return self._call_inline(fn, *args)
+        self._on_call("thread")
         loop = asyncio.get_running_loop()
         # One future and one timer per call, where run_in_executor + wait_for + shield made
         # four futures, a task and their callbacks: this runs for every request (or batch).

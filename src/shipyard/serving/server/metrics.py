@@ -10,6 +10,8 @@ Series:
 - ``shipyard_batch_size``: histogram of rows per model call (batched or not);
 - ``shipyard_queue_depth``: requests waiting for a scoring slot;
 - ``shipyard_in_flight``: requests being scored (holding a slot);
+- ``shipyard_scoring_calls_total{where}``: model calls by where they ran, ``inline`` (on the
+  event loop, see inline.py) or ``thread`` (a scoring thread);
 - ``shipyard_model_load_seconds``: how long loading the model took at startup;
 - ``shipyard_rejected_total{reason}``: requests refused before scoring, e.g. ``unauthorized``
   (401), ``body_too_large`` (413), ``overloaded`` (503), ``timeout`` (504).
@@ -121,6 +123,13 @@ class ServingMetrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.scoring_calls = Counter(
+            "shipyard_scoring_calls_total",
+            "Model calls, by where they ran: inline (on the event loop) or thread (a scoring thread).",
+            ["where"],
+            registry=reg,
+        )
+        self._scoring_calls = {w: self.scoring_calls.labels(where=w) for w in ("inline", "thread")}
         self.rejections = Counter(
             "shipyard_rejected_total",
             "Requests refused before or instead of scoring, by reason.",
@@ -156,6 +165,10 @@ class ServingMetrics:
     def observe_batch(self, rows: int) -> None:
         """Record the number of rows of one model call."""
         self.batch_size.observe(rows)
+
+    def scoring_call(self, where: str) -> None:
+        """Count one model call that ran ``inline`` or on a ``thread``."""
+        self._scoring_calls[where].inc()
 
     def queue_entered(self) -> None:
         """A request starts waiting for a scoring slot."""
