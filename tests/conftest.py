@@ -1,4 +1,10 @@
-"""Shared by every test folder: where the repository, the example project and the CLI are."""
+"""Shared by every test folder: where the repository, the example project and the CLI are.
+
+Tests mirror src/shipyard: tests/<package>/ holds the tests of that package, unit and integration
+side by side (integration tests carry `pytestmark = pytest.mark.integration`: `-m "not
+integration"` runs the fast ones). Helpers shared across folders are modules at this level
+(`*_support.py`, `bundles.py`, `tools.py`); project_fixtures.py holds the fixtures of the
+end-to-end tests (project copies, the CLI, the database, endpoint clean-up)."""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-# Every skip fails in CI (tests/ci_skips.py).
-pytest_plugins = ["ci_skips"]
+# Every skip fails in CI (tests/ci_skips.py); the end-to-end fixtures (tests/project_fixtures.py).
+pytest_plugins = ["ci_skips", "project_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "diabetes"

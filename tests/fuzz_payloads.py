@@ -1,4 +1,4 @@
-"""Hypothesis strategies and answer checks for tests/integration/test_serving_fuzz.py: payloads
+"""Hypothesis strategies and answer checks for tests/serving/test_serving_fuzz.py: payloads
 for /score, the V2 infer route and /invocations, and what every answer must look like."""
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def finite(values) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
-# -- hostile bodies (tests/integration/test_serving_hostile.py) -----------------------------------
+# -- hostile bodies (tests/serving/test_serving_hostile.py) -----------------------------------
 # The classes of an outside audit's 20k hostile requests: deep nesting, lone surrogates, huge
 # integers, NaN/Infinity, wide tables, invalid UTF-8, empty bodies, big arrays, wrong types.
 ROW_KEYS = ["data", "inputs", "instances"]

@@ -1,7 +1,7 @@
 """One real local Ray cluster for the tests that need it (2 CPUs), started the way users start
 one: `shipyard compute create NAME --type ray` through the Python API, in its own workspace.
 
-tests/integration/conftest.py imports the fixture, so every module shares one cluster (a fixture
+tests/project_fixtures.py imports the fixture, so every module shares one cluster (a fixture
 imported into several modules would be one session fixture per module: several clusters). It
 is stopped (only its own processes) when the session ends.
 """

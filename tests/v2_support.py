@@ -1,5 +1,5 @@
-"""What the V2 unit tests (tests/unit/test_v2_*.py) share: the V2 routes on a bare app, an echoing
-servable and request/answer helpers. Their fixtures are in tests/unit/conftest.py."""
+"""What the V2 unit tests (tests/serving/test_v2_*.py) share: the V2 routes on a bare app, an echoing
+servable and request/answer helpers. Their fixtures are in tests/serving/conftest.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """How soon inline scoring answers a hanging call, and how long a health check waits behind a slow
-one: the times behind tests/integration/test_serving_inline.py (which checks where calls run, from
+one: the times behind tests/serving/test_serving_inline.py (which checks where calls run, from
 `shipyard_scoring_calls_total`, never how long they take).
 
 One server at a time (`python -m shipyard.serving`, one worker, `scoring_timeout_ms` 1000,

@@ -3,7 +3,7 @@ and what the files hold, lint passing on the generated code, the CI files being 
 `shipyard ci generate` writes, refusing to overwrite (and --force), bad input writing nothing;
 `ci run pr` stages in order, stopping at the first failure and at --until, the checks made before
 anything runs, and the environment the commands get. The whole chain (pr → train → release →
-rollback, behind nginx) is tests/integration/test_ci_chain.py."""
+rollback, behind nginx) is tests/ci/test_ci_chain.py."""
 
 from __future__ import annotations
 

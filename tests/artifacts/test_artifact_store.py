@@ -358,7 +358,7 @@ def test_s3_endpoint_and_region_come_from_the_environment_in_order():
     assert S3Store("bkt", endpoint_url="http://user:pw@host:9000").endpoint == "http://host:9000"
 
 
-# -- S3 errors and retries (a stub client; the real server is in tests/integration) ---------------
+# -- S3 errors and retries (a stub client; the real server is in test_artifact_s3.py) ---------------
 
 
 def client_error(status: int, code: str, message: str = "boom"):

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 pytestmark = pytest.mark.integration
 
 MODEL = "diabetes-ridge"
-# Test-set mse of each alpha (tests/integration/test_concurrency.py): 0.1 is the best.
+# Test-set mse of each alpha (tests/pipeline/test_concurrency.py): 0.1 is the best.
 SPLIT = {"a": ["1.0", "0.1", "0.01"], "b": ["0.5", "0.3", "0.05"]}
 
 

@@ -1,7 +1,7 @@
 """Rendered Kubernetes manifests: values, determinism, and validity against the official schemas.
 
 Built-in kinds are checked with kubernetes-validate (strict: unknown fields fail) for Kubernetes
-1.30; the HTTPRoute against the Gateway API v1 HTTPRoute schema vendored in tests/data/kube, made
+1.30; the HTTPRoute against the Gateway API v1 HTTPRoute schema vendored in tests/kube/schemas, made
 strict the same way. The Helm chart goes through `helm template` when helm is installed, else
 through a small substitution of the only template constructs it uses; either way it must equal
 the plain manifests for the default values.
@@ -28,7 +28,7 @@ from shipyard.kube import load_manifests, render
 from shipyard.kube.gateway import http_route
 
 K8S_VERSION = "1.30"
-SCHEMA = Path(__file__).resolve().parents[1] / "data" / "kube" / "httproute-v1.schema.json"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "httproute-v1.schema.json"
 HASH = "ab" * 32
 EXPIRY = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
 

@@ -1,7 +1,8 @@
 """Helpers for the end-to-end tests: project copies, the CLI (in-process and as a subprocess),
 direct reads of the workspace database, an independent MLflow client, and endpoint cleanup.
 
-The helpers are fixtures returning callables so that test modules never import conftest.
+The helpers are fixtures returning callables so that test modules never import this module; the
+root conftest loads it as a plugin, so every test folder has them.
 """
 
 from __future__ import annotations

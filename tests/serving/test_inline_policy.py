@@ -1,5 +1,5 @@
 """When a single-slot worker scores on the event loop (serving/server/inline.py). The timer itself is
-tested over HTTP in tests/integration/test_serving_inline.py: here pytest-timeout owns SIGALRM,
+tested over HTTP in tests/serving/test_serving_inline.py: here pytest-timeout owns SIGALRM,
 so only the decisions are exercised (`run()` would cancel pytest-timeout's alarm)."""
 
 from __future__ import annotations

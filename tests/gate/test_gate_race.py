@@ -65,7 +65,7 @@ def _run(ws: Workspace, proj: Path, alpha: float, reporter=None):
 
 
 # The race scenarios run on PostgreSQL, the shared case; the compare-and-set itself runs on both
-# below, and tests/integration/test_concurrency.py races six pipelines on SQLite.
+# below, and tests/pipeline/test_concurrency.py races six pipelines on SQLite.
 @pytest.mark.parametrize("project", ["postgresql"], indirect=True)
 def test_candidate_that_lost_the_race_is_decided_again_and_not_registered(project):
     proj, ws = project

@@ -236,7 +236,7 @@ def test_run_many_runs_local_jobs_one_after_another_and_returns_them_in_order(tm
 
 
 def test_run_many_runs_side_by_side_on_parallel_targets(tmp_path, monkeypatch):
-    # The Ray target is exercised in tests/integration/test_sweep.py; here the scheduling logic with
+    # The Ray target is exercised in tests/pipeline/test_sweep_pipeline.py; here the scheduling logic with
     # real local processes, the local target counted as one that runs jobs side by side.
     monkeypatch.setattr(parallel, "PARALLEL_TARGETS", frozenset({"local"}))
     js = jobs(tmp_path, 3)
