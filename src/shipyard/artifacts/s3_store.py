@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -241,8 +242,8 @@ class S3Store(FolderTransfers):
             response = self._call(
                 "delete",
                 prefix,
-                lambda batch=batch: self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                functools.partial(
+                    self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 ),
             )
             if errors := response.get("Errors"):
