@@ -195,9 +195,10 @@ class S3Store(FolderTransfers):
 
     def get_bytes(self, key: str) -> bytes:
         full = self._full(key)
-        return self._call(
+        data: bytes = self._call(
             "get", key, lambda: self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
         )
+        return data
 
     def exists(self, key: str) -> bool:
         return self.size(key) is not None

@@ -225,4 +225,5 @@ def open_store(uri: str) -> ArtifactStore:
         raise ConfigError(f"artifact URI {uri!r}: unsupported scheme {scheme!r}; supported: {supported}")
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_uri(uri)
+    store: ArtifactStore = cls.from_uri(uri)
+    return store
