@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/python -m mypy
 
 bench: bench-tracking bench-run bench-serving bench-images bench-batch bench-shared
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -194,9 +195,10 @@ class S3Store(FolderTransfers):
 
     def get_bytes(self, key: str) -> bytes:
         full = self._full(key)
-        return self._call(
+        data: bytes = self._call(
             "get", key, lambda: self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
         )
+        return data
 
     def exists(self, key: str) -> bool:
         return self.size(key) is not None
@@ -241,8 +243,8 @@ class S3Store(FolderTransfers):
             response = self._call(
                 "delete",
                 prefix,
-                lambda batch=batch: self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                functools.partial(
+                    self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 ),
             )
             if errors := response.get("Errors"):

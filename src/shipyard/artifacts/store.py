@@ -12,6 +12,7 @@ Keys are validated before any backend sees them, so a hostile name ("../x", "/et
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -174,7 +175,7 @@ class FolderTransfers:
         for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
             rel = path.relative_to(local_dir).as_posix()
             jobs.append((path, join_key(prefix, validate_key(rel, what="file name"))))
-        _run_all([lambda p=p, k=k: self.put_file(p, k, progress=progress) for p, k in jobs])
+        _run_all([functools.partial(self.put_file, p, k, progress=progress) for p, k in jobs])
         return [k for _, k in jobs]
 
     def get_dir(
@@ -192,7 +193,10 @@ class FolderTransfers:
             names.append(validate_key(key[len(prefix) + 1 :], what="stored name"))
         local_dir.mkdir(parents=True, exist_ok=True)
         _run_all(
-            [lambda n=n: self.get_file(join_key(prefix, n), local_dir / n, progress=progress) for n in names]
+            [
+                functools.partial(self.get_file, join_key(prefix, n), local_dir / n, progress=progress)
+                for n in names
+            ]
         )
         return names
 
@@ -221,4 +225,5 @@ def open_store(uri: str) -> ArtifactStore:
         raise ConfigError(f"artifact URI {uri!r}: unsupported scheme {scheme!r}; supported: {supported}")
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_uri(uri)
+    store: ArtifactStore = cls.from_uri(uri)
+    return store

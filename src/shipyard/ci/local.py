@@ -315,16 +315,23 @@ class LocalRunner:
             self.outputs_of.setdefault(job.name, {})[stage.output] = value
             _write(f"{stage.output}={value}")
             return proc.returncode == 0, "" if proc.returncode == 0 else f"exit code {proc.returncode}"
-        proc = subprocess.Popen(shell, cwd=self.project_dir, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
+        stream = subprocess.Popen(
+            shell,
+            cwd=self.project_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            assert stream.stdout is not None
+            for line in stream.stdout:
                 sys.stdout.write(line)
                 sys.stdout.flush()
-            code = proc.wait()
+            code = stream.wait()
         except KeyboardInterrupt:  # the child got the same SIGINT; let it finish its cleanup
-            proc.wait()
+            stream.wait()
             raise
         return code == 0, "" if code == 0 else f"exit code {code}"
 

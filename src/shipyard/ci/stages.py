@@ -248,7 +248,7 @@ def release_workflow(config: ProjectConfig) -> Workflow | None:
         if e.promotes_from is None:
             command = f'shipyard env deploy {env} --version {version} --reason "release by CI"'
             title = f"Deploy to {env}"
-            needs = ("resolve",)
+            needs: tuple[str, ...] = ("resolve",)
         else:
             approve = f' --approve --by "${ACTOR_VAR}"' if e.requires_approval else ""
             command = f'shipyard promote --to {env} --version {version}{approve} --reason "release by CI"'

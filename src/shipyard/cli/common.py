@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -18,8 +18,9 @@ from shipyard.secrets import known
 from shipyard.workspace import Workspace
 
 # Everything the CLI prints goes through the mask of known secret values (secrets/known.py).
-console = Console(file=known.MaskingStream("stdout"))
-err_console = Console(file=known.MaskingStream("stderr"), stderr=True)
+# Rich uses only write, flush, isatty, fileno and encoding of its file: a MaskingStream has them.
+console = Console(file=cast(IO[str], known.MaskingStream("stdout")))
+err_console = Console(file=cast(IO[str], known.MaskingStream("stderr")), stderr=True)
 
 
 class Output(StrEnum):

@@ -102,8 +102,22 @@ def create_cmd(
     _say(info, output)
 
 
-def _render(name, provider, directory, head_ip, worker_ips, ssh_user, ssh_key_path, min_workers, max_workers,
-            image, namespace, num_cpus, idle_minutes, output) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def _render(
+    name,
+    provider,
+    directory,
+    head_ip,
+    worker_ips,
+    ssh_user,
+    ssh_key_path,
+    min_workers,
+    max_workers,
+    image,
+    namespace,
+    num_cpus,
+    idle_minutes,
+    output,
+) -> None:
     from shipyard.compute.ray.cluster_config import DEFAULT_IMAGE, render
 
     idle = 60 if idle_minutes is None else idle_minutes

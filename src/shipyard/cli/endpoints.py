@@ -81,7 +81,9 @@ def package_command(
 
 
 class Strategy(StrEnum):
-    replace = "replace"
+    # The member is replace_ (its value, what the CLI takes and shows, is "replace"): a member
+    # named replace would shadow str.replace on every member.
+    replace_ = "replace"
     # One replica locally: a rolling update is surge one (the new server beside the old), then
     # remove the old, which is what replace does. On Kubernetes it is the Deployment's own.
     rolling = "rolling"
@@ -112,7 +114,7 @@ def deploy_command(
             help="replace (= rolling with one replica): new beside old, smoke test, switch, stop old; "
             "blue-green: shift traffic in steps, roll back on errors."
         ),
-    ] = Strategy.replace,
+    ] = Strategy.replace_,
     slot: Annotated[
         str | None,
         typer.Option(
@@ -273,9 +275,10 @@ def traffic_cmd(
             ws, name, parse_assignments(weights), mirrored, reason="shipyard endpoints traffic"
         )
     else:
-        info = get_endpoint(ws, name)
-        if info is None:
+        found = get_endpoint(ws, name)
+        if found is None:
             raise NotFoundError(f"no endpoint {name!r} with a router: deploy to it first")
+        info = found
     emit(
         info.to_dict(),
         output,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +31,12 @@ def show_cmd(
     """Where this project's workspace is (get-or-create)."""
     config, ws = context(project, workspace)
     data = ws.describe() | {"project": str(config.source_file) if config else None}
-    emit(data, output, lambda d: [console.print(f"{k:<15} {v}") for k, v in d.items()])
+    emit(data, output, _print_fields)
+
+
+def _print_fields(data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        console.print(f"{key:<15} {value}")
 
 
 @workspace_app.command("check")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import select
 
@@ -76,7 +76,8 @@ def _external(name: str, spec: Any) -> ClusterInfo:
     return ClusterInfo(name, spec.type, "external", False, address, settings=spec.model_dump(mode="json"))
 
 
-def _managed_spec(spec: Any) -> bool:
+def _managed_spec(spec: ComputeSpec) -> TypeGuard[RayCompute]:
+    """A cluster Shipyard runs itself (MANAGED: ray), not one given by its address."""
     return spec.type in MANAGED and getattr(spec, "address", None) is None
 
 

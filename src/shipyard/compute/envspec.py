@@ -69,7 +69,7 @@ def normalize_requirement(line: str, where: str) -> str:
         req = Requirement(text)
     except InvalidRequirement as exc:
         raise ConfigError(f"{where}: {text!r} is not a pip requirement ({exc})") from None
-    out = canonicalize_name(req.name)
+    out: str = canonicalize_name(req.name)
     if req.extras:
         out += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
     if req.url:

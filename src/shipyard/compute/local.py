@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ def _copy_output(stream: object, log_path: Path, redactor: Redactor) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> object | None:
+def _die_with_parent() -> Callable[[], None] | None:
     """A preexec function making the child get SIGKILL when this process dies (Linux), or None.
 
     The signal follows the *thread* that forked, so it is only set from the main thread (which

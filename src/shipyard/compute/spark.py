@@ -86,8 +86,8 @@ def pyspark_spark_submit() -> Path | None:
 def find_spark_submit(configured: str | None = None) -> Path:
     """spark-submit: the configured one (a path or a name on PATH), else pyspark's, else PATH's."""
     if configured:
-        found = shutil.which(configured) if os.sep not in configured else None
-        path = Path(found or configured).expanduser()
+        on_path = shutil.which(configured) if os.sep not in configured else None
+        path = Path(on_path or configured).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
             return path
         raise ConfigError(

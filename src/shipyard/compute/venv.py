@@ -152,9 +152,9 @@ class EnvCache:
                 and marker.get("runtime_requirements") == runtime
                 and _python_in(env_dir).exists()
             )
-            if ready and marker.get("shipyard_wheel") == wheel_id:
+            if marker is not None and ready and marker.get("shipyard_wheel") == wheel_id:
                 action = "reused"
-            elif ready:
+            elif marker is not None and ready:
                 self._install(env_dir, ["--no-deps", "--force-reinstall", str(wheel)], marker["installer"])
                 marker["shipyard_wheel"] = wheel_id
                 self._write_marker(env_dir, marker)

@@ -16,7 +16,7 @@ error there, not half-way through a release.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -24,7 +24,8 @@ from shipyard.config.base import Strict
 from shipyard.names import config_name
 from shipyard.secrets.refs import SecretReference
 
-EVENTS = ("gate", "promotion", "failure", "reap")
+Event = Literal["gate", "promotion", "failure", "reap"]
+EVENTS: tuple[Event, ...] = get_args(Event)
 
 
 class EnvironmentConfig(Strict):
@@ -44,9 +45,7 @@ class NotificationsConfig(Strict):
     webhooks: list[SecretReference] = Field(
         default_factory=list, description="References to webhook URLs (they carry tokens): env:VAR, ..."
     )
-    events: list[Literal["gate", "promotion", "failure", "reap"]] = Field(
-        default_factory=lambda: list(EVENTS), description="Which events are sent."
-    )
+    events: list[Event] = Field(default_factory=lambda: list(EVENTS), description="Which events are sent.")
     timeout_s: float = Field(5.0, gt=0, le=60, description="Give up on a webhook after this long.")
 
 

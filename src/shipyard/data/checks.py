@@ -97,7 +97,7 @@ def read_dataset(path: Path) -> tuple[pd.DataFrame, str]:
 
 def check_missing_values(df: pd.DataFrame, max_missing_fraction: float) -> list[Violation]:
     """One `missing_values` violation per column whose fraction of nulls exceeds the limit."""
-    violations = []
+    violations: list[Violation] = []
     rows = len(df)
     if rows == 0:
         return violations

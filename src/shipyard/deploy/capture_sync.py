@@ -144,7 +144,8 @@ def complete_files(
     for f in files:
         newest[f.pid] = f  # oldest first: the last one wins
     live: bool | None = None
-    done, still_open = [], []
+    done: list[CaptureFile] = []
+    still_open: list[CaptureFile] = []
     now = time.time()
     for f in files:
         if newest[f.pid] is not f or not _writer_alive(f):

@@ -145,7 +145,7 @@ def _expired_endpoints(ws: Workspace, now: datetime) -> list[tuple[str, datetime
             .where(EndpointRow.expires_at.is_not(None), EndpointRow.expires_at < now)
             .order_by(EndpointRow.expires_at)
         )
-        return [(r.name, r.expires_at) for r in rows]
+        return [(r.name, r.expires_at) for r in rows if r.expires_at is not None]
 
 
 def _live_deployments(ws: Workspace, endpoint: str) -> list[_Dep]:

@@ -161,7 +161,9 @@ def blue_green(
     endpoint = get_endpoint(ws, name) or ensure_endpoint(ws, name, config.host)
     if endpoint.traffic != {blue_slot: 100}:
         set_traffic(ws, name, {blue_slot: 100}, {}, reason="blue-green: blue takes all before green starts")
-    result.url = get_endpoint(ws, name).url
+    current = get_endpoint(ws, name)
+    assert current is not None  # ensured above
+    result.url = current.url
     try:
         green = start_deployment(ws, bundle, config, green_slot)
     except DeploymentError as exc:

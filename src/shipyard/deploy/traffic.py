@@ -249,6 +249,7 @@ def set_traffic(
         now = utcnow()
         with ws.store.session() as s:
             row = s.get(EndpointRow, name)
+            assert row is not None  # get_endpoint found it above, and endpoints are removed under this lock
             row.traffic, row.mirror, row.updated_at = weights, mirror, now
             record = {
                 "weights": weights,

@@ -193,7 +193,7 @@ def _copy_source(source: Path, package: Path, dest: Path) -> None:
 def runtime_wheel(cache_root: Path) -> tuple[WheelSet, str]:
     """Shipyard's own wheel (no dependencies), built from its source tree; (wheels, file name)."""
     source = shipyard_source()
-    package = Path(__import__("shipyard").__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the shipyard package (this is images/wheels.py)
     digest = hashlib.sha256(file_sha256(source / "pyproject.toml").encode())
     for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"{path.relative_to(package).as_posix()}\0{file_sha256(path)}\n".encode())

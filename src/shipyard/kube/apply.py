@@ -126,7 +126,7 @@ class Cluster:
             response.read()
         except Exception as exc:  # noqa: BLE001 - urllib3 raises many kinds; all mean unreachable
             raise DeploymentError(f"cannot reach the Kubernetes API at {self.host}: {_reason(exc)}") from None
-        data = json.loads(response.data) if response.data else {}
+        data: dict[str, Any] = json.loads(response.data) if response.data else {}
         return response.status, data
 
     def checked(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, cast
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from shipyard.gate.policy import GateDecision
 
@@ -34,7 +37,7 @@ class StoredAsFields:
     """A record stored as its fields (dataclass subclasses; those stored otherwise override)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[arg-type]  # always a dataclass subclass
+        return asdict(cast("DataclassInstance", self))  # always a dataclass subclass
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -56,6 +56,7 @@ def finish_pipeline_run(
 ) -> None:
     with ws.store.session() as s:
         row = s.get(PipelineRun, run_id)
+        assert row is not None  # start_pipeline_run recorded it
         row.status = status
         row.finished_at = utcnow()
         row.summary = summary
@@ -84,7 +85,9 @@ def mark_interrupted(ws: Workspace, run_id: str, reason: str) -> list[str]:
 
 def set_mlflow_run(ws: Workspace, run_id: str, mlflow_run_id: str) -> None:
     with ws.store.session() as s:
-        s.get(PipelineRun, run_id).mlflow_run_id = mlflow_run_id
+        row = s.get(PipelineRun, run_id)
+        assert row is not None  # start_pipeline_run recorded it
+        row.mlflow_run_id = mlflow_run_id
 
 
 def cache_hits(ws: Workspace, step: str, cache_key: str, limit: int = 5) -> list[tuple[dict[str, Any], str]]:

@@ -300,7 +300,7 @@ def _serving(
     item = Finding(
         "endpoint",
         d.name,
-        f"{problem} (moved by pipeline run {event.pipeline_run_id[:8]}, killed)",
+        f"{problem} (moved by pipeline run {(event.pipeline_run_id or '')[:8]}, killed)",
         "would repair",
     )
     if not dry_run:

@@ -147,7 +147,8 @@ class TrainStep(Step):
         finally:
             client.set_terminated(run_id, status)
         record = output if output is not None else trained_run(ctx, run_id, log_path, tags)
-        return dataclasses.replace(record, **store_step_files(ctx, self.name, log_path))
+        # store_step_files returns the record's str fields (log and file URIs) by name
+        return dataclasses.replace(record, **store_step_files(ctx, self.name, log_path))  # type: ignore[arg-type]
 
 
 def store_step_files(ctx: StepContext, step: str, log_path: Path) -> dict[str, str]:
@@ -184,7 +185,7 @@ class EvaluateStep(Step):
 
         run_id = ctx.output("train", TrainedRun).run_id
         own = registered_version(ctx.ws, ctx.model_name, run_id)
-        inputs = {
+        inputs: dict[str, Any] = {
             "run_id": run_id,
             "gate": ctx.config.gate.model_dump(),
             "model": ctx.model_name,
@@ -436,9 +437,11 @@ class SmokeTestStep(Step):
         payload = get_bundle(ctx.ws, ctx.output("package", BundleRef).bundle_id).manifest.get("input_sample")
         deployment_id = ctx.output("deploy", DeploymentRef).deployment_id
         dep = run_smoke_test(ctx.ws, deployment_id, payload, d.smoke_test.timeout_s)
+        url = dep.endpoint_url or dep.url  # the endpoint's stable URL (nginx) when it has one
+        assert url is not None  # the smoke test has just scored through it
         return SmokeTestedEndpoint(
             deployment_id=dep.id,
-            url=dep.endpoint_url or dep.url,  # the endpoint's stable URL (nginx) when it has one
+            url=url,
             deployment_url=dep.url,
             slot=dep.slot,
             smoke=dep.smoke_detail,

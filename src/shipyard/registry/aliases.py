@@ -15,9 +15,12 @@ This is the one place Shipyard writes an MLflow table; MLflow clients read the a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import text
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store import utcnow
@@ -91,23 +94,21 @@ def compare_and_set(
             # The write comes first: on SQLite a transaction that read before writing can fail to
             # upgrade its snapshot; a write-first one waits for the lock instead.
             if expected is None:
-                done = s.execute(
-                    text(
-                        "INSERT INTO registered_model_aliases (workspace, name, alias, version) "
-                        "SELECT workspace, name, :a, :v FROM registered_models WHERE name = :n"
-                    ),
+                done = _changed(
+                    s,
+                    "INSERT INTO registered_model_aliases (workspace, name, alias, version) "
+                    "SELECT workspace, name, :a, :v FROM registered_models WHERE name = :n",
                     params,
-                ).rowcount
+                )
                 if done == 0:
                     raise NotFoundError(f"no registered model named {name!r}")
             else:
-                done = s.execute(
-                    text(
-                        "UPDATE registered_model_aliases SET version = :v "
-                        "WHERE name = :n AND alias = :a AND version = :e"
-                    ),
+                done = _changed(
+                    s,
+                    "UPDATE registered_model_aliases SET version = :v "
+                    "WHERE name = :n AND alias = :a AND version = :e",
                     params | {"e": int(expected)},
-                ).rowcount
+                )
                 if done != 1:
                     raise _Lost()
             s.add(
@@ -137,10 +138,11 @@ def compare_and_delete(
     whose `to` is None) in the same transaction; raises AliasConflict when it moved."""
     try:
         with ws.store.session() as s:
-            done = s.execute(
-                text("DELETE FROM registered_model_aliases WHERE name = :n AND alias = :a AND version = :e"),
+            done = _changed(
+                s,
+                "DELETE FROM registered_model_aliases WHERE name = :n AND alias = :a AND version = :e",
                 {"n": name, "a": alias, "e": int(expected)},
-            ).rowcount
+            )
             if done != 1:
                 raise _Lost()
             s.add(
@@ -156,3 +158,9 @@ def compare_and_delete(
 
 class _Lost(Exception):
     """The conditional UPDATE matched no row (rolls the transaction back)."""
+
+
+def _changed(s: Session, sql: str, params: dict[str, Any]) -> int:
+    """The number of rows an INSERT, UPDATE or DELETE changed (a DML statement's result is a
+    CursorResult, which Session.execute does not say)."""
+    return cast(CursorResult[Any], s.execute(text(sql), params)).rowcount

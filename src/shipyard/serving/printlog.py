@@ -112,7 +112,7 @@ def uninstall() -> None:
     with _install_lock:
         current = sys.stdout
         if isinstance(current, RequestPrintWriter):
-            sys.stdout = current.stream  # type: ignore[assignment]
+            sys.stdout = current.stream
 
 
 def flush_request(request_id: str) -> None:

@@ -17,8 +17,11 @@ class PredictionShapeError(ValueError):
 
 @runtime_checkable
 class Servable(Protocol):
-    model_name: str | None
-    model_version: str | None
+    @property
+    def model_name(self) -> str | None: ...
+
+    @property
+    def model_version(self) -> str | None: ...
 
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         """Score a batch of rows; one prediction per row, in order."""

@@ -231,7 +231,7 @@ _S3_UNREACHABLE = (
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def _chain(exc: BaseException | None) -> list[BaseException]:
     seen: list[BaseException] = []
     while exc is not None and exc not in seen and len(seen) < 20:
         seen.append(exc)

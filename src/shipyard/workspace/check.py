@@ -10,6 +10,7 @@ secret key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,7 @@ def check_workspace(ws: Workspace) -> list[Check]:
             if engine is None:
                 results.append(_result(name, False, "skipped: the database cannot be reached (see above)"))
             else:
-                results.append(_guarded(name, lambda probe=probe: probe(engine), secrets))
+                results.append(_guarded(name, functools.partial(probe, engine), secrets))
     finally:
         if engine is not None:
             engine.dispose()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -583,7 +583,7 @@ def object_sizes(store: ArtifactStore) -> dict[str, int]:
     return store.sizes("")
 
 
-def _same_object(size: int | None, dest_sizes: dict[str, int | None], key: str) -> bool:
+def _same_object(size: int | None, dest_sizes: Mapping[str, int | None], key: str) -> bool:
     """Is `key` already in the destination (with the same size, where both sizes are known)?"""
     if key not in dest_sizes:
         return False

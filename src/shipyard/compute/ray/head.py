@@ -83,7 +83,7 @@ def start_head(name: str, log_dir: Path, num_cpus: int | None) -> dict[str, Any]
     if num_cpus is not None:
         argv.append(f"--num-cpus={num_cpus}")
     proc = spawn_detached(argv, log_path=log_path, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    runtime = {
+    runtime: dict[str, Any] = {
         "pid": proc.pid,
         "temp_dir": temp_dir,
         "gcs_address": f"127.0.0.1:{gcs}",
@@ -119,7 +119,7 @@ def _is_head(pid: int, temp_dir: str) -> bool:
 def head_alive(runtime: dict[str, Any]) -> bool:
     """The head process runs (a busy dashboard that answers slowly does not make it dead)."""
     pid, temp_dir = runtime.get("pid"), runtime.get("temp_dir")
-    return bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir))
+    return bool(pid and temp_dir and _is_head(int(pid), str(temp_dir)))
 
 
 def cluster_pids(temp_dir: str) -> list[int]:
@@ -140,7 +140,7 @@ def cluster_pids(temp_dir: str) -> list[int]:
 def stop_head(runtime: dict[str, Any]) -> None:
     """Stop the head and every process of this cluster (nothing of other clusters)."""
     pid, temp_dir = runtime.get("pid"), runtime.get("temp_dir")
-    if bool(pid and temp_dir) and _is_head(int(pid), str(temp_dir)):  # never a reused pid
+    if pid and temp_dir and _is_head(int(pid), str(temp_dir)):  # never a reused pid
         stop_process(int(pid), STOP_GRACE_S)
     if temp_dir:
         left = cluster_pids(temp_dir)

@@ -129,7 +129,7 @@ class SshSession:
         """Start `sh -c script` on the host (for streams: tar in or out)."""
         argv = self.argv(key_file, "sh -c " + shlex.quote(script))
         self.commands.append(argv)
-        return subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload, no-any-return]
+        return subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload]  # kwargs: Popen's own
 
     def run(
         self,

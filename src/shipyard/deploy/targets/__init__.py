@@ -32,7 +32,8 @@ def target_class(name: str | None) -> type[Target]:
     if path is None:
         raise ConfigError(f"deployment.target {name!r} has no implementation here: use {target_names()}")
     module, _, attr = path.partition(":")
-    return getattr(import_module(module), attr)
+    cls: type[Target] = getattr(import_module(module), attr)
+    return cls
 
 
 def get_target(name: str | None, runtime: str | None = None) -> Target:

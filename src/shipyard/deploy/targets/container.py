@@ -103,8 +103,8 @@ class ContainerTarget:
             if spec.env:
                 env_file = Path(tmp) / "env"
                 fd = os.open(env_file, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.writelines(f"{key}={value}\n" for key, value in spec.env.items())
+                with os.fdopen(fd, "w") as out:
+                    out.writelines(f"{key}={value}\n" for key, value in spec.env.items())
             container_id = self._cli(*self.run_args(spec, name, env_file)).stdout.strip()
         handle = TargetHandle("container", "", 0, container_id=container_id, name=name)
         try:

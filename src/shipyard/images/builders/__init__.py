@@ -8,7 +8,11 @@ from shipyard.images.builders.buildah import BuildahBuilder
 from shipyard.images.builders.docker import DockerBuilder
 from shipyard.images.builders.podman import PodmanBuilder
 
-BUILDERS: dict[str, type] = {"podman": PodmanBuilder, "docker": DockerBuilder, "buildah": BuildahBuilder}
+BUILDERS: dict[str, type[Builder]] = {
+    "podman": PodmanBuilder,
+    "docker": DockerBuilder,
+    "buildah": BuildahBuilder,
+}
 
 
 def get_builder(name: str = "auto") -> Builder:
@@ -22,10 +26,10 @@ def get_builder(name: str = "auto") -> Builder:
             "no image builder found: install one of the Debian packages 'podman' (recommended), "
             "'docker.io' or 'buildah'"
         )
-    cls = BUILDERS.get(name)
-    if cls is None:
+    chosen = BUILDERS.get(name)
+    if chosen is None:
         raise ConfigError(f"image.builder {name!r} is not supported: use auto, {', '.join(BUILDERS)}")
-    builder = cls()
+    builder = chosen()
     if not builder.available():
         hint = " (and a running Docker daemon)" if name == "docker" else ""
         raise ShipyardError(

@@ -120,7 +120,7 @@ class ScoreRoute:
                     validate_payload(payload, self.checks)  # names the bad field
                 result = {"result": await self.predict_rows(rows_of(payload, self.input_name), None)}
         except ScoringInputError as exc:
-            extra = {"field": exc.field} if exc.field else {}
+            extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
             return error_response(scope, exc.status_code, exc.code, str(exc), **extra)
         except Overloaded as exc:
             self.metrics.rejected("overloaded")

@@ -91,7 +91,7 @@ class RequestHeaders(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return super().__contains__(key.lower() if isinstance(key, str) else key)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         """The header's value, whatever the case of ``key``."""
         return super().get(key.lower() if isinstance(key, str) else key, default)
 
@@ -282,7 +282,7 @@ class ScoringScript(ManifestModel):
         if items.get("type") == "array":
             items = items.get("items") or {}
             shape = [-1, -1]
-        datatype = {"number": "FP64", "integer": "INT64"}.get(items.get("type"))
+        datatype = {"number": "FP64", "integer": "INT64"}.get(str(items.get("type")))
         if datatype is None:
             return None
         return {"name": self.input_name, "datatype": datatype, "shape": shape}

@@ -24,7 +24,7 @@ import random
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # pyarrow is imported only when Parquet capture is on
     from shipyard.serving.capture.parquet import ParquetFile
@@ -196,7 +196,11 @@ class DataCapture:
                     if self._file is None or self._file_bytes >= self.max_file_bytes:
                         self._open_next()
                     assert self._file is not None
-                    self._file_bytes += self._file.write(chunk) if parquet else self._file.write(chunk[0])
+                    # _open_next opened the file of this format: a ParquetFile, or a binary stream
+                    if parquet:
+                        self._file_bytes += cast("ParquetFile", self._file).write(chunk)
+                    else:
+                        self._file_bytes += cast("IO[bytes]", self._file).write(chunk[0])
                     self._count("captured", len(chunk))
                 except OSError as exc:
                     self._count("dropped", len(chunk))

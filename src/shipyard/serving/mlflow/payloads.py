@@ -307,7 +307,8 @@ class PayloadParser:
         from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
         try:
-            data = infer_and_parse_data({input_format: value}, self.schema)
+            # MLflow annotates schema as Schema, with None its default (no schema: infer)
+            data = infer_and_parse_data({input_format: value}, self.schema)  # type: ignore[arg-type]
         except MlflowException as exc:
             raise input_error_from_mlflow(exc, input_format) from None
         except (TypeError, ValueError) as exc:
@@ -378,14 +379,14 @@ class PayloadParser:
                     )
             frame = pd.DataFrame(rows, columns=self.columns)
             return self._cast_frame(frame)
-        dtype = None
+        dtype: np.dtype[Any] | None = None
         if self.schema is not None and self.schema.is_tensor_spec():
             if len(self.schema.inputs) != 1:
-                names = [spec.name for spec in self.schema.inputs]
+                tensors = [spec.name for spec in self.schema.inputs]
                 raise PyfuncSchemaError(
-                    f"the model takes several named tensors {names}; send them by name", where
+                    f"the model takes several named tensors {tensors}; send them by name", where
                 )
-            dtype = self.schema.inputs[0].type
+            dtype = self.schema.inputs[0].type  # type: ignore[assignment]  # a TensorSpec's: a numpy dtype
         try:
             return np.asarray(rows, dtype=dtype)
         except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: 2**64 as an int64
@@ -422,6 +423,8 @@ class PayloadParser:
         if self.columns is None or self.schema is None:
             return {}
         try:
-            return dict(zip(self.schema.input_names(), self.schema.pandas_types(), strict=True))
+            # column-based (checked by pandas_types below): the names are str
+            names = self.schema.input_names()
+            return dict(zip(names, self.schema.pandas_types(), strict=True))  # type: ignore[arg-type]
         except Exception:  # Array/Object columns have no pandas type; let pandas infer.
             return {}

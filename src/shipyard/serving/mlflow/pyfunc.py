@@ -128,7 +128,8 @@ class PyfuncModel(ManifestModel):
                     return None
                 spec = schema.inputs[0]
                 datatype = _V2_BY_NUMPY.get(str(spec.type), "BYTES")
-                return {"name": spec.name or INPUTS, "datatype": datatype, "shape": list(spec.shape)}
+                shape = list(spec.shape)  # type: ignore[union-attr]  # a tensor-based schema's: TensorSpec
+                return {"name": spec.name or INPUTS, "datatype": datatype, "shape": shape}
             types = [str(getattr(col.type, "name", col.type)) for col in schema.inputs]
             if not types or any(t not in _V2_BY_COLUMN for t in types):
                 return None

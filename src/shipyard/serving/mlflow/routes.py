@@ -69,7 +69,7 @@ def pyfunc_routes() -> list[Route]:
 
     async def invocations(request: Request) -> Response:
         servable = getattr(request.app.state, "servable", None)
-        if not hasattr(servable, "predict_payload"):
+        if servable is None or not hasattr(servable, "predict_payload"):
             body = {
                 "error_code": "RESOURCE_DOES_NOT_EXIST",
                 "message": "this deployment serves an Azure ML scoring script: POST /score instead",

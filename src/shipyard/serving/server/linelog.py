@@ -29,7 +29,7 @@ class LineBuffer(logging.Handler):
         self._thread = threading.Thread(target=self._run, name="shipyard-log-writer", daemon=True)
         self._thread.start()
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         # Handler.handle takes the handler's lock around emit(): not needed for a deque append.
         if self.filters and not self.filter(record):
             return False

@@ -32,6 +32,7 @@ time); counters and histograms are summed. When a worker exits, the launcher cal
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,7 @@ def mark_process_dead(pid: int, path: str | Path | None = None) -> None:
     multiprocess.mark_process_dead(pid, folder)
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: Mapping[str, Any]) -> str:
     """The path template of the route that serves `scope`, e.g. ``/v2/models/{name}/infer``.
 
     Uses ``scope["route"]`` when Starlette's router has set it (after routing) and otherwise

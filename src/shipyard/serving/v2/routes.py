@@ -286,13 +286,13 @@ async def infer(request: Request) -> Response:
     except ValueError as exc:
         logger.error("V2 inference: %s", exc)
         raise V2Error(500, f"the model's predictions cannot be returned: {exc}") from exc
-    body: dict[str, Any] = {"model_name": served_name(servable)}
+    response: dict[str, Any] = {"model_name": served_name(servable)}
     if servable.model_version:
-        body["model_version"] = servable.model_version
+        response["model_version"] = servable.model_version
     if "id" in payload:
-        body["id"] = payload["id"]
-    body["outputs"] = [output]
-    return json_response(body)
+        response["id"] = payload["id"]
+    response["outputs"] = [output]
+    return json_response(response)
 
 
 def v2_routes() -> list[Route]:

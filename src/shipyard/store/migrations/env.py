@@ -12,7 +12,7 @@ context.configure(
     target_metadata=Base.metadata,
     version_table=VERSION_TABLE,
     render_as_batch=True,  # SQLite needs batch mode for ALTER
-    include_name=lambda name, type_, parent: type_ != "table" or name.startswith("shipyard_"),
+    include_name=lambda name, type_, parent: type_ != "table" or (name or "").startswith("shipyard_"),
 )
 with context.begin_transaction():
     context.run_migrations()
