@@ -8,8 +8,19 @@ import shlex
 
 from shipyard.ci.stages import Workflow
 
-_OPTIONS_WITH_VALUE = ("-r", "-c", "-e", "-i", "-f", "--requirement", "--constraint", "--editable",
-                      "--index-url", "--extra-index-url", "--find-links")  # fmt: skip
+_OPTIONS_WITH_VALUE = (
+    "-r",
+    "-c",
+    "-e",
+    "-i",
+    "-f",
+    "--requirement",
+    "--constraint",
+    "--editable",
+    "--index-url",
+    "--extra-index-url",
+    "--find-links",
+)
 
 
 def pip_names(command: str) -> list[str]:

@@ -44,8 +44,14 @@ def ci_run_command(
     config = load_config(project)
     assert config is not None
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    options = Options(until=until, version=version, approve=approve, actor=by, workspace=workspace,
-                      confirm=_ask if interactive else None)  # fmt: skip
+    options = Options(
+        until=until,
+        version=version,
+        approve=approve,
+        actor=by,
+        workspace=workspace,
+        confirm=_ask if interactive else None,
+    )
     result = run_workflow(config, workflow, options)
     if result.exit_code:
         raise typer.Exit(result.exit_code)

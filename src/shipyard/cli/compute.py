@@ -16,8 +16,9 @@ import typer
 from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit, table
 from shipyard.cli.name_args import name_check
 
-app = typer.Typer(help="Compute targets: local Ray clusters, ssh hosts, Spark, existing Ray clusters.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Compute targets: local Ray clusters, ssh hosts, Spark, existing Ray clusters.", no_args_is_help=True
+)
 NameArg = Annotated[
     str,
     typer.Argument(
@@ -91,8 +92,22 @@ def create_cmd(
 ) -> None:
     """Create-or-get a compute target and start it (a local Ray cluster), or render a real one."""
     if render_dir is not None:
-        _render(name, provider, render_dir, head_ip, worker_ip or [], ssh_user, ssh_key_path, min_workers,
-                max_workers, image, namespace, num_cpus, idle_minutes, output)  # fmt: skip
+        _render(
+            name,
+            provider,
+            render_dir,
+            head_ip,
+            worker_ip or [],
+            ssh_user,
+            ssh_key_path,
+            min_workers,
+            max_workers,
+            image,
+            namespace,
+            num_cpus,
+            idle_minutes,
+            output,
+        )
         return
     from shipyard.compute import clusters
 
@@ -131,18 +146,27 @@ def _render(
             "idle_minutes": idle,
         }
     else:
-        options = {"image": image or DEFAULT_IMAGE, "namespace": namespace, "num_cpus": num_cpus or 2,
-                   "min_workers": min_workers, "max_workers": 4 if max_workers is None else max_workers,
-                   "idle_minutes": idle}  # fmt: skip
+        options = {
+            "image": image or DEFAULT_IMAGE,
+            "namespace": namespace,
+            "num_cpus": num_cpus or 2,
+            "min_workers": min_workers,
+            "max_workers": 4 if max_workers is None else max_workers,
+            "idle_minutes": idle,
+        }
     path = render(provider, directory, name, **options)
     follow = "ray up " + str(path) if provider == "launcher" else "kubectl apply -f " + str(path)
-    emit({"name": name, "provider": provider, "file": str(path), "next": follow}, output,
-         lambda d: console.print(f"wrote {d['file']}; start it with: {d['next']}", markup=False))  # fmt: skip
+    emit(
+        {"name": name, "provider": provider, "file": str(path), "next": follow},
+        output,
+        lambda d: console.print(f"wrote {d['file']}; start it with: {d['next']}", markup=False),
+    )
 
 
 @app.command("start")
-def start_cmd(name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None,
-              output: OutputOpt = Output.text) -> None:  # fmt: skip
+def start_cmd(
+    name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """Start a stopped cluster (a running one is left as it is)."""
     from shipyard.compute import clusters
 
@@ -152,8 +176,9 @@ def start_cmd(name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt
 
 
 @app.command("status")
-def status_cmd(name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None,
-               output: OutputOpt = Output.text) -> None:  # fmt: skip
+def status_cmd(
+    name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """The cluster's state, checked against what runs (ssh hosts and Ray addresses are probed)."""
     from shipyard.compute import clusters
 
@@ -162,8 +187,9 @@ def status_cmd(name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOp
 
 
 @app.command("stop")
-def stop_cmd(name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None,
-             output: OutputOpt = Output.text) -> None:  # fmt: skip
+def stop_cmd(
+    name: NameArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """Stop a running cluster (a stopped one: nothing to do)."""
     from shipyard.compute import clusters
 

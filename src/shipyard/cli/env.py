@@ -49,10 +49,16 @@ def list_cmd(
     config, _ = _project(project, workspace)
     check_env(config, next(iter(config.environments), ""))
     rows = [
-        {"env": n, "endpoint": env_deployment(config, n).name, "target": env_deployment(config, n).target,
-         "promotes_from": e.promotes_from, "requires_approval": e.requires_approval, "ttl": e.ttl}
+        {
+            "env": n,
+            "endpoint": env_deployment(config, n).name,
+            "target": env_deployment(config, n).target,
+            "promotes_from": e.promotes_from,
+            "requires_approval": e.requires_approval,
+            "ttl": e.ttl,
+        }
         for n, e in config.environments.items()
-    ]  # fmt: skip
+    ]
     columns = ["env", "endpoint", "target", "promotes_from", "requires_approval", "ttl"]
     emit(rows, output, lambda d: table(d, columns))
 
@@ -78,8 +84,9 @@ def status_cmd(
 
 
 @app.command("history")
-def history_cmd(env: EnvArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None,
-                output: OutputOpt = Output.text) -> None:  # fmt: skip
+def history_cmd(
+    env: EnvArg, project: ProjectOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = Output.text
+) -> None:
     """Every change to an environment, newest first, with its reason."""
     from shipyard.config.overlay import check_env
     from shipyard.release import env_history
@@ -160,8 +167,17 @@ def promote_command(
 
     config, ws = _project(project, workspace)
     with err_console.status(f"promoting to {to}…"):
-        p = promote(ws, config, to, model_name=model, version=version, force=force, approve=approve, by=by,
-                    reason=reason)  # fmt: skip
+        p = promote(
+            ws,
+            config,
+            to,
+            model_name=model,
+            version=version,
+            force=force,
+            approve=approve,
+            by=by,
+            reason=reason,
+        )
     emit(p.to_dict(), output, _render_promotion)
 
 

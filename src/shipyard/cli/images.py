@@ -47,8 +47,12 @@ def list_cmd(
 
 
 def _row_from(d: dict) -> dict:
-    return {**d, "id": d["id"][:12], "model": f"{d['model_name']} v{d['model_version']}",
-            "size_mb": round(d["size_bytes"] / 1e6, 1) if d.get("size_bytes") else None}  # fmt: skip
+    return {
+        **d,
+        "id": d["id"][:12],
+        "model": f"{d['model_name']} v{d['model_version']}",
+        "size_mb": round(d["size_bytes"] / 1e6, 1) if d.get("size_bytes") else None,
+    }
 
 
 ImageArg = Annotated[

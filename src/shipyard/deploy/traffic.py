@@ -128,11 +128,25 @@ def live_slots(ws: Workspace, endpoint: str) -> dict[str, SlotInfo]:
             )
         )
         found = [
-            (r.slot, r.id, r.url, r.state, f"{r.model_name}:{r.model_version}",
-             SimpleNamespace(target=r.target, pid=r.pid, container_id=r.container_id, url=r.url, port=r.port,
-                             owner_host=r.owner_host, owner_root=r.owner_root, process_start=r.process_start))
+            (
+                r.slot,
+                r.id,
+                r.url,
+                r.state,
+                f"{r.model_name}:{r.model_version}",
+                SimpleNamespace(
+                    target=r.target,
+                    pid=r.pid,
+                    container_id=r.container_id,
+                    url=r.url,
+                    port=r.port,
+                    owner_host=r.owner_host,
+                    owner_root=r.owner_root,
+                    process_start=r.process_start,
+                ),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
     out: dict[str, SlotInfo] = {}
     for slot, dep_id, url, state, model, server in found:
         if not (slot and url and runtime.alive(ws, server)):
@@ -190,9 +204,14 @@ def ensure_endpoint(ws: Workspace, name: str, host: str = "127.0.0.1", port: int
             now = utcnow()
             url_host = f"[{host}]" if ":" in host else host
             row = EndpointRow(
-                name=name, url=f"http://{url_host}:{port}", port=port, traffic={}, mirror={},
-                created_at=now, updated_at=now,
-            )  # fmt: skip
+                name=name,
+                url=f"http://{url_host}:{port}",
+                port=port,
+                traffic={},
+                mirror={},
+                created_at=now,
+                updated_at=now,
+            )
             s.add(row)
             s.flush()
         return _to_info(row)
@@ -259,10 +278,13 @@ def set_traffic(
             }
             s.add(
                 AliasEvent(
-                    model_name=history_key(name), alias=HISTORY_ALIAS, actor=actor(),
-                    reason=json.dumps(record), created_at=now,
+                    model_name=history_key(name),
+                    alias=HISTORY_ALIAS,
+                    actor=actor(),
+                    reason=json.dumps(record),
+                    created_at=now,
                 )
-            )  # fmt: skip
+            )
         return info
 
 

@@ -148,12 +148,23 @@ def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
         platform_args = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
         _run_pip(
             [
-                "download", "--quiet", "--only-binary=:all:", "--dest", str(staging),
-                "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", ABI,
-                *platform_args, "-r", str(req_file),
+                "download",
+                "--quiet",
+                "--only-binary=:all:",
+                "--dest",
+                str(staging),
+                "--python-version",
+                PYTHON_VERSION,
+                "--implementation",
+                "cp",
+                "--abi",
+                ABI,
+                *platform_args,
+                "-r",
+                str(req_file),
             ],
             "downloading the image's wheels",
-        )  # fmt: skip
+        )
         req_file.unlink()
         (staging / ".complete").write_text(key + "\n")
         shutil.rmtree(folder, ignore_errors=True)

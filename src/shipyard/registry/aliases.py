@@ -52,8 +52,13 @@ class AliasMove:
     moved: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"model": self.model, "alias": self.alias, "from": self.from_version, "to": self.to_version,
-                "moved": self.moved}  # fmt: skip
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "from": self.from_version,
+            "to": self.to_version,
+            "moved": self.moved,
+        }
 
 
 def current(ws: Workspace, name: str, alias: str) -> str | None:
@@ -147,10 +152,15 @@ def compare_and_delete(
                 raise _Lost()
             s.add(
                 AliasEvent(
-                    model_name=name, alias=alias, from_version=expected, to_version=None,
-                    actor=actor, reason=reason, created_at=utcnow(),
+                    model_name=name,
+                    alias=alias,
+                    from_version=expected,
+                    to_version=None,
+                    actor=actor,
+                    reason=reason,
+                    created_at=utcnow(),
                 )
-            )  # fmt: skip
+            )
     except _Lost:
         raise AliasConflict(name, alias, expected, current(ws, name, alias)) from None
     return AliasMove(name, alias, expected, None, moved=True)

@@ -228,9 +228,15 @@ def set_alias(
     for _ in range(20):
         try:
             move = compare_and_set(
-                ws, name, alias, str(version), expected=before, reason=reason,
-                actor=who or actor(), pipeline_run_id=pipeline_run_id,
-            )  # fmt: skip
+                ws,
+                name,
+                alias,
+                str(version),
+                expected=before,
+                reason=reason,
+                actor=who or actor(),
+                pipeline_run_id=pipeline_run_id,
+            )
             return move.to_dict()
         except AliasConflict as exc:
             before = exc.current

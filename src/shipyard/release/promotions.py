@@ -50,11 +50,21 @@ class Promotion:
 
 def _info(row: PromotionRow) -> Promotion:
     return Promotion(
-        row.id, row.model_name, row.model_version, row.source_env, row.target_env, row.status, row.forced,
-        row.reason, row.requested_by, row.decided_by,
+        row.id,
+        row.model_name,
+        row.model_version,
+        row.source_env,
+        row.target_env,
+        row.status,
+        row.forced,
+        row.reason,
+        row.requested_by,
+        row.decided_by,
         row.decided_at.isoformat(timespec="seconds") if row.decided_at else None,
-        row.deployment_id, row.message, row.created_at.isoformat(timespec="seconds"),
-    )  # fmt: skip
+        row.deployment_id,
+        row.message,
+        row.created_at.isoformat(timespec="seconds"),
+    )
 
 
 class PromotionRefused(UsageError):
@@ -81,9 +91,18 @@ def _source_check(ws: Any, config: ProjectConfig, source: str, model_name: str, 
     )
 
 
-def promote(ws: Any, config: ProjectConfig, to_env: str, *, model_name: str | None = None,
-            version: str | None = None, force: bool = False, approve: bool = False, by: str | None = None,
-            reason: str | None = None) -> Promotion:  # fmt: skip
+def promote(
+    ws: Any,
+    config: ProjectConfig,
+    to_env: str,
+    *,
+    model_name: str | None = None,
+    version: str | None = None,
+    force: bool = False,
+    approve: bool = False,
+    by: str | None = None,
+    reason: str | None = None,
+) -> Promotion:
     from shipyard.registry import resolve
     from shipyard.registry.models import actor
 
@@ -107,17 +126,32 @@ def promote(ws: Any, config: ProjectConfig, to_env: str, *, model_name: str | No
     # Only a pending promotion can be decided; one that needs no decision is never pending, so a
     # concurrent `approve` cannot deploy it a second time.
     decided_by = (by or who) if env.requires_approval and approve else None
-    row = PromotionRow(id=uuid.uuid4().hex[:12], model_name=model_name, model_version=version,
-                       source_env=source, target_env=to_env, status="pending" if waits else "approved",
-                       forced=force, reason=reason, requested_by=who, created_at=utcnow(),
-                       decided_by=decided_by, decided_at=utcnow() if decided_by else None)  # fmt: skip
+    row = PromotionRow(
+        id=uuid.uuid4().hex[:12],
+        model_name=model_name,
+        model_version=version,
+        source_env=source,
+        target_env=to_env,
+        status="pending" if waits else "approved",
+        forced=force,
+        reason=reason,
+        requested_by=who,
+        created_at=utcnow(),
+        decided_by=decided_by,
+        decided_at=utcnow() if decided_by else None,
+    )
     with ws.store.session() as s:
         s.add(row)
         s.flush()
         promotion = _info(row)
     if waits:
-        notify(config, "promotion", f"{model_name} v{version} waits for approval to {to_env} "
-               f"(promotion {promotion.id}, requested by {who})", promotion.to_dict())  # fmt: skip
+        notify(
+            config,
+            "promotion",
+            f"{model_name} v{version} waits for approval to {to_env} "
+            f"(promotion {promotion.id}, requested by {who})",
+            promotion.to_dict(),
+        )
         return promotion
     return _deploy(ws, config, promotion.id, decided_by=decided_by)
 
@@ -144,17 +178,33 @@ def _deploy(ws: Any, config: ProjectConfig, promotion_id: str, decided_by: str |
     if p.forced:
         why += " (forced: source check skipped)"
     try:
-        result = deploy_to_env(ws, config, p.target_env, f"{p.model_name}:{p.model_version}", reason=why,
-                               promotion_id=p.id, actor=decided_by)  # fmt: skip
+        result = deploy_to_env(
+            ws,
+            config,
+            p.target_env,
+            f"{p.model_name}:{p.model_version}",
+            reason=why,
+            promotion_id=p.id,
+            actor=decided_by,
+        )
     except Exception as exc:
         failed = _update(ws, promotion_id, status="failed", message=str(exc))
-        notify(config, "failure", f"promotion of {p.model_name} v{p.model_version} to {p.target_env} failed: "
-               f"{exc}", failed.to_dict())  # fmt: skip
+        notify(
+            config,
+            "failure",
+            f"promotion of {p.model_name} v{p.model_version} to {p.target_env} failed: {exc}",
+            failed.to_dict(),
+        )
         raise
     done = _update(ws, promotion_id, status="deployed", deployment_id=result["deployment_id"])
     done.url, done.new_keys = result.get("url"), result.get("new_keys")
-    notify(config, "promotion", f"{p.model_name} v{p.model_version} is live in {p.target_env}"
-           + (f" (approved by {decided_by})" if decided_by else ""), done.to_dict())  # fmt: skip
+    notify(
+        config,
+        "promotion",
+        f"{p.model_name} v{p.model_version} is live in {p.target_env}"
+        + (f" (approved by {decided_by})" if decided_by else ""),
+        done.to_dict(),
+    )
     return done
 
 
@@ -180,8 +230,13 @@ def reject(ws: Any, config: ProjectConfig, promotion_id: str, by: str | None = N
     from shipyard.registry.models import actor
 
     done = _claim(ws, promotion_id, "rejected", by or actor())
-    notify(config, "promotion", f"promotion of {done.model_name} v{done.model_version} to {done.target_env} "
-           f"was rejected by {done.decided_by}", done.to_dict())  # fmt: skip
+    notify(
+        config,
+        "promotion",
+        f"promotion of {done.model_name} v{done.model_version} to {done.target_env} "
+        f"was rejected by {done.decided_by}",
+        done.to_dict(),
+    )
     return done
 
 

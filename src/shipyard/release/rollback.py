@@ -45,8 +45,15 @@ def rollback_env(ws: Any, config: ProjectConfig, env: str) -> dict[str, Any]:
         record_event(ws, env, "failed", reason=f"rollback: {exc}")
         raise
     name, _, version = result["model"].rpartition(":")
-    record_event(ws, env, "rollback", model_name=name, version=version, deployment_id=result["deployment_id"],
-                 reason=f"rollback from deployment {result['from_deployment_id']}")  # fmt: skip
+    record_event(
+        ws,
+        env,
+        "rollback",
+        model_name=name,
+        version=version,
+        deployment_id=result["deployment_id"],
+        reason=f"rollback from deployment {result['from_deployment_id']}",
+    )
     result |= {"env": env}
     if env == production_env(config):
         result |= follow_production(ws, env, result)

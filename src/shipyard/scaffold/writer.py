@@ -123,8 +123,9 @@ def render_project(name: str, provider: str) -> tuple[dict[str, str], list[str]]
     return files, list(ci)
 
 
-def init_project(folder: Path, *, provider: str = "github", name: str | None = None,
-                 force: bool = False) -> InitResult:  # fmt: skip
+def init_project(
+    folder: Path, *, provider: str = "github", name: str | None = None, force: bool = False
+) -> InitResult:
     """Write a new project into `folder` (created if missing); see the module docstring."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is a file, not a folder")

@@ -63,8 +63,12 @@ def _copy(src: Any, run: Any, dst: Any, dst_run_id: str, root: Path) -> None:
     tags = [RunTag(k, v) for k, v in run.data.tags.items() if k not in _SKIPPED_TAGS]
     tags.append(RunTag("shipyard.imported_from", run.info.run_id))
     for i in range(0, max(len(metrics), 1), _BATCH):
-        dst.log_batch(dst_run_id, metrics=metrics[i : i + _BATCH], params=params if i == 0 else [],
-                      tags=tags if i == 0 else [])  # fmt: skip
+        dst.log_batch(
+            dst_run_id,
+            metrics=metrics[i : i + _BATCH],
+            params=params if i == 0 else [],
+            tags=tags if i == 0 else [],
+        )
     artifacts = _local_artifacts(run.info.artifact_uri, root)
     if artifacts is not None:
         dst.log_artifacts(dst_run_id, str(artifacts))
