@@ -14,6 +14,9 @@ from pydantic import Field, field_validator, model_validator
 from shipyard.config.base import Strict
 from shipyard.secrets.refs import SecretReference
 
+# The official kubectl image of the Kubernetes project (SIG Release; distroless, updated with every
+# patch release). kubectl talks to API servers within one minor version of its own.
+REAPER_IMAGE = "registry.k8s.io/kubectl:v1.36.4"
 _TTL = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -70,6 +73,11 @@ class KubernetesConfig(Strict):
     context: str | None = Field(None, description="kubeconfig context; default: the current one.")
     gateway: str | None = Field(None, description="Gateway (API) the endpoint's HTTPRoute attaches to.")
     image_pull_secret: str | None = Field(None, description="Name of an existing pull secret.")
+    reaper_image: str = Field(
+        REAPER_IMAGE,
+        pattern=r"^\S+$",
+        description="Image of the TTL reaper CronJob; it runs `kubectl delete` (docs/kubernetes.md).",
+    )
 
 
 class TargetConfig(Strict):
