@@ -1,11 +1,14 @@
 """Applying rendered manifests through the kubernetes client, against a stand-in API server.
 
 No Kubernetes cluster can run or be reached here, so these tests run a small fake Kubernetes API
-server (http.server on 127.0.0.1) that answers the PATCH/GET/DELETE requests the real client
-sends, records every request, and reports Deployments as rolled out after a set number of polls.
-A generated kubeconfig points the real kubernetes client at it. What is checked is Shipyard's
-side of the protocol (paths, content type, fieldManager/force, bodies, rollout logic, errors),
-not a cluster's behaviour.
+server (http.server on 127.0.0.1) that answers what the real dynamic client asks: discovery
+(/version, /apis and the group versions, listing the kinds Shipyard renders, from the table
+below), then PATCH/GET/DELETE on objects. It records every request and reports Deployments as
+rolled out after a set number of polls. A generated kubeconfig points the real kubernetes client
+at it. What is checked is Shipyard's side of the protocol (paths found by discovery, content
+type, fieldManager/force, bodies, rollout logic, errors), not a cluster's behaviour: admission,
+defaulting, field ownership and conflicts of server-side apply are never exercised
+(docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,22 @@ from shipyard.kube.apply import Cluster, apply, delete, status
 
 pytestmark = pytest.mark.integration
 
+# group version -> (kind, plural) it serves: what a cluster with the Gateway API CRDs lists.
+SERVED = {
+    "v1": [
+        ("ConfigMap", "configmaps"),
+        ("Secret", "secrets"),
+        ("Service", "services"),
+        ("ServiceAccount", "serviceaccounts"),
+    ],
+    "apps/v1": [("Deployment", "deployments")],
+    "autoscaling/v2": [("HorizontalPodAutoscaler", "horizontalpodautoscalers")],
+    "policy/v1": [("PodDisruptionBudget", "poddisruptionbudgets")],
+    "batch/v1": [("CronJob", "cronjobs")],
+    "rbac.authorization.k8s.io/v1": [("Role", "roles"), ("RoleBinding", "rolebindings")],
+    "gateway.networking.k8s.io/v1": [("HTTPRoute", "httproutes")],
+}
+
 
 class FakeApi(ThreadingHTTPServer):
     def __init__(self) -> None:
@@ -37,7 +56,45 @@ class FakeApi(ThreadingHTTPServer):
         self.objects: dict[str, dict[str, Any]] = {}
         self.polls_until_ready = 1
         self.polls: dict[str, int] = {}
+        self.served = dict(SERVED)
+        self.refuse_patch: tuple[int, str] | None = None  # (status, message) for PATCHes of Secrets
         self.lock = threading.Lock()
+
+    def discovery(self, path: str) -> dict[str, Any] | None:
+        """The answer of a discovery path, None for any other path."""
+        if path == "/version":
+            return {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"}
+        if path == "/apis":
+            groups = [gv for gv in self.served if "/" in gv]
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": gv.split("/")[0],
+                        "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                        "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]},
+                    }
+                    for gv in groups
+                ],
+            }
+        gv = path.removeprefix("/api/").removeprefix("/apis/")
+        if path.startswith(("/api/", "/apis/")) and gv in self.served:
+            return {
+                "kind": "APIResourceList",
+                "groupVersion": gv,
+                "resources": [
+                    {
+                        "name": plural,
+                        "singularName": kind.lower(),
+                        "namespaced": True,
+                        "kind": kind,
+                        "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                    }
+                    for kind, plural in self.served[gv]
+                ],
+            }
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -73,6 +130,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         path, _, body = self._record()
+        if self.server.refuse_patch and "/secrets/" in path:
+            code, message = self.server.refuse_patch
+            return self._reply(
+                code, {"kind": "Status", "status": "Failure", "message": message, "code": code}
+            )
         obj = yaml.safe_load(body)
         old = self.server.objects.get(path)
         obj.setdefault("metadata", {})["generation"] = (old["metadata"]["generation"] + 1) if old else 1
@@ -81,6 +143,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path, query, _ = self._record()
+        discovered = self.server.discovery(path)
+        if discovered is not None:
+            return self._reply(200, discovered)
         if path in self.server.objects:
             obj = json.loads(json.dumps(self.server.objects[path]))
             if obj["kind"] == "Deployment":
@@ -204,8 +269,18 @@ def test_apply_uses_server_side_apply_and_waits_for_rollout(tmp_path, fake_api, 
         assert req["query"] == {"fieldManager": ["shipyard"], "force": ["true"]}
         assert req["auth"] == "Bearer test-token"
     assert [yaml.safe_load(r["body"]) for r in patches] == objects
-    gets = [r for r in fake_api.requests if r["method"] == "GET"]
-    assert len(gets) == 3  # polled until the fake reported the pods ready
+    gets = [r["path"] for r in fake_api.requests if r["method"] == "GET"]
+    polls = [p for p in gets if p == "/apis/apps/v1/namespaces/ml/deployments/diab-blue"]
+    assert len(polls) == 3  # polled until the fake reported the pods ready
+    # The paths came from discovery: the server's version, its groups, each group version used once.
+    assert gets[:2] == ["/version", "/apis"]
+    discovered = [p for p in gets if p.startswith(("/api/", "/apis/")) and "/namespaces/" not in p]
+    assert sorted(discovered) == [
+        "/api/v1",
+        "/apis/apps/v1",
+        "/apis/gateway.networking.k8s.io/v1",
+        "/apis/policy/v1",
+    ]
 
 
 def test_rollout_timeout_reports_status(tmp_path, fake_api, cluster) -> None:
@@ -250,3 +325,25 @@ def test_missing_kubeconfig_or_context_is_a_config_error(tmp_path, fake_api) -> 
         Cluster(tmp_path / "nope")
     with pytest.raises(ConfigError, match="context 'prod'"):
         Cluster(kubeconfig(tmp_path, "http://127.0.0.1:1"), context="prod")
+
+
+def test_a_kind_the_cluster_does_not_serve_is_named(tmp_path, fake_api, cluster) -> None:
+    del fake_api.served["gateway.networking.k8s.io/v1"]  # no Gateway API CRDs installed
+    with pytest.raises(DeploymentError, match=r"does not serve HTTPRoute .*install the Gateway API CRDs"):
+        apply(rendered(tmp_path), cluster, wait=False)
+    # What came before the route was applied; deleting skips the kind the cluster lacks.
+    assert "/apis/apps/v1/namespaces/ml/deployments/diab-blue" in fake_api.objects
+    assert "HTTPRoute/diab" not in delete(cluster, "diab", None, "ml")
+    assert fake_api.objects == {}
+
+
+def test_an_api_error_is_one_line_with_the_servers_message(tmp_path, fake_api, cluster) -> None:
+    fake_api.refuse_patch = (403, 'secrets "diab-blue-keys" is forbidden: user cannot patch')
+    with pytest.raises(DeploymentError) as info:
+        apply(rendered(tmp_path), cluster, wait=False)
+    message = str(info.value)
+    assert message == (
+        "Kubernetes API: cannot apply Secret/diab-blue-keys: HTTP 403: "
+        'secrets "diab-blue-keys" is forbidden: user cannot patch'
+    )
+    assert "\n" not in message
