@@ -190,6 +190,27 @@ class Cluster:
         return resource
 
 
+def kubeconfig_value(value: str, source: str) -> Path | dict[str, Any]:
+    """A kubeconfig given as a secret's value: its YAML content, or the path of a file holding it
+    (what CI systems' file variables give). Errors name `source`, never the value."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = None  # yaml's message would quote the text
+    if isinstance(parsed, dict) and "clusters" in parsed:
+        return parsed
+    path = Path(value.strip()).expanduser() if "\n" not in value.strip() else None
+    if path is not None and path.is_file():
+        return path
+    raise ConfigError(
+        f"{source}: the value is not a kubeconfig (YAML with clusters, users and contexts) nor the "
+        "path of a file holding one; point the reference at one, e.g. file:~/.kube/ci-config or "
+        "env:KUBECONFIG_DATA (value not shown)"
+    )
+
+
 def _api_message(exc: Any) -> str:
     try:
         return str(json.loads(exc.body).get("message") or exc.reason)
