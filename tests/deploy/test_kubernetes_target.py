@@ -6,12 +6,15 @@ reaches the cluster, no keys are made, the endpoint keeps its previous deploymen
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from bundles import make_bundle
 from deploy_support import bundle_at, make_ws
 from kube_support import FakeApi, kubeconfig_text, running_api, url
 
@@ -19,6 +22,7 @@ from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.endpoints import active_deployment
 from shipyard.deploy.targets.kubernetes import deploy_kubernetes
 from shipyard.errors import ConfigError
+from shipyard.registry import register
 from shipyard.secrets import Secrets
 
 pytestmark = pytest.mark.integration
@@ -112,3 +116,49 @@ def test_kubeconfig_setting_names_a_secret_and_never_echoes_a_pasted_value() -> 
         DeploymentConfig.model_validate({"kubernetes": {"kubeconfig": "apiVersion: v1\nclusters: [x]"}})
     (error,) = info.value.errors()
     assert error["type"] == "secret_reference" and "secrets: section" in error["msg"]
+
+
+def test_env_deploy_to_kubernetes_from_the_cli_and_a_missing_kubeconfig_keeps_the_version(
+    tmp_path, fake_api, monkeypatch, cli
+) -> None:
+    """`shipyard env deploy prod` applies with the secret's kubeconfig; without it the command
+    says what to set in one line and prod still serves v1."""
+    built, _ = make_bundle(tmp_path / "built")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name in ("score.py", "requirements.txt"):
+        shutil.copy2(built / name, folder / name)
+    kube = {"namespace": "ml", "kubeconfig": "KUBE"}
+    config = {
+        "name": "diabetes",
+        "registry": {"model_name": "diabetes-ridge"},
+        "deployment": {"entry_script": "score.py", "requirements": "requirements.txt"},
+        "secrets": {"KUBE": "env:SY_TEST_KUBECONFIG"},
+        "environments": {"prod": {"deployment": {"target": "kubernetes", "kubernetes": kube}}},
+    }
+    (folder / "shipyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    ws = make_ws(tmp_path / "ws")
+    for _ in range(2):
+        run = ws.mlflow.create_run(ws.experiment_id("diabetes"))
+        ws.mlflow.set_terminated(run.info.run_id)
+        register(ws, "diabetes-ridge", run.info.run_id, str(built / "model" / "diabetes-ridge" / "3"))
+    opts = ("--project", str(folder), "--workspace", str(ws.root))
+
+    monkeypatch.setenv("SY_TEST_KUBECONFIG", kubeconfig_text(url(fake_api), TOKEN))
+    res = cli("env", "deploy", "prod", "--version", "1", *opts, "-o", "json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["model_version"] == "1"
+    patched = {r["path"] for r in fake_api.requests if r["method"] == "PATCH"}
+    assert "/apis/apps/v1/namespaces/ml/deployments/diabetes-prod-blue" in patched
+    assert TOKEN not in res.out + res.err
+
+    monkeypatch.delenv("SY_TEST_KUBECONFIG")
+    res = cli("env", "deploy", "prod", "--version", "2", *opts)
+    assert res.code != 0
+    (line,) = res.err.strip().splitlines()
+    assert "secrets.KUBE: environment variable SY_TEST_KUBECONFIG is not set" in line
+    status = cli("env", "status", *opts, "-o", "json")
+    assert status.code == 0, status.err
+    (prod,) = json.loads(status.out)
+    assert (prod["env"], prod["model_version"], prod["target"]) == ("prod", "1", "kubernetes")
+    ws.store.dispose()
