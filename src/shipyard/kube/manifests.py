@@ -125,8 +125,9 @@ def config_map(spec: SlotSpec) -> dict[str, Any]:
 def keys_secret(spec: SlotSpec) -> dict[str, Any]:
     """The keys file the server reads: SHA-256 hashes only (a leaked Secret grants no access).
 
-    Written as `data` (base64), the form the API server stores and returns: `podman kube play`
-    reads only `data` and mounts an empty folder for a Secret given as `stringData`."""
+    Written as `data` (base64), the form the API server stores and returns, so a GitOps diff
+    against the live object stays quiet (`stringData` is write-only and always differs); `podman
+    kube play` also mounts nothing from `stringData` (docs/kubernetes.md)."""
     for slot, value in spec.keys.items():
         if not re.fullmatch(r"[0-9a-f]{64}", value):
             raise UsageError(f"key {slot!r}: expected a SHA-256 hex hash, never a plain key")
