@@ -1,26 +1,21 @@
-"""Applying rendered manifests through the kubernetes client, against a stand-in API server.
-
-No Kubernetes cluster can run or be reached here, so these tests run a small fake Kubernetes API
-server (http.server on 127.0.0.1) that answers the PATCH/GET/DELETE requests the real client
-sends, records every request, and reports Deployments as rolled out after a set number of polls.
-A generated kubeconfig points the real kubernetes client at it. What is checked is Shipyard's
-side of the protocol (paths, content type, fieldManager/force, bodies, rollout logic, errors),
-not a cluster's behaviour.
+"""Applying rendered manifests through the kubernetes client's dynamic client, against the
+stand-in API server of tests/kube_support.py (no Kubernetes cluster can run or be reached here).
+What is checked is Shipyard's side of the protocol (paths found by discovery, content type,
+fieldManager/force, bodies, rollout logic, errors), not a cluster's behaviour: admission,
+defaulting, field ownership and conflicts of server-side apply are never exercised
+(docs/kubernetes.md).
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from kube_support import FakeApi, kubeconfig_text, running_api, url
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.errors import ConfigError, DeploymentError
@@ -30,125 +25,21 @@ from shipyard.kube.apply import Cluster, apply, delete, status
 pytestmark = pytest.mark.integration
 
 
-class FakeApi(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.requests: list[dict[str, Any]] = []
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.polls_until_ready = 1
-        self.polls: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeApi
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _record(self) -> tuple[str, dict[str, list[str]], bytes]:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        with self.server.lock:
-            self.server.requests.append(
-                {
-                    "method": self.command,
-                    "path": url.path,
-                    "query": parse_qs(url.query),
-                    "content_type": self.headers.get("Content-Type"),
-                    "auth": self.headers.get("Authorization"),
-                    "body": body,
-                }
-            )
-        return url.path, parse_qs(url.query), body
-
-    def do_PATCH(self) -> None:
-        path, _, body = self._record()
-        obj = yaml.safe_load(body)
-        old = self.server.objects.get(path)
-        obj.setdefault("metadata", {})["generation"] = (old["metadata"]["generation"] + 1) if old else 1
-        self.server.objects[path] = obj
-        self._reply(200, obj)
-
-    def do_GET(self) -> None:
-        path, query, _ = self._record()
-        if path in self.server.objects:
-            obj = json.loads(json.dumps(self.server.objects[path]))
-            if obj["kind"] == "Deployment":
-                polls = self.server.polls[path] = self.server.polls.get(path, 0) + 1
-                want = obj["spec"].get("replicas", 1)
-                ready = want if polls >= self.server.polls_until_ready else 0
-                obj["status"] = {
-                    "observedGeneration": obj["metadata"]["generation"],
-                    "replicas": want,
-                    "updatedReplicas": want,
-                    "readyReplicas": ready,
-                    "availableReplicas": ready,
-                    "conditions": [
-                        {
-                            "type": "Available",
-                            "status": "True" if ready else "False",
-                            "reason": "MinimumReplicasAvailable",
-                        }
-                    ],
-                }
-            return self._reply(200, obj)
-        if "labelSelector" in query:
-            wanted = dict(p.split("=", 1) for p in query["labelSelector"][0].split(","))
-            items = [
-                o
-                for p, o in self.server.objects.items()
-                if p.rsplit("/", 1)[0] == path and wanted.items() <= o["metadata"].get("labels", {}).items()
-            ]
-            return self._reply(200, {"kind": "List", "items": items})
-        self._reply(404, {"kind": "Status", "message": f"{path} not found"})
-
-    def do_DELETE(self) -> None:
-        path, _, _ = self._record()
-        if self.server.objects.pop(path, None) is None:
-            return self._reply(404, {"kind": "Status", "message": "not found"})
-        self._reply(200, {"kind": "Status", "status": "Success"})
-
-
 @pytest.fixture
 def fake_api() -> Iterator[FakeApi]:
-    server = FakeApi()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_api() as server:
+        yield server
 
 
 def kubeconfig(tmp_path: Path, server: str) -> Path:
     path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "tester", "user": {"token": "test-token"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}}],
-            }
-        )
-    )
+    path.write_text(kubeconfig_text(server))
     return path
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, fake_api: FakeApi) -> Cluster:
-    return Cluster(kubeconfig(tmp_path, f"http://127.0.0.1:{fake_api.server_address[1]}"), context="fake")
+    return Cluster(kubeconfig(tmp_path, url(fake_api)), context="fake")
 
 
 def rendered(tmp_path: Path, **extra: Any) -> list[dict[str, Any]]:
@@ -204,8 +95,18 @@ def test_apply_uses_server_side_apply_and_waits_for_rollout(tmp_path, fake_api, 
         assert req["query"] == {"fieldManager": ["shipyard"], "force": ["true"]}
         assert req["auth"] == "Bearer test-token"
     assert [yaml.safe_load(r["body"]) for r in patches] == objects
-    gets = [r for r in fake_api.requests if r["method"] == "GET"]
-    assert len(gets) == 3  # polled until the fake reported the pods ready
+    gets = [r["path"] for r in fake_api.requests if r["method"] == "GET"]
+    polls = [p for p in gets if p == "/apis/apps/v1/namespaces/ml/deployments/diab-blue"]
+    assert len(polls) == 3  # polled until the fake reported the pods ready
+    # The paths came from discovery: the server's version, its groups, each group version used once.
+    assert gets[:2] == ["/version", "/apis"]
+    discovered = [p for p in gets if p.startswith(("/api/", "/apis/")) and "/namespaces/" not in p]
+    assert sorted(discovered) == [
+        "/api/v1",
+        "/apis/apps/v1",
+        "/apis/gateway.networking.k8s.io/v1",
+        "/apis/policy/v1",
+    ]
 
 
 def test_rollout_timeout_reports_status(tmp_path, fake_api, cluster) -> None:
@@ -250,3 +151,25 @@ def test_missing_kubeconfig_or_context_is_a_config_error(tmp_path, fake_api) -> 
         Cluster(tmp_path / "nope")
     with pytest.raises(ConfigError, match="context 'prod'"):
         Cluster(kubeconfig(tmp_path, "http://127.0.0.1:1"), context="prod")
+
+
+def test_a_kind_the_cluster_does_not_serve_is_named(tmp_path, fake_api, cluster) -> None:
+    del fake_api.served["gateway.networking.k8s.io/v1"]  # no Gateway API CRDs installed
+    with pytest.raises(DeploymentError, match=r"does not serve HTTPRoute .*install the Gateway API CRDs"):
+        apply(rendered(tmp_path), cluster, wait=False)
+    # What came before the route was applied; deleting skips the kind the cluster lacks.
+    assert "/apis/apps/v1/namespaces/ml/deployments/diab-blue" in fake_api.objects
+    assert "HTTPRoute/diab" not in delete(cluster, "diab", None, "ml")
+    assert fake_api.objects == {}
+
+
+def test_an_api_error_is_one_line_with_the_servers_message(tmp_path, fake_api, cluster) -> None:
+    fake_api.refuse_patch = (403, 'secrets "diab-blue-keys" is forbidden: user cannot patch')
+    with pytest.raises(DeploymentError) as info:
+        apply(rendered(tmp_path), cluster, wait=False)
+    message = str(info.value)
+    assert message == (
+        "Kubernetes API: cannot apply Secret/diab-blue-keys: HTTP 403: "
+        'secrets "diab-blue-keys" is forbidden: user cannot patch'
+    )
+    assert "\n" not in message

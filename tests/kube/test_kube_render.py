@@ -9,6 +9,7 @@ the plain manifests for the default values.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -155,7 +156,8 @@ def test_settings_configmap_round_trips_and_secret_holds_only_hashes(tmp_path: P
     objs = by_kind(tmp_path)
     settings = ServingConfig.model_validate(json.loads(objs["ConfigMap"]["data"]["settings.json"]))
     assert settings.scoring_timeout_ms == 1234 and settings.workers == 2
-    assert json.loads(objs["Secret"]["stringData"]["keys.json"]) == {"primary": HASH, "secondary": "cd" * 32}
+    keys_json = base64.b64decode(objs["Secret"]["data"]["keys.json"])
+    assert json.loads(keys_json) == {"primary": HASH, "secondary": "cd" * 32}
     with pytest.raises(UsageError, match="SHA-256"):
         do_render(tmp_path / "bad", keys={"primary": "plain-secret-key"})
 
@@ -200,7 +202,17 @@ def test_ttl_adds_expiry_annotation_label_and_reaper(tmp_path: Path) -> None:
     assert cmd[:2] == ["kubectl", "delete"]
     assert cmd[cmd.index("--selector") + 1] == "ai.shipyard/endpoint=diab,ai.shipyard/slot=blue"
     assert job["serviceAccountName"] == "diab-blue-reaper"
+    assert job["containers"][0]["image"] == "registry.k8s.io/kubectl:v1.36.4"  # the maintained default
     assert objs["RoleBinding"]["roleRef"]["name"] == objs["Role"]["metadata"]["name"] == "diab-blue-reaper"
+
+
+def test_reaper_image_is_a_setting(tmp_path: Path) -> None:
+    cfg = config(kubernetes={"namespace": "ml", "reaper_image": "mirror.internal/kubectl:v1.35.2"})
+    do_render(tmp_path, cfg, expires_at=EXPIRY)
+    job = by_kind(tmp_path)["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job["containers"][0]["image"] == "mirror.internal/kubectl:v1.35.2"
+    with pytest.raises(ValueError, match="reaper_image"):
+        config(kubernetes={"reaper_image": "kubectl with spaces"})
 
 
 def test_output_is_byte_identical_and_stale_files_go(tmp_path: Path) -> None:
@@ -272,8 +284,10 @@ def test_bad_slot_is_rejected(tmp_path: Path) -> None:
         render("diab", "Blue Green", "m", "1", "img:1", config(), tmp_path)
 
 
-def substitute(text: str, values: dict[str, Any]) -> str:
-    """The chart's template constructs, evaluated the way Helm does (only those the chart uses)."""
+def substitute(text: str, values: dict[str, Any], release: str, namespace: str) -> str:
+    """The chart's template constructs, evaluated the way Helm does (only those the chart uses):
+    helm cannot be installed here (no package, no binary wheel), so this stands in for
+    `helm template RELEASE chart --namespace NAMESPACE`; with helm on PATH the test uses helm."""
 
     def value(path: str) -> Any:
         node: Any = values
@@ -297,8 +311,43 @@ def substitute(text: str, values: dict[str, Any]) -> str:
     text = re.sub(r"\n? *\{\{- toYaml (\.Values[\w.]+) \| nindent (\d+) \}\}", to_yaml, text)
     text = re.sub(r"\{\{ (\.Values[\w.]+) \| quote \}\}", lambda m: json.dumps(value(m.group(1))), text)
     text = re.sub(r"\{\{ (\.Values[\w.]+) \}\}", lambda m: str(value(m.group(1))), text)
+    text = text.replace("{{ .Release.Name }}", release).replace("{{ .Release.Namespace }}", namespace)
     assert "{{" not in text, text
     return text
+
+
+def chart_objects(chart: Path, release: str, namespace: str, values: dict[str, Any] | None = None) -> list:
+    """What installing `chart` as `release` into `namespace` creates (helm template when installed)."""
+    helm = shutil.which("helm")
+    if helm and values is None:
+        out = subprocess.run(
+            [helm, "template", release, str(chart), "--namespace", namespace],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+    values = values or yaml.safe_load((chart / "values.yaml").read_text())
+    return [
+        d
+        for p in sorted((chart / "templates").glob("*.yaml"))
+        for d in yaml.safe_load_all(substitute(p.read_text(), values, release, namespace))
+        if d
+    ]
+
+
+def with_release_selectors(obj: dict[str, Any], release: str) -> dict[str, Any]:
+    """A plain manifest as the chart has it: selectors also match the release's instance label."""
+    obj = json.loads(json.dumps(obj))
+    spec = obj.get("spec", {})
+    if obj["kind"] == "Service":
+        spec["selector"]["app.kubernetes.io/instance"] = release
+    elif "matchLabels" in spec.get("selector", {}):
+        spec["selector"]["matchLabels"]["app.kubernetes.io/instance"] = release
+    if obj["kind"] == "CronJob":
+        command = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+        command[command.index("--selector") + 1] += f",app.kubernetes.io/instance={release}"
+    return obj
 
 
 @pytest.mark.parametrize("autoscale", [False, True])
@@ -310,29 +359,16 @@ def test_chart_with_default_values_equals_the_manifests(
     chart = tmp_path / "chart"
     values = yaml.safe_load((chart / "values.yaml").read_text())
     assert values["image"] == "shipyard/diabetes:3" and values["autoscale"]["enabled"] is autoscale
-    helm = shutil.which("helm")
-    if helm:
-        out = subprocess.run(
-            [helm, "template", "x", str(chart)], capture_output=True, text=True, check=True
-        ).stdout
-        rendered = [d for d in yaml.safe_load_all(out) if d]
-    else:
-        rendered = [
-            d
-            for p in sorted((chart / "templates").glob("*.yaml"))
-            for d in yaml.safe_load_all(substitute(p.read_text(), values))
-            if d
-        ]
+    rendered = chart_objects(chart, "diab-blue", "ml")
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(rendered, key=key) == sorted(load_manifests(tmp_path), key=key)
+    # Installed as <endpoint>-<slot> into the configured namespace: the plain manifests, their
+    # selectors narrowed to the release, and no HTTPRoute (the endpoint's, spanning slots).
+    plain = [with_release_selectors(o, "diab-blue") for o in load_manifests(tmp_path)]
+    plain = [o for o in plain if o["kind"] != "HTTPRoute"]
+    assert sorted(rendered, key=key) == sorted(plain, key=key)
     values["image"], values["replicas"] = "other:9", 4
     values["autoscale"]["enabled"] = False
-    other = [
-        d
-        for p in sorted((chart / "templates").glob("*.yaml"))
-        for d in yaml.safe_load_all(substitute(p.read_text(), values))
-        if d
-    ]
+    other = chart_objects(chart, "diab-blue", "ml", values)
     dep = next(o for o in other if o["kind"] == "Deployment")
     assert (
         dep["spec"]["replicas"] == 4
@@ -341,3 +377,41 @@ def test_chart_with_default_values_equals_the_manifests(
     assert not any(o["kind"] == "HorizontalPodAutoscaler" for o in other)
     for obj in other:
         validate(obj, route_schema)
+
+
+def test_two_releases_of_one_chart_share_no_object_and_no_pods(tmp_path: Path, route_schema) -> None:
+    cfg = config(autoscale={"enabled": True, "min_replicas": 1, "max_replicas": 3})
+    do_render(tmp_path, cfg, traffic={"blue": 100}, expires_at=EXPIRY)
+    releases = {
+        ("diab-a", "team-a"): chart_objects(tmp_path / "chart", "diab-a", "team-a"),
+        ("diab-b", "team-a"): chart_objects(tmp_path / "chart", "diab-b", "team-a"),
+        ("diab-a", "team-b"): chart_objects(tmp_path / "chart", "diab-a", "team-b"),
+    }
+    owned = {
+        release: {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
+        for release, objects in releases.items()
+    }
+    assert owned[("diab-a", "team-a")] & owned[("diab-b", "team-a")] == set()
+    assert owned[("diab-a", "team-a")] & owned[("diab-a", "team-b")] == set()
+    assert ("Deployment", "team-a", "diab-b") in owned[("diab-b", "team-a")]
+    assert ("Secret", "team-b", "diab-a-keys") in owned[("diab-a", "team-b")]
+    for (release, namespace), objects in releases.items():
+        kinds = {o["kind"]: o for o in objects}
+        pod = kinds["Deployment"]["spec"]["template"]
+        assert pod["spec"]["volumes"][0]["configMap"]["name"] == f"{release}-settings"
+        assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == release
+        assert kinds["RoleBinding"]["subjects"][0] == {
+            "kind": "ServiceAccount",
+            "name": f"{release}-reaper",
+            "namespace": namespace,
+        }
+        reaper = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        assert reaper["command"][reaper["command"].index("--namespace") + 1] == namespace
+        assert kinds["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        for obj in objects:
+            validate(obj, route_schema)
+    # In one namespace, each release's Service picks its own pods only.
+    a, b = (releases[(r, "team-a")] for r in ("diab-a", "diab-b"))
+    service_a = next(o for o in a if o["kind"] == "Service")["spec"]["selector"]
+    pod_b = next(o for o in b if o["kind"] == "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert not service_a.items() <= pod_b.items()

@@ -130,7 +130,11 @@ def deploy_command(
         typer.Option("--render", help="kubernetes: write the manifests and Helm chart here, apply nothing."),
     ] = None,
     kubeconfig: Annotated[
-        Path | None, typer.Option(help="kubernetes: kubeconfig to apply with (default: ~/.kube/config).")
+        Path | None,
+        typer.Option(
+            help="kubernetes: kubeconfig file to apply with (default: the secrets: entry that "
+            "deployment.kubernetes.kubeconfig names, else KUBECONFIG or ~/.kube/config)."
+        ),
     ] = None,
     steps: Annotated[str, typer.Option(help="blue-green: green's traffic share per step.")] = "10,50,100",
     window: Annotated[float, typer.Option(help="blue-green: seconds to watch each step.")] = 5.0,

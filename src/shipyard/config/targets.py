@@ -10,10 +10,15 @@ import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shipyard.config.base import Strict
 from shipyard.secrets.refs import SecretReference
 
+# The official kubectl image of the Kubernetes project (SIG Release; distroless, updated with every
+# patch release). kubectl talks to API servers within one minor version of its own.
+REAPER_IMAGE = "registry.k8s.io/kubectl:v1.36.4"
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TTL = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -70,6 +75,28 @@ class KubernetesConfig(Strict):
     context: str | None = Field(None, description="kubeconfig context; default: the current one.")
     gateway: str | None = Field(None, description="Gateway (API) the endpoint's HTTPRoute attaches to.")
     image_pull_secret: str | None = Field(None, description="Name of an existing pull secret.")
+    kubeconfig: str | None = Field(
+        None,
+        description="Name of the secrets: entry whose value is the kubeconfig to apply with (its YAML, "
+        "or the path of a file holding it); default: KUBECONFIG or ~/.kube/config (docs/kubernetes.md).",
+    )
+    reaper_image: str = Field(
+        REAPER_IMAGE,
+        pattern=r"^\S+$",
+        description="Image of the TTL reaper CronJob; it runs `kubectl delete` (docs/kubernetes.md).",
+    )
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _kubeconfig_names_a_secret(cls, v: str | None) -> str | None:
+        if v is not None and not _SECRET_NAME.match(v):
+            # The type the loader never quotes: a kubeconfig pasted here must not be echoed.
+            raise PydanticCustomError(
+                "secret_reference",
+                "name an entry of the secrets: section (e.g. KUBECONFIG) and give the reference "
+                "(env:, file:, keyring:) there; the value is not shown",
+            )
+        return v
 
 
 class TargetConfig(Strict):

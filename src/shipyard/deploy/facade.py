@@ -81,7 +81,8 @@ def deploy_bundle(
     starts the deployment beside the active one: the caller smoke-tests and activates it later
     (the pipeline's smoke_test step). `steps` shifts traffic in blue/green steps instead of at
     once. On a target a cluster runs, the manifests are rendered (into `render_to`, applying
-    nothing) or applied with `kubeconfig` and the rollout awaited. `progress` is told each phase.
+    nothing) or applied and the rollout awaited, with the kubeconfig file `kubeconfig` or the
+    `secrets:` entry that `kubernetes.kubeconfig` names. `progress` is told each phase.
     """
     d = deployment or project.deployment
     assert d is not None
@@ -97,8 +98,17 @@ def deploy_bundle(
 
         apply = render_to is None
         say("applying to the cluster…" if apply else "rendering manifests…")
+        from shipyard.secrets import Secrets
+
         applied = deploy_kubernetes(
-            ws, bundle, d, out_dir=render_to, apply=apply, kubeconfig=kubeconfig, slot=slot or "blue"
+            ws,
+            bundle,
+            d,
+            out_dir=render_to,
+            apply=apply,
+            kubeconfig=kubeconfig,
+            secrets=Secrets(project.secrets, root=project.project_dir),
+            slot=slot or "blue",
         )
         return DeployResult(d.name, bundle, applied=applied, new_keys=applied.get("new_keys"))
     if steps is not None:

@@ -1,42 +1,45 @@
 """Apply rendered objects to a cluster with server-side apply, wait for the rollout, report, delete.
 
-Server-side apply (PATCH with application/apply-patch+yaml, field manager "shipyard", conflicts
-forced) makes applying idempotent and leaves fields other managers own (an HPA's replica count)
-alone. The REST paths come from a fixed table of the kinds Shipyard renders, so applying needs no
-discovery round trips. Talking to the API goes through the official client's ApiClient (auth,
-TLS and exec plugins from the kubeconfig), and every failure to reach or use the cluster becomes
-one DeploymentError or ConfigError line.
+The Kubernetes client's dynamic client does the talking: it finds each kind's REST path by
+discovery (/version, /apis, then the group versions it needs) and applies with server-side apply
+(PATCH application/apply-patch+yaml, field manager "shipyard", conflicts forced), which makes
+applying idempotent and leaves fields other managers own (an HPA's replica count) alone. Auth,
+TLS and exec plugins come from the kubeconfig through the client's own loader. What stays ours is
+the order of objects, the rollout wait (`kubectl rollout status`'s rule) and turning every failure
+to reach or use the cluster into one DeploymentError or ConfigError line.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 from shipyard.errors import ConfigError, DeploymentError
-from shipyard.kube.manifests import selector
+from shipyard.kube.manifests import LABEL_ENDPOINT, selector
 from shipyard.kube.yamlio import APPLY_ORDER, order_key
 
 FIELD_MANAGER = "shipyard"
-APPLY_PATCH = "application/apply-patch+yaml"
-# kind -> (API path prefix, plural)
-RESOURCES: dict[str, tuple[str, str]] = {
-    "ServiceAccount": ("/api/v1", "serviceaccounts"),
-    "ConfigMap": ("/api/v1", "configmaps"),
-    "Secret": ("/api/v1", "secrets"),
-    "Service": ("/api/v1", "services"),
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
-    "CronJob": ("/apis/batch/v1", "cronjobs"),
-    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
-    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+# The apiVersion of each kind Shipyard renders: what `delete` lists by label.
+API_VERSIONS: dict[str, str] = {
+    "ServiceAccount": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "CronJob": "batch/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
 }
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,79 +78,149 @@ class RolloutStatus:
 
 
 class Cluster:
-    """A connection to one cluster from a kubeconfig (default: ~/.kube/config, current context)."""
+    """A connection to one cluster from a kubeconfig: a file (default: KUBECONFIG or
+    ~/.kube/config, current context) or its parsed content (from a `secrets:` reference)."""
 
-    def __init__(self, kubeconfig: Path | None = None, context: str | None = None, timeout_s: float = 15):
+    def __init__(
+        self,
+        kubeconfig: Path | dict[str, Any] | None = None,
+        context: str | None = None,
+        timeout_s: float = 15,
+        *,
+        source: str | None = None,
+    ):
+        """`source` names where a kubeconfig given as content came from, for messages."""
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
+        # Private to this object: discovery's cache and the certificate files the client writes
+        # from a kubeconfig's *-data fields; removed with it.
+        self._scratch = tempfile.TemporaryDirectory(prefix="shipyard-kube-")
         configuration = client.Configuration()
         try:
-            config.load_kube_config(
-                config_file=str(kubeconfig) if kubeconfig else None,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
+            if isinstance(kubeconfig, dict):
+                config.load_kube_config_from_dict(
+                    kubeconfig,
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                    temp_file_path=self._scratch.name,
+                )
+            else:
+                config.load_kube_config(
+                    config_file=str(kubeconfig) if kubeconfig else None,
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (ConfigException, FileNotFoundError, OSError, TypeError, KeyError, AttributeError) as exc:
+            where = source or (
+                str(kubeconfig) if kubeconfig else "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
             )
-        except (ConfigException, FileNotFoundError, OSError) as exc:
-            where = str(kubeconfig) if kubeconfig else "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
             raise ConfigError(
                 f"cannot load Kubernetes credentials from {where}"
                 + (f" (context {context!r})" if context else "")
-                + f": {exc}. Set deployment.kubernetes.context or KUBECONFIG."
+                + f": {_reason(exc)}. Set deployment.kubernetes.kubeconfig to a secrets: entry "
+                "(docs/kubernetes.md), deployment.kubernetes.context, or KUBECONFIG."
             ) from None
         configuration.retries = 0
         self.host = configuration.host
         self.timeout_s = timeout_s
         self._api = client.ApiClient(configuration)
+        self._dynamic: Any = None
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]] | None = None,
-        body: str | None = None,
-        content_type: str = "application/json",
-    ) -> tuple[int, dict[str, Any]]:
-        """One API call; returns (HTTP status, decoded JSON body). Unreachable → DeploymentError."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        _method, url, headers, _body, _post = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params=headers,
-            body=None,
-            auth_settings=["BearerToken"],
-        )
+    @property
+    def dynamic(self) -> Any:
+        """The dynamic client; made (and the cluster's API groups discovered) on first use."""
+        if self._dynamic is None:
+            from kubernetes.dynamic import DynamicClient
+
+            timeout_s = self.timeout_s
+
+            class TimedClient(DynamicClient):
+                """A timeout on every request, discovery's included (the client leaves them unbounded)."""
+
+                def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+                    params.setdefault("_request_timeout", timeout_s)
+                    return super().request(method, path, body, **params)
+
+            cache = str(Path(self._scratch.name) / "discovery.json")
+            self._dynamic = self.call("discover the API", lambda: TimedClient(self._api, cache_file=cache))
+        return self._dynamic
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one client call; an API error or an unreachable server becomes one DeploymentError."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
-            response = self._api.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=self.timeout_s
-            )
-            response.read()
+            return fn()
+        except ApiException as exc:
+            raise DeploymentError(
+                f"Kubernetes API: cannot {what}: HTTP {exc.status}: {_api_message(exc)}"
+            ) from None
+        except DeploymentError:
+            raise
         except Exception as exc:  # noqa: BLE001 - urllib3 raises many kinds; all mean unreachable
             raise DeploymentError(f"cannot reach the Kubernetes API at {self.host}: {_reason(exc)}") from None
-        data: dict[str, Any] = json.loads(response.data) if response.data else {}
-        return response.status, data
 
-    def checked(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        status, data = self.request(method, path, **kwargs)
-        if status >= 400:
-            message = data.get("message") or data or "no message"
-            raise DeploymentError(f"Kubernetes API {method} {path} failed with HTTP {status}: {message}")
-        return data
+    def resource(self, api_version: str, kind: str) -> Any:
+        """The API resource of `kind` (None when the cluster does not serve it, e.g. a CRD missing)."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        resources = self.dynamic.resources
+        # The core group lives under /api: saying so keeps discovery from reading every */v1 group.
+        prefix = "apis" if "/" in api_version else "api"
+
+        def find() -> Any:
+            try:
+                return resources.get(prefix=prefix, api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                return None
+
+        return self.call(f"find {kind}", find)
+
+    def served(self, api_version: str, kind: str) -> Any:
+        """The API resource of `kind`; DeploymentError naming it when the cluster lacks it."""
+        resource = self.resource(api_version, kind)
+        if resource is None:
+            raise DeploymentError(
+                f"the cluster at {self.host} does not serve {kind} ({api_version})"
+                + (": install the Gateway API CRDs" if kind == "HTTPRoute" else "")
+            )
+        return resource
+
+
+def kubeconfig_value(value: str, source: str) -> Path | dict[str, Any]:
+    """A kubeconfig given as a secret's value: its YAML content, or the path of a file holding it
+    (what CI systems' file variables give). Errors name `source`, never the value."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = None  # yaml's message would quote the text
+    if isinstance(parsed, dict) and "clusters" in parsed:
+        return parsed
+    path = Path(value.strip()).expanduser() if "\n" not in value.strip() else None
+    if path is not None and path.is_file():
+        return path
+    raise ConfigError(
+        f"{source}: the value is not a kubeconfig (YAML with clusters, users and contexts) nor the "
+        "path of a file holding one; point the reference at one, e.g. file:~/.kube/ci-config or "
+        "env:KUBECONFIG_DATA (value not shown)"
+    )
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        return str(json.loads(exc.body).get("message") or exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason or "no message")
 
 
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason or exc).splitlines()[0][:300]
-
-
-def _path(kind: str, namespace: str, name: str | None = None) -> str:
-    if kind not in RESOURCES:
-        raise DeploymentError(f"cannot apply kind {kind!r}: Shipyard knows {', '.join(sorted(RESOURCES))}")
-    prefix, plural = RESOURCES[kind]
-    path = f"{prefix}/namespaces/{quote(namespace)}/{plural}"
-    return f"{path}/{quote(name)}" if name else path
 
 
 def apply(
@@ -162,13 +235,17 @@ def apply(
     deployments = []
     for obj in sorted(objects, key=order_key):
         meta = obj["metadata"]
-        body = json.dumps(obj, sort_keys=True)  # JSON is YAML: the apply-patch+yaml body
-        cluster.checked(
-            "PATCH",
-            _path(obj["kind"], meta["namespace"], meta["name"]),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            body=body,
-            content_type=APPLY_PATCH,
+        resource = cluster.served(obj["apiVersion"], obj["kind"])
+        cluster.call(
+            f"apply {obj['kind']}/{meta['name']}",
+            partial(
+                cluster.dynamic.server_side_apply,
+                resource,
+                body=obj,
+                namespace=meta["namespace"],
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            ),
         )
         if obj["kind"] == "Deployment":
             deployments.append((meta["namespace"], meta["name"]))
@@ -178,8 +255,12 @@ def apply(
 
 
 def deployment_status(cluster: Cluster, namespace: str, name: str) -> RolloutStatus:
-    data = cluster.checked("GET", _path("Deployment", namespace, name))
-    st, spec, meta = data.get("status", {}), data.get("spec", {}), data.get("metadata", {})
+    resource = cluster.served(API_VERSIONS["Deployment"], "Deployment")
+    data = cluster.call(
+        f"read Deployment {namespace}/{name}",
+        lambda: cluster.dynamic.get(resource, name=name, namespace=namespace).to_dict(),
+    )
+    st, spec, meta = data.get("status") or {}, data.get("spec") or {}, data.get("metadata") or {}
     return RolloutStatus(
         name=name,
         namespace=namespace,
@@ -191,7 +272,7 @@ def deployment_status(cluster: Cluster, namespace: str, name: str) -> RolloutSta
         observed_generation=int(st.get("observedGeneration", 0)),
         conditions=[
             {k: str(c[k]) for k in ("type", "status", "reason", "message") if k in c}
-            for c in st.get("conditions", [])
+            for c in st.get("conditions") or []
         ],
     )
 
@@ -220,27 +301,34 @@ def status(cluster: Cluster, endpoint: str, slot: str, namespace: str = "default
 
 def delete(cluster: Cluster, endpoint: str, slot: str | None = None, namespace: str = "default") -> list[str]:
     """Delete everything Shipyard rendered for the endpoint (or one slot); returns 'Kind/name's deleted."""
-    labels = selector(endpoint, slot) if slot else {"ai.shipyard/endpoint": endpoint}
+    labels = selector(endpoint, slot) if slot else {LABEL_ENDPOINT: endpoint}
     label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     deleted = []
     for kind in reversed(APPLY_ORDER):
         if kind == "HTTPRoute" and slot:
             continue  # the route is the endpoint's: removing one slot is a traffic change, not a delete
-        status_code, listing = cluster.request(
-            "GET", _path(kind, namespace), query=[("labelSelector", label_selector)]
+        resource = cluster.resource(API_VERSIONS[kind], kind)
+        if resource is None:
+            continue  # e.g. the Gateway API CRDs are not installed: nothing of that kind to delete
+        listing = cluster.call(
+            f"list {kind} in {namespace}",
+            partial(_listing, cluster, resource, namespace, label_selector),
         )
-        if status_code == 404:
-            continue  # e.g. the Gateway API CRDs are not installed
-        if status_code >= 400:
-            raise DeploymentError(
-                f"cannot list {kind} in {namespace}: HTTP {status_code}: {listing.get('message')}"
-            )
-        for item in listing.get("items", []):
+        for item in listing.get("items") or []:
             name = item["metadata"]["name"]
-            code, body = cluster.request(
-                "DELETE", _path(kind, namespace, name), query=[("propagationPolicy", "Background")]
-            )
-            if code >= 400 and code != 404:
-                raise DeploymentError(f"cannot delete {kind}/{name}: HTTP {code}: {body.get('message')}")
+            cluster.call(f"delete {kind}/{name}", partial(_delete_one, cluster, resource, name, namespace))
             deleted.append(f"{kind}/{name}")
     return deleted
+
+
+def _listing(cluster: Cluster, resource: Any, namespace: str, label_selector: str) -> dict[str, Any]:
+    return cluster.dynamic.get(resource, namespace=namespace, label_selector=label_selector).to_dict()
+
+
+def _delete_one(cluster: Cluster, resource: Any, name: str, namespace: str) -> None:
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    try:
+        cluster.dynamic.delete(resource, name=name, namespace=namespace, propagation_policy="Background")
+    except NotFoundError:
+        pass  # already gone is what we wanted

@@ -11,6 +11,7 @@ the pod template carries a hash of the settings and keys so that changing either
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -33,6 +34,7 @@ RUN_AS_USER = 10001
 LABEL_ENDPOINT = "ai.shipyard/endpoint"
 LABEL_SLOT = "ai.shipyard/slot"
 EXPIRES = "ai.shipyard/expires-at"
+INSTANCE = "app.kubernetes.io/instance"
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -78,7 +80,7 @@ def selector(endpoint: str, slot: str) -> dict[str, str]:
 def labels(spec: SlotSpec) -> dict[str, str]:
     out = {
         "app.kubernetes.io/name": spec.endpoint,
-        "app.kubernetes.io/instance": spec.name,
+        INSTANCE: spec.name,
         "app.kubernetes.io/version": label_value(spec.model_version),
         "app.kubernetes.io/component": "scoring",
         "app.kubernetes.io/part-of": "shipyard",
@@ -121,7 +123,11 @@ def config_map(spec: SlotSpec) -> dict[str, Any]:
 
 
 def keys_secret(spec: SlotSpec) -> dict[str, Any]:
-    """The keys file the server reads: SHA-256 hashes only (a leaked Secret grants no access)."""
+    """The keys file the server reads: SHA-256 hashes only (a leaked Secret grants no access).
+
+    Written as `data` (base64), the form the API server stores and returns, so a GitOps diff
+    against the live object stays quiet (`stringData` is write-only and always differs); `podman
+    kube play` also mounts nothing from `stringData` (docs/kubernetes.md)."""
     for slot, value in spec.keys.items():
         if not re.fullmatch(r"[0-9a-f]{64}", value):
             raise UsageError(f"key {slot!r}: expected a SHA-256 hex hash, never a plain key")
@@ -130,7 +136,7 @@ def keys_secret(spec: SlotSpec) -> dict[str, Any]:
         "kind": "Secret",
         "metadata": meta(spec, f"{spec.name}-keys"),
         "type": "Opaque",
-        "stringData": {"keys.json": json.dumps(spec.keys, sort_keys=True)},
+        "data": {"keys.json": base64.b64encode(json.dumps(spec.keys, sort_keys=True).encode()).decode()},
     }
 
 
@@ -173,7 +179,10 @@ def _volumes(spec: SlotSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if auth_on(spec):
-        volumes.append({"name": "keys", "secret": {"secretName": f"{spec.name}-keys", "defaultMode": 0o400}})
+        # `optional: false` said outright: it is the default, but `podman kube play` dereferences
+        # the field and crashes without it.
+        secret = {"secretName": f"{spec.name}-keys", "defaultMode": 0o400, "optional": False}
+        volumes.append({"name": "keys", "secret": secret})
         mounts.append({"name": "keys", "mountPath": KEYS_DIR, "readOnly": True})
     if spec.config.serving.capture.enabled:
         volumes.append({"name": "capture", "emptyDir": {}})

@@ -12,15 +12,15 @@ from typing import Any
 
 from shipyard.kube.manifests import RUN_AS_USER, SlotSpec, labels, meta, selector, utc
 
-REAPER_IMAGE = "bitnami/kubectl:1.30"
 # What the reaper deletes: every kind a slot renders to.
 REAPED_KINDS = "deployment,service,hpa,pdb,configmap,secret,cronjob,serviceaccount,role,rolebinding"
 
 
-def reaper_objects(spec: SlotSpec, image: str = REAPER_IMAGE) -> list[dict[str, Any]]:
+def reaper_objects(spec: SlotSpec) -> list[dict[str, Any]]:
     """A CronJob (and the RBAC it needs) that deletes the slot, itself included, at its expiry.
 
-    The schedule names the expiry minute in UTC; the job deletes by the slot's label selector.
+    The schedule names the expiry minute in UTC; the job deletes by the slot's label selector with
+    the image of `kubernetes.reaper_image`.
     """
     assert spec.expires_at is not None
     when = utc(spec.expires_at)
@@ -68,7 +68,7 @@ def reaper_objects(spec: SlotSpec, image: str = REAPER_IMAGE) -> list[dict[str, 
         "containers": [
             {
                 "name": "reaper",
-                "image": image,
+                "image": spec.config.kubernetes.reaper_image,
                 "command": command,
                 "resources": {
                     "requests": {"cpu": "50m", "memory": "64Mi"},

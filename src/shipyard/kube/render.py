@@ -27,7 +27,7 @@ from shipyard.kube.manifests import (
     keys_secret,
     service,
 )
-from shipyard.kube.reaper import REAPER_IMAGE, reaper_objects
+from shipyard.kube.reaper import reaper_objects
 from shipyard.kube.yamlio import dump, file_name, load, order_key
 
 CHART_DIR = "chart"
@@ -44,7 +44,7 @@ def _is_ours(path: Path) -> bool:
     )
 
 
-def slot_objects(spec: SlotSpec, reaper_image: str = REAPER_IMAGE) -> list[dict[str, Any]]:
+def slot_objects(spec: SlotSpec) -> list[dict[str, Any]]:
     """Every object of one slot, in the order they are applied."""
     objects = [config_map(spec)]
     if auth_on(spec):
@@ -53,7 +53,7 @@ def slot_objects(spec: SlotSpec, reaper_image: str = REAPER_IMAGE) -> list[dict[
     if spec.config.autoscale.enabled:
         objects.append(autoscaler(spec))
     if spec.expires_at is not None:
-        objects += reaper_objects(spec, reaper_image)
+        objects += reaper_objects(spec)
     return objects
 
 
@@ -61,10 +61,9 @@ def render_objects(
     spec: SlotSpec,
     traffic: dict[str, int] | None = None,
     mirror: tuple[str, int] | None = None,
-    reaper_image: str = REAPER_IMAGE,
 ) -> list[dict[str, Any]]:
     """The slot's objects and, with `traffic`, the endpoint's HTTPRoute, in apply order."""
-    objects = slot_objects(spec, reaper_image)
+    objects = slot_objects(spec)
     if traffic is not None:
         objects.append(http_route(spec.endpoint, spec.config, traffic, mirror))
     return sorted(objects, key=order_key)
@@ -83,7 +82,6 @@ def render(
     expires_at: datetime | None = None,
     traffic: dict[str, int] | None = None,
     mirror: tuple[str, int] | None = None,
-    reaper_image: str = REAPER_IMAGE,
     chart: bool = True,
 ) -> list[Path]:
     """Write one YAML file per object into `out_dir` (and the chart under out_dir/chart).
@@ -94,7 +92,7 @@ def render(
     spec = SlotSpec(
         endpoint, slot, model_name, str(model_version), image, config, dict(keys or {}), expires_at
     )
-    objects = render_objects(spec, traffic, mirror, reaper_image)
+    objects = render_objects(spec, traffic, mirror)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.yaml"):
         if _is_ours(old):

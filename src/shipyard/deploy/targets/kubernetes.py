@@ -1,6 +1,9 @@
 """The Kubernetes target: render the endpoint's manifests, and with a kubeconfig apply them and
 wait for the rollout (`shipyard deploy --target kubernetes`, environments, through
-deploy/facade.py).
+deploy/facade.py). The kubeconfig is `--kubeconfig FILE`, else the `secrets:` entry that
+`kubernetes.kubeconfig` names (resolved when applying, kept in memory), else KUBECONFIG or
+~/.kube/config; the cluster is reached before anything is rendered or recorded, so a missing or
+wrong kubeconfig leaves the endpoint serving what it served.
 
 Rendering needs no cluster and builds nothing: the Deployment refers to the bundle's image by its
 tag (`shipyard/<model>:<version>-<bundlehash12>`, under `image.registry` when one is set), which
@@ -16,7 +19,7 @@ import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import ttl_seconds
@@ -27,6 +30,10 @@ from shipyard.packaging.bundle import Bundle
 from shipyard.store import utcnow
 from shipyard.store.models import DeploymentRow
 from shipyard.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shipyard.kube.apply import Cluster
+    from shipyard.secrets import Secrets
 
 
 class KubernetesTarget:
@@ -62,6 +69,26 @@ def image_reference(bundle: Bundle, config: DeploymentConfig) -> str:
     return f"{registry.rstrip('/')}/{tag.split('/', 1)[1]}" if registry else tag
 
 
+def connect(
+    config: DeploymentConfig, kubeconfig: Path | None = None, secrets: Secrets | None = None
+) -> Cluster:
+    """The cluster to apply to: `kubeconfig` (a file), else the secrets: entry named by
+    `kubernetes.kubeconfig`, else KUBECONFIG / ~/.kube/config. ConfigError names what to set."""
+    from shipyard.kube.apply import Cluster, kubeconfig_value
+
+    k = config.kubernetes
+    if kubeconfig is None and k.kubeconfig is not None:
+        if secrets is None:
+            raise ConfigError(
+                f"deployment.kubernetes.kubeconfig names the secret {k.kubeconfig}, "
+                "but no secrets: section was given to resolve it"
+            )
+        source = f"secrets.{k.kubeconfig}"
+        value = kubeconfig_value(secrets.resolve(k.kubeconfig), source)
+        return Cluster(value, context=k.context, source=source)
+    return Cluster(kubeconfig=kubeconfig, context=k.context)
+
+
 def deploy_kubernetes(
     ws: Workspace,
     bundle: Bundle,
@@ -70,13 +97,16 @@ def deploy_kubernetes(
     out_dir: Path | None = None,
     apply: bool = False,
     kubeconfig: Path | None = None,
+    secrets: Secrets | None = None,
     slot: str = "blue",
     timeout_s: float = 300,
 ) -> dict[str, Any]:
-    """Render (into `out_dir`, default under the workspace) and, with `apply`, apply and wait.
-    Returns what was done; `new_keys` only when this call created the endpoint's keys."""
+    """Render (into `out_dir`, default under the workspace) and, with `apply`, apply and wait
+    (the kubeconfig: see `connect`). Returns what was done; `new_keys` only when this call created
+    the endpoint's keys."""
     from shipyard.kube.render import load_manifests, render
 
+    cluster = connect(config, kubeconfig, secrets) if apply else None
     auth = config.serving.auth is not False  # on by default for deployments
     created = ensure_keys(ws, config.name) if auth else None
     hashes = json.loads(keys_file(ws, config.name).read_text()) if auth else {}
@@ -108,11 +138,9 @@ def deploy_kubernetes(
         "applied": False,
         "expires_at": expires.isoformat(timespec="seconds") if expires else None,
     }
-    if apply:
-        from shipyard.kube.apply import Cluster
+    if cluster is not None:
         from shipyard.kube.apply import apply as apply_objects
 
-        cluster = Cluster(kubeconfig=kubeconfig, context=config.kubernetes.context)
         statuses = apply_objects(load_manifests(out_dir), cluster, wait=True, timeout_s=timeout_s)
         result.update(applied=True, rollout=[s.summary() for s in statuses])
         _record(ws, bundle, config, slot, expires)
