@@ -51,6 +51,7 @@ class ContainerTarget:
     name = "container"
     builds_image = True
     runs_in_cluster = False
+    on_this_machine = True
 
     def __init__(self, runtime: str | None = None) -> None:
         self.runtime = pick_runtime(runtime)
