@@ -21,17 +21,21 @@ def test_every_configurable_target_type_has_a_class_that_says_what_it_is() -> No
         cls = target_class(name)
         assert cls.name == name
         assert isinstance(cls.builds_image, bool) and isinstance(cls.runs_in_cluster, bool)
+        assert isinstance(cls.on_this_machine, bool)
         for method in ("apply", "status", "logs", "delete"):
             assert callable(getattr(cls, method))
     assert target_class(None).name == "local"  # records from before targets were recorded
     assert [n for n in TARGETS if target_class(n).runs_in_cluster] == ["kubernetes"]
-    assert [n for n in TARGETS if target_class(n).builds_image] == ["container"]
+    assert [n for n in TARGETS if target_class(n).builds_image] == ["container", "remote-container"]
+    # What dies with the machine that deployed it (a CI job's hosted runner: ci generate refuses).
+    assert [n for n in TARGETS if target_class(n).on_this_machine] == ["local", "container"]
 
 
 def test_an_unknown_target_names_the_table() -> None:
-    assert target_names() == "local, container or kubernetes"
+    assert target_names() == "local, container, remote-container or kubernetes"
     with pytest.raises(
-        ConfigError, match="'nope' has no implementation here: use local, container or kubernetes"
+        ConfigError,
+        match="'nope' has no implementation here: use local, container, remote-container or kubernetes",
     ):
         target_class("nope")
 

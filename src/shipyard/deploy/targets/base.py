@@ -52,6 +52,9 @@ class TargetHandle:
     log_path: Path | None = None
     deployment_id: str | None = None  # finds a local server whose pid was never recorded
     process_start: str | None = None  # tells a recorded pid from a reused one (ownership.py)
+    # How the target reaches the deployment from any machine (remote-container: the SSH
+    # connection); recorded, so references only, never a secret.
+    settings: dict[str, Any] | None = None
 
 
 def handle_of(dep: Any) -> TargetHandle:
@@ -66,6 +69,7 @@ def handle_of(dep: Any) -> TargetHandle:
         log_path=Path(log_path) if log_path else None,
         deployment_id=getattr(dep, "id", None),
         process_start=getattr(dep, "process_start", None),
+        settings=getattr(dep, "target_settings", None),
     )
 
 
