@@ -7,12 +7,14 @@ one line while the active version keeps serving; another machine checks and dele
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from bundles import SEED
 from deploy_support import BASE, bundle_at, config, ensure_base_image, make_ws
 from sshd_support import free_port, sshd  # noqa: F401
@@ -148,3 +150,66 @@ def test_deploy_score_redeploy_failures_and_delete_from_another_machine(
         assert target.status(handle_of(now)) == "missing"
     finally:
         delete_endpoint(ws, "remote-ep")
+
+
+def test_an_environment_on_a_remote_host_through_the_cli(
+    sshd,  # noqa: F811
+    tmp_path: Path,
+    copy_project,
+    shipyard_proc,
+    teardown_endpoints,
+    monkeypatch,
+) -> None:
+    """`shipyard run` deploys dev to the SSH host (the key from an env: reference), a rotated key
+    reaches the host's copy, `shipyard deploy --target remote-container` replaces the version, an
+    unreachable host is one line (dev keeps serving), `endpoints delete` removes the container."""
+    ensure_base_image()
+    project = copy_project(tmp_path / "project")
+    data = yaml.safe_load((project / "shipyard.yaml").read_text())
+    data["gate"] = {"enabled": False}
+    data["deployment"]["image"] = {"base": BASE, "builder": "podman"}
+    remote = {"host": "127.0.0.1", "port": sshd.port, "key": "env:TEST_DEPLOY_SSH_KEY"}
+    remote["known_hosts"] = str(sshd.known_hosts)
+    data["environments"] = {"dev": {"deployment": {"target": "remote-container", "remote": remote}}}
+    (project / "shipyard.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {"TEST_DEPLOY_SSH_KEY": sshd.client_key.read_text()}
+    monkeypatch.setenv("TEST_DEPLOY_SSH_KEY", env["TEST_DEPLOY_SSH_KEY"])  # the teardown's delete
+    ws = tmp_path / ".shipyard"
+
+    def sy(*args: str, code: int = 0):
+        res = shipyard_proc(*args, "--workspace", ws, "-o", "json", cwd=project, env=env, timeout=600)
+        assert res.code == code, (args, res.out[-2000:], res.err[-3000:])
+        assert "Traceback" not in res.err and "PRIVATE KEY" not in res.out + res.err
+        return json.loads(res.out) if code == 0 else res.err
+
+    def dev_url() -> str:
+        (endpoint,) = [e for e in sy("endpoints", "list") if e["name"] == "diabetes-dev"]
+        return endpoint["url"]
+
+    try:
+        assert sy("run")["status"] == "succeeded"
+        first = dev_url()
+        assert first.startswith("http://127.0.0.1:")
+        key = sy("endpoints", "keys", "rotate", "diabetes-dev")["key"]
+        assert _score(first, key).status_code == 200  # the rotated key reached the host's copy
+        assert _score(first, None).status_code == 401
+
+        deployed = sy("deploy", "--target", "remote-container")
+        assert deployed["target"] == "remote-container" and deployed["state"] == "active"
+        assert deployed["url"] != first and dev_url() == deployed["url"]
+        assert _score(deployed["url"], key).status_code == 200
+
+        closed = free_port()
+        data["environments"]["dev"]["deployment"]["remote"]["port"] = closed
+        (project / "shipyard.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        err = sy("env", "deploy", "dev", "--version", "1", code=1)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"cannot reach 127.0.0.1:{closed}" in lines[0], err
+        assert _score(deployed["url"], key).status_code == 200  # dev keeps serving
+        data["environments"]["dev"]["deployment"]["remote"]["port"] = sshd.port
+        (project / "shipyard.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+        sy("endpoints", "delete", "diabetes-dev")
+        assert not _exists(str(deployed["container_id"]))
+    finally:
+        teardown_endpoints(ws)
