@@ -183,7 +183,7 @@ def test_an_environment_on_a_remote_host_through_the_cli(
         return json.loads(res.out) if code == 0 else res.err
 
     def dev_url() -> str:
-        (endpoint,) = [e for e in sy("endpoints", "list") if e["name"] == "diabetes-dev"]
+        (endpoint,) = [e for e in sy("endpoints", "list") if e["endpoint"] == "diabetes-dev"]
         return endpoint["url"]
 
     try:

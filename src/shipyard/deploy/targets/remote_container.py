@@ -59,11 +59,9 @@ class HostContainers(ContainerTarget):
         session = SshSession(s["host"], s["port"], s.get("user"), s.get("key"), s.get("known_hosts"))
         return cls(session, s["runtime"], s.get("address") or s["host"], bind)
 
-    def _cli(
-        self, *args: str, check: bool = True, stdin: bytes | None = None
-    ) -> subprocess.CompletedProcess[str]:
+    def _cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         what = f"{self.runtime} {args[0]}"
-        done = self.session.run(shlex.join([self.runtime, *args]), stdin=stdin, what=what, check=False)
+        done = self.session.run(shlex.join([self.runtime, *args]), what=what, check=False)
         out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
         if check and done.returncode != 0:
             raise DeploymentError(f"{what} on {self.session.where} failed: {err.strip()[-1500:]}")
@@ -80,6 +78,17 @@ class HostContainers(ContainerTarget):
         if handle.name:
             folder = f'"$HOME"/{FOLDER}/{shlex.quote(handle.name)}'
             self.session.run(f"rm -rf {folder}", what="removing the deployment's folder", check=False)
+
+    def check(self) -> None:
+        """Reach the host (SshError naming host and port if not) and find its runtime."""
+        found = self.session.run(
+            f"command -v {shlex.quote(self.runtime)}", what="reaching the remote-container host", check=False
+        )
+        if found.returncode != 0:
+            raise DeploymentError(
+                f"{self.runtime} is not installed on {self.session.where}: install it there, or set "
+                "deployment.remote.runtime to the one it has (podman or docker)"
+            )
 
     def update_keys(self, name: str, keys_file: Path) -> None:
         keys = f'"$HOME"/{FOLDER}/{shlex.quote(name)}/keys'
@@ -190,6 +199,7 @@ class RemoteContainerTarget:
         name = container_name(spec)
         settings = connection(remote) | {"name": name}
         host = HostContainers.of(settings, remote.bind)
+        host.check()
         image = self._image_on_host(host, spec)
         placed, env_file = host.upload(name, replace(spec, image=image))
         # run_and_wait removes a container that fails; delete() also removes its folder.
