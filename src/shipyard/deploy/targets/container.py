@@ -118,14 +118,14 @@ class ContainerTarget:
                 "the container target needs an image: build one with `shipyard package --image`"
             )
         name = container_name(spec)
-        resolved = {
-            key: Path(path).resolve()
-            for key, path in (("settings_file", spec.settings_file), ("keys_file", spec.keys_file))
-            if path is not None
-        }
+        here = replace(
+            spec,
+            settings_file=Path(spec.settings_file).resolve() if spec.settings_file else None,
+            keys_file=Path(spec.keys_file).resolve() if spec.keys_file else None,
+        )
         with tempfile.TemporaryDirectory(prefix="shipyard-env-") as tmp:
             env_file = write_env_file(Path(tmp), spec.env) if spec.env else None
-            return self.run_and_wait(replace(spec, **resolved), name, env_file)
+            return self.run_and_wait(here, name, env_file)
 
     def run_and_wait(self, spec: DeploymentSpec, name: str, env_file: Path | None) -> TargetHandle:
         """Run the container and wait until it answers as `spec`'s deployment; removed if it fails."""
