@@ -9,9 +9,17 @@ import pytest
 
 from shipyard.config.models import DeploymentConfig
 from shipyard.config.targets import TargetConfig
-from shipyard.deploy.targets import TARGETS, DeploymentSpec, get_target, handle_of, target_class, target_names
+from shipyard.deploy.targets import (
+    TARGETS,
+    DeploymentSpec,
+    TargetHandle,
+    get_target,
+    handle_of,
+    target_class,
+    target_names,
+)
 from shipyard.deploy.targets import local as local_target
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, DeploymentError
 
 
 def test_every_configurable_target_type_has_a_class_that_says_what_it_is() -> None:
@@ -64,3 +72,13 @@ def test_a_local_server_without_a_recorded_pid_is_found_by_its_deployment_id(mon
     assert stopped == [7, 8]
     target.delete(handle_of(SimpleNamespace(id="d2", url=None, port=None, pid=3)))
     assert stopped == [7, 8, 3]
+
+
+def test_a_remote_container_record_without_its_connection_is_not_called_deleted() -> None:
+    target = get_target("remote-container")
+    target.delete(TargetHandle("remote-container", "", 0))  # failed before a container existed
+    with pytest.raises(
+        DeploymentError, match="cannot delete remote container 0123456789ab: its record has no"
+    ):
+        target.delete(TargetHandle("remote-container", "http://h:1", 1, container_id="0123456789abcdef"))
+    assert target.status(TargetHandle("remote-container", "", 0)) == "missing"

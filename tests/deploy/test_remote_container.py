@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -27,9 +28,12 @@ from shipyard.deploy.endpoints import (
     run_smoke_test,
     start_deployment,
 )
+from shipyard.deploy.reaper import reap
 from shipyard.deploy.targets import get_target, handle_of
 from shipyard.deploy.targets.remote_container import HostContainers, connection
 from shipyard.errors import ShipyardError
+from shipyard.store import utcnow
+from shipyard.store.models import DeploymentRow
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +154,29 @@ def test_deploy_score_redeploy_failures_and_delete_from_another_machine(
         assert target.status(handle_of(now)) == "missing"
     finally:
         delete_endpoint(ws, "remote-ep")
+
+
+def test_the_reaper_on_another_machine_deletes_an_expired_one(
+    sshd,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    ensure_base_image()
+    ws = make_ws(tmp_path / "ws")
+    cfg = _cfg(sshd).model_copy(update={"ttl": "1h", "name": "remote-ttl"})
+    dep = run_smoke_test(ws, start_deployment(ws, bundle_at(tmp_path / "b1", "1"), cfg).id, SEED, 60)
+    try:
+        folder = Path.home() / ".shipyard" / "deployments" / (dep.target_settings or {})["name"]
+        assert _exists(str(dep.container_id)) and folder.is_dir()
+        with ws.store.session() as s:
+            s.get(DeploymentRow, dep.id).expires_at = utcnow() - timedelta(seconds=1)
+        monkeypatch.setenv("SHIPYARD_HOST_ID", "the-ci-job-that-deployed-it-is-gone")
+        reaped = reap(ws)
+        assert [(r["id"], r["status"]) for r in reaped] == [(dep.id, "deleted")]
+        assert f"removed container {dep.container_id}" in reaped[0]["actions"]
+        assert not _exists(str(dep.container_id)) and not folder.exists()
+    finally:
+        delete_endpoint(ws, "remote-ttl")
 
 
 def test_an_environment_on_a_remote_host_through_the_cli(

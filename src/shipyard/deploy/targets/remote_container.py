@@ -243,5 +243,12 @@ class RemoteContainerTarget:
             HostContainers.of(handle.settings).update_keys(handle.settings["name"], keys_file)
 
     def delete(self, handle: TargetHandle) -> None:
-        if handle.settings:
-            HostContainers.of(handle.settings).delete(replace(handle, name=handle.settings.get("name")))
+        if not handle.settings:
+            if not handle.container_id:  # it failed before its container existed
+                return
+            # Never mark a container deleted that may still run: say what is missing instead.
+            raise DeploymentError(
+                f"cannot delete remote container {handle.container_id[:12]}: its record has no "
+                "connection (target_settings); remove it on its host with podman/docker rm --force"
+            )
+        HostContainers.of(handle.settings).delete(replace(handle, name=handle.settings.get("name")))
