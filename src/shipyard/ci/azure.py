@@ -222,7 +222,7 @@ def pipeline_file(plan: Plan, workflow: Workflow, wd: str, group: str, vm_image:
     data.update(_triggers(plan, workflow, wd, group))
     if workflow.concurrency:
         data["lockBehavior"] = "sequential"
-    data["pool"] = {"vmImage": vm_image}
+    data["pool"] = {"name": plan.ci.runner} if plan.ci.self_hosted else {"vmImage": vm_image}
     data["jobs"] = [_job(plan, j, wd) for j in workflow.jobs]
     return data
 

@@ -24,6 +24,8 @@ from shipyard.ci.stages import plan as make_plan
 from shipyard.ci.yamltext import BEGIN, END, dump
 from shipyard.config.ci import PROVIDERS
 from shipyard.config.models import ProjectConfig
+from shipyard.config.overlay import env_deployment
+from shipyard.deploy.targets import target_class
 from shipyard.errors import UsageError
 
 CHECKSUM = "# shipyard-ci-checksum: sha256:"
@@ -57,6 +59,22 @@ def working_directory(config: ProjectConfig, out: Path) -> str:
     return project.relative_to(root).as_posix()
 
 
+def check_runner(config: ProjectConfig) -> None:
+    """Refuse a release to an environment whose deployment would run on the CI job's own machine
+    (the local or container target) when that machine is a hosted runner: it dies with the job."""
+    if config.ci.self_hosted:
+        return
+    for env in config.environments:
+        target = env_deployment(config, env).target
+        if target_class(target).on_this_machine:
+            raise UsageError(
+                f"environment {env!r} deploys to the {target!r} target, which runs on the CI job's own "
+                "machine and dies with it on a hosted runner: give it a target that outlives the job "
+                f"(remote-container or kubernetes in environments.{env}.deployment.target) or set "
+                "ci.runner to the label of a self-hosted runner"
+            )
+
+
 def _header(provider: str, wd: str, notes: list[str]) -> str:
     source = "shipyard.yaml" if wd == "." else f"{wd}/shipyard.yaml"
     lines = [
@@ -76,6 +94,7 @@ def _checksum(text: str) -> str:
 def render(config: ProjectConfig, provider: str, out: Path) -> dict[str, str]:
     """{path relative to `out`: file text with empty user sections}, in a fixed order."""
     module = provider_module(provider)
+    check_runner(config)
     wd = working_directory(config, out)
     p = make_plan(config)
     header = _header(provider, wd, module.notes(p))

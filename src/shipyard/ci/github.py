@@ -107,7 +107,8 @@ def _step(stage: Stage, job: Job, plan: Plan, workflow: Workflow, wd: str) -> di
 
 
 def _job(plan: Plan, workflow: Workflow, job: Job, wd: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": job.title, "runs-on": "ubuntu-latest"}
+    runs_on = plan.ci.runner if plan.ci.self_hosted else "ubuntu-latest"
+    out: dict[str, Any] = {"name": job.title, "runs-on": runs_on}
     needs = list(job.needs)
     if job.release and "resolve" not in needs:
         needs.insert(0, "resolve")

@@ -173,6 +173,8 @@ def pipeline_file(plan: Plan, wd: str) -> dict[str, Any]:
         "stages": stages,
         "default": {"image": f"python:{plan.python}"},
     }
+    if plan.ci.self_hosted:
+        data["default"]["tags"] = [plan.ci.runner]
     data.update(_jobs(plan, wd))
     data[user_section("jobs")] = None
     return data

@@ -123,7 +123,10 @@ def deploy_command(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="local, container or kubernetes (default: deployment.target in shipyard.yaml)."),
+        typer.Option(
+            help="local, container, remote-container or kubernetes (default: deployment.target in "
+            "shipyard.yaml)."
+        ),
     ] = None,
     render_dir: Annotated[
         Path | None,

@@ -7,6 +7,7 @@
       paths: [train.py, schema.py, data/diabetes.csv]   # default: derived from the project
       retrain_cron: "0 3 * * 1"   # null: no scheduled retraining
       reap_cron: "0 * * * *"      # null: no scheduled reaper
+      runner: hosted              # or the label of a self-hosted runner / agent pool
 
 Everything has a default derived from the rest of the file, so a project without a `ci:` section
 still gets working workflows; the defaults live here (`ci_paths`, `ci_install`) so that the
@@ -29,6 +30,8 @@ PROVIDERS = ("github", "azure", "gitlab")
 # Five fields of digits, names, * / , - (the cron all three CI systems understand).
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/\-]+$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+HOSTED = "hosted"
 
 
 class CiConfig(Strict):
@@ -73,6 +76,24 @@ class CiConfig(Strict):
         "shipyard", description="Azure DevOps variable group holding the secret variables."
     )
     azure_vm_image: str = Field("ubuntu-latest", description="Azure Pipelines hosted agent image.")
+    runner: str = Field(
+        HOSTED,
+        description="Where the jobs run: `hosted` (the CI system's ephemeral machines) or the label of "
+        "a self-hosted runner (GitHub runs-on, Azure agent pool, GitLab runner tag).",
+    )
+
+    @property
+    def self_hosted(self) -> bool:
+        return self.runner != HOSTED
+
+    @field_validator("runner")
+    @classmethod
+    def _runner_label(cls, v: str) -> str:
+        if not _LABEL.match(v):
+            raise ValueError(
+                f"{v!r} is not a runner label: use `hosted` or a label of letters, digits, '.', '_', '-'"
+            )
+        return v
 
     @field_validator("retrain_cron", "reap_cron")
     @classmethod

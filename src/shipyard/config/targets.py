@@ -99,18 +99,69 @@ class KubernetesConfig(Strict):
         return v
 
 
+_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
+
+
+class RemoteHostConfig(Strict):
+    """The host of the remote-container target: a VM running podman or docker, reached over SSH
+    (docs/remote-container.md). `key` is a secret reference, never the key itself."""
+
+    host: str = Field(..., description="Host name or address of the VM, reached over SSH.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    user: str | None = Field(None, description="SSH user; default: ssh's own (your user or ~/.ssh/config).")
+    key: SecretReference | None = Field(
+        None, description="Reference to the private key (file:, env:, keyring:); default: agent and ~/.ssh."
+    )
+    known_hosts: str | None = Field(
+        None, description="known_hosts file holding the host's key; default: ~/.ssh/known_hosts."
+    )
+    runtime: Literal["podman", "docker"] = Field("podman", description="Container runtime on the host.")
+    bind: str = Field("0.0.0.0", description="Interface of the host the published port listens on.")
+    address: str | None = Field(
+        None, description="Host name clients use in the endpoint URL; default: `host`."
+    )
+
+    @field_validator("host", "bind", "address")
+    @classmethod
+    def _host_name(cls, v: str | None) -> str | None:
+        if v is not None and (not _HOST.match(v) or v.startswith("-")):
+            raise ValueError(f"{v!r} is not a host name or address")
+        return v
+
+    @field_validator("user")
+    @classmethod
+    def _user_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", v):
+            raise ValueError(f"{v!r} is not a user name")
+        return v
+
+
 class TargetConfig(Strict):
     """The deployment target and what it gives each replica."""
 
-    target: Literal["local", "container", "kubernetes"] = Field("local", description="Where it runs.")
+    target: Literal["local", "container", "remote-container", "kubernetes"] = Field(
+        "local", description="Where it runs."
+    )
     image: ImageConfig = Field(default_factory=ImageConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    remote: RemoteHostConfig | None = Field(
+        None, description="The host of the remote-container target (host, port, user, key, ...)."
+    )
     restart: Literal["no", "on-failure", "always"] = Field(
         "on-failure", description="Container restart policy (container target)."
     )
     ttl: str | None = Field(None, description="Delete the deployment this long after it starts (e.g. 24h).")
+
+    @model_validator(mode="after")
+    def _remote_has_a_host(self) -> TargetConfig:
+        if self.target == "remote-container" and self.remote is None:
+            raise ValueError(
+                "target remote-container needs a `remote:` section with at least `host:` "
+                "(docs/remote-container.md)"
+            )
+        return self
 
     @field_validator("ttl")
     @classmethod

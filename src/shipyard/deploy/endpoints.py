@@ -28,6 +28,7 @@ from shipyard.deploy import runtime
 from shipyard.deploy.capture_sync import sync_after_delete
 from shipyard.deploy.keys import delete_keys, temporary_key
 from shipyard.deploy.smoke import SmokeResult, smoke_test
+from shipyard.deploy.targets import target_class
 from shipyard.deploy.traffic import EndpointInfo, check_slot, remove_endpoint, route_all_to
 from shipyard.errors import DeploymentError, NotFoundError
 from shipyard.ownership import Owner, owned_here
@@ -66,6 +67,7 @@ class DeploymentInfo:
     owner_root: str | None = None
     process_start: str | None = None
     image_id: str | None = None
+    target_settings: dict[str, Any] | None = None
     # Plain keys, only in the result of the call that created them: never stored or logged.
     new_keys: dict[str, str] | None = None
 
@@ -97,6 +99,7 @@ def _info(row: DeploymentRow) -> DeploymentInfo:
         owner_host=row.owner_host,
         owner_root=row.owner_root,
         process_start=row.process_start,
+        target_settings=row.target_settings,
     )
 
 
@@ -236,7 +239,9 @@ def activate(ws: Workspace, deployment_id: str, reason: str) -> DeploymentInfo:
     info = _update(ws, dep.id, state="active")
     host = dep.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]") if dep.url else "127.0.0.1"
     try:
-        routed = route_all_to(ws, dep.endpoint, dep.slot or "blue", host, reason)
+        # A router here would die with this machine: a deployment that outlives it keeps its URL.
+        here = target_class(dep.target).on_this_machine
+        routed = route_all_to(ws, dep.endpoint, dep.slot or "blue", host, reason) if here else None
     except Exception:
         _update(ws, dep.id, state=dep.state)
         raise

@@ -5,7 +5,8 @@ Plain keys exist only in the output of the command that made them. Servers read 
 a rotation takes effect on the next request without a restart. The file is world-readable (0644):
 it holds only SHA-256 hashes of 256-bit random keys, which authenticate nothing and cannot be
 turned back into keys, and the server in a container runs as its own non-root user (uid 10001),
-which must read it through the mounted folder.
+which must read it through the mounted folder. A target whose servers read a copy on another host
+(remote-container) gets every rewrite (deploy/runtime.publish_keys).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def _write_keys_file(ws: Workspace, endpoint: str, extra: dict[str, str] | None 
     with os.fdopen(fd, "w") as fh:
         json.dump(hashes, fh)
     os.replace(tmp, path)
+    from shipyard.deploy.runtime import publish_keys  # runtime starts servers with these files
+
+    publish_keys(ws, endpoint, path)
     return path
 
 

@@ -63,6 +63,7 @@ class _Dep:
     owner_host: str | None = None
     owner_root: str | None = None
     process_start: str | None = None
+    target_settings: dict[str, Any] | None = None  # how a remote target reaches it (handle_of)
 
 
 def _snapshot(row: DeploymentRow) -> _Dep:
@@ -79,6 +80,7 @@ def _snapshot(row: DeploymentRow) -> _Dep:
         row.owner_host,
         row.owner_root,
         row.process_start,
+        row.target_settings,
     )
 
 

@@ -26,6 +26,7 @@ from shipyard.deploy.targets import DeploymentSpec, get_target, handle_of, targe
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.ownership import Owner, describe, owned_here
 from shipyard.packaging.bundle import Bundle
+from shipyard.ssh import SshError
 from shipyard.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -110,11 +111,15 @@ def launch(
         "url": handle.url,
         "container_id": handle.container_id,
         "image_id": image.id if image else None,
+        "target_settings": handle.settings,
     }
+    # A deployment that outlives this machine has no owner here: any machine that can reach it
+    # (its target_settings) may check and delete it (ownership.owned_here).
+    owner = Owner.here(ws.root).fields(handle.pid) if target.on_this_machine else Owner.nobody()
     return {
         **{key: value for key, value in recorded.items() if value is not None},
         "target": target.name,
-        **Owner.here(ws.root).fields(handle.pid),
+        **owner,
     }
 
 
@@ -129,6 +134,26 @@ def _image(ws: Workspace, bundle: Bundle, config: DeploymentConfig, image_id: st
 
 def _runtime(config: DeploymentConfig) -> str | None:
     return config.image.builder if config.image.builder in ("podman", "docker") else None
+
+
+def publish_keys(ws: Workspace, endpoint: str, path: Path) -> None:
+    """Hand a rewritten keys file to the endpoint's live deployments whose target keeps its own
+    copy (`copies_keys`: a remote host), so that rotations and smoke-test keys reach them too."""
+    from sqlalchemy import select
+
+    from shipyard.store.models import DeploymentRow
+
+    with ws.store.session() as s:
+        rows = list(
+            s.scalars(
+                select(DeploymentRow).where(
+                    DeploymentRow.endpoint == endpoint, DeploymentRow.state.in_(("healthy", "active"))
+                )
+            )
+        )
+    for row in rows:
+        if getattr(target_class(row.target), "copies_keys", False):
+            get_target(row.target).update_keys(handle_of(row), path)  # type: ignore[attr-defined]
 
 
 def stop(ws: Workspace, dep: Any) -> None:
@@ -158,3 +183,5 @@ def alive(ws: Workspace, dep: Any) -> bool:
         return get_target(name).status(handle_of(dep)) == "running"
     except ConfigError:  # podman/docker gone: nothing can be running
         return False
+    except SshError:  # its host cannot be asked now: trust the record rather than call it dead
+        return True

@@ -155,6 +155,24 @@ def _shipyard_version() -> str:
         return "unknown"
 
 
+def registry_credentials(cfg: ImageConfig) -> tuple[str | None, str | None]:
+    """The registry user name and password their references name (None where not set)."""
+    return (
+        resolve_secret(cfg.registry_username, "image.registry_username"),
+        resolve_secret(cfg.registry_password, "image.registry_password"),
+    )
+
+
+def push_image(cfg: ImageConfig, tag: str, progress: Progress | None = None) -> str:
+    """Push the built image `tag` to `cfg.registry`; returns where it went (`dest@digest`)."""
+    assert cfg.registry
+    destination = f"{cfg.registry}/{tag.split('/', 1)[1]}"
+    (progress or (lambda _msg: None))(f"pushing to {destination}")
+    username, password = registry_credentials(cfg)
+    digest = get_builder(cfg.builder).push(tag, destination, username=username, password=password)
+    return f"{destination}@{digest}" if digest else destination
+
+
 def build_image(
     ws: Workspace,
     bundle: Bundle | Path,
@@ -201,17 +219,7 @@ def build_image(
     result = builder.build(context, tag, log_path=context.parent / f"{context.name}.log")
     details = result.details
 
-    pushed_to = None
-    if push:
-        destination = f"{cfg.registry}/{tag.split('/', 1)[1]}"
-        say(f"pushing to {destination}")
-        digest = builder.push(
-            tag,
-            destination,
-            username=resolve_secret(cfg.registry_username, "image.registry_username"),
-            password=resolve_secret(cfg.registry_password, "image.registry_password"),
-        )
-        pushed_to = f"{destination}@{digest}" if digest else destination
+    pushed_to = push_image(cfg, tag, say) if push else None
 
     seconds = round(time.monotonic() - started, 2)
     row = ImageRow(

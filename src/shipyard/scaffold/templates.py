@@ -244,6 +244,11 @@ environments:
 # Generated CI/CD (docs/ci.md): `shipyard ci generate` rewrites the CI files from this section.
 ci:
   provider: __PROVIDER__
+  # The environments deploy to the local target: their servers must outlive the release job, so
+  # the jobs run on your self-hosted runner with this label. To use the CI system's hosted
+  # runners, give each environment a target that outlives the job (docs/remote-container.md)
+  # and set `runner: hosted`.
+  runner: self-hosted
 """
 
 PYPROJECT_TOML = """# Lint and test settings, as the PR checks run them (this is not a Python package).

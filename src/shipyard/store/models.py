@@ -129,6 +129,9 @@ class DeploymentRow(Base):
     # Since 0007: the process that started it (a `starting` row whose starter died is stale).
     starter_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     starter_start: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # Since 0008: how the target reaches it from any machine (remote-container: the SSH
+    # connection and runtime; references only, never a secret).
+    target_settings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ImageRow(Base):

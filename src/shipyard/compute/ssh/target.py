@@ -42,9 +42,9 @@ from typing import Any
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
 from shipyard.compute.envspec import EnvSpec, read_env_spec
-from shipyard.compute.ssh.session import SshError, SshSession
 from shipyard.errors import NotFoundError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
+from shipyard.ssh import SshError, SshSession
 from shipyard.tracking.importer import FILE_STORE_DIR, TRACKING_DIR
 
 EXCLUDED = frozenset({".shipyard", ".git", "__pycache__", "outputs"})

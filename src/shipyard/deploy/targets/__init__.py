@@ -16,12 +16,13 @@ from shipyard.errors import ConfigError
 TARGETS: dict[str, str] = {
     "local": "shipyard.deploy.targets.local:LocalTarget",
     "container": "shipyard.deploy.targets.container:ContainerTarget",
+    "remote-container": "shipyard.deploy.targets.remote_container:RemoteContainerTarget",
     "kubernetes": "shipyard.deploy.targets.kubernetes:KubernetesTarget",
 }
 
 
 def target_names() -> str:
-    """`local, container or kubernetes`: the table's types, for messages."""
+    """`local, container, remote-container or kubernetes`: the table's types, for messages."""
     names = list(TARGETS)
     return f"{', '.join(names[:-1])} or {names[-1]}"
 

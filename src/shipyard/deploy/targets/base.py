@@ -4,7 +4,8 @@ Endpoints and rollouts talk to targets only through this interface, so a deploym
 same whether it is a local process (targets/local.py) or a container (targets/container.py).
 `apply` returns once the server answers `GET /` as the expected deployment, or raises
 DeploymentError with the server's last log lines. What differs between targets is said by the
-target class itself (`builds_image`, `runs_in_cluster`), never by testing its name: a Kubernetes
+target class itself (`builds_image`, `runs_in_cluster`, `on_this_machine`), never by testing its
+name: a Kubernetes
 deployment (targets/kubernetes.py) is run by the cluster, so it is rendered and applied instead
 of started here, and its record is trusted rather than checked.
 """
@@ -51,6 +52,9 @@ class TargetHandle:
     log_path: Path | None = None
     deployment_id: str | None = None  # finds a local server whose pid was never recorded
     process_start: str | None = None  # tells a recorded pid from a reused one (ownership.py)
+    # How the target reaches the deployment from any machine (remote-container: the SSH
+    # connection); recorded, so references only, never a secret.
+    settings: dict[str, Any] | None = None
 
 
 def handle_of(dep: Any) -> TargetHandle:
@@ -65,6 +69,7 @@ def handle_of(dep: Any) -> TargetHandle:
         log_path=Path(log_path) if log_path else None,
         deployment_id=getattr(dep, "id", None),
         process_start=getattr(dep, "process_start", None),
+        settings=getattr(dep, "target_settings", None),
     )
 
 
@@ -75,6 +80,9 @@ class Target(Protocol):
     # A cluster runs the deployment: it is rendered and applied (not started and smoke-tested
     # here), its record is trusted on every host, and the cluster reaps it at its ttl.
     runs_in_cluster: ClassVar[bool]
+    # The deployment runs on the machine that deployed it, so it ends with that machine: on a CI
+    # system's hosted runner, with the job (`shipyard ci generate` refuses such a release).
+    on_this_machine: ClassVar[bool]
 
     def apply(self, spec: DeploymentSpec) -> TargetHandle:
         """Start the deployment and wait until it is healthy; DeploymentError otherwise."""

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,15 @@ def container_name(spec: DeploymentSpec) -> str:
     return f"shipyard-{spec.endpoint}-{spec.slot + '-' if spec.slot else ''}{spec.deployment_id[:12]}"
 
 
+def write_env_file(folder: Path, env: dict[str, str]) -> Path:
+    """`KEY=value` lines in a 0600 file (the runtime's --env-file: values never on a command line)."""
+    path = folder / "env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in env.items())
+    return path
+
+
 def pick_runtime(preferred: str | None = None) -> str:
     """podman or docker: `preferred` when it is one of them and installed, else the first installed."""
     names = [preferred] if preferred in RUNTIMES else list(RUNTIMES)
@@ -51,6 +61,7 @@ class ContainerTarget:
     name = "container"
     builds_image = True
     runs_in_cluster = False
+    on_this_machine = True
 
     def __init__(self, runtime: str | None = None) -> None:
         self.runtime = pick_runtime(runtime)
@@ -64,8 +75,17 @@ class ContainerTarget:
             raise DeploymentError(f"{self.runtime} {args[0]} failed: {proc.stderr.strip()[-1500:]}")
         return proc
 
+    def bind(self, spec: DeploymentSpec) -> str:
+        """The interface the published port listens on."""
+        return spec.config.host
+
+    def url_host(self, spec: DeploymentSpec) -> str:
+        """The host name in the deployment's URL."""
+        return "127.0.0.1" if spec.config.host in ("0.0.0.0", "") else spec.config.host
+
     def run_args(self, spec: DeploymentSpec, name: str, env_file: Path | None) -> list[str]:
-        """The `run` command line (no secrets on it: env comes from a file)."""
+        """The `run` command line (no secrets on it: env comes from a file). The spec's files are
+        paths where the runtime runs (this machine here; the remote host for remote-container)."""
         res = spec.config.resources
         memory_mb = int((res.memory_limit_gb or res.memory_gb) * 1024)
         host_port = spec.config.port or ""
@@ -73,7 +93,7 @@ class ContainerTarget:
             "run", "--detach", "--name", name,
             "--label", f"ai.shipyard.deployment={spec.deployment_id}",
             "--label", f"ai.shipyard.endpoint={spec.endpoint}",
-            "--publish", f"{spec.config.host}:{host_port}:{CONTAINER_PORT}",
+            "--publish", f"{self.bind(spec)}:{host_port}:{CONTAINER_PORT}",
             "--cpus", f"{res.cpu_limit or res.cpu_cores:g}",
             "--memory", f"{memory_mb}m",
             "--restart", spec.config.restart,
@@ -82,10 +102,10 @@ class ContainerTarget:
         if env_file is not None:
             args += ["--env-file", str(env_file)]
         if spec.settings_file is not None:
-            args += ["--volume", f"{Path(spec.settings_file).resolve()}:{SETTINGS_PATH}:ro"]
+            args += ["--volume", f"{spec.settings_file}:{SETTINGS_PATH}:ro"]
             server += ["--settings", SETTINGS_PATH]
         if spec.keys_file is not None:
-            keys = Path(spec.keys_file).resolve()
+            keys = spec.keys_file
             args += ["--volume", f"{keys.parent}:{KEYS_DIR}:ro"]
             server += ["--keys-file", f"{KEYS_DIR}/{keys.name}"]
         command = ["python", "-m", "shipyard.serving", "--bundle", "/app/bundle", "--host", "0.0.0.0"]
@@ -98,21 +118,23 @@ class ContainerTarget:
                 "the container target needs an image: build one with `shipyard package --image`"
             )
         name = container_name(spec)
+        here = replace(
+            spec,
+            settings_file=Path(spec.settings_file).resolve() if spec.settings_file else None,
+            keys_file=Path(spec.keys_file).resolve() if spec.keys_file else None,
+        )
         with tempfile.TemporaryDirectory(prefix="shipyard-env-") as tmp:
-            env_file = None
-            if spec.env:
-                env_file = Path(tmp) / "env"
-                fd = os.open(env_file, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    out.writelines(f"{key}={value}\n" for key, value in spec.env.items())
-            container_id = self._cli(*self.run_args(spec, name, env_file)).stdout.strip()
-        handle = TargetHandle("container", "", 0, container_id=container_id, name=name)
+            env_file = write_env_file(Path(tmp), spec.env) if spec.env else None
+            return self.run_and_wait(here, name, env_file)
+
+    def run_and_wait(self, spec: DeploymentSpec, name: str, env_file: Path | None) -> TargetHandle:
+        """Run the container and wait until it answers as `spec`'s deployment; removed if it fails."""
+        container_id = self._cli(*self.run_args(spec, name, env_file)).stdout.strip()
+        handle = TargetHandle(self.name, "", 0, container_id=container_id, name=name)
         try:
             port = self._published_port(name)
-            host = "127.0.0.1" if spec.config.host in ("0.0.0.0", "") else spec.config.host
-            handle = TargetHandle(
-                "container", f"http://{host}:{port}", port, container_id=container_id, name=name
-            )
+            url = f"http://{self.url_host(spec)}:{port}"
+            handle = TargetHandle(self.name, url, port, container_id=container_id, name=name)
             self._wait_healthy(handle, spec.deployment_id, spec.config.health_timeout_s)
         except DeploymentError:
             self.delete(handle)
@@ -138,7 +160,7 @@ class ContainerTarget:
         return status, int(code or 0), int(restarts or 0)
 
     def _with_logs(self, message: str, name: str) -> str:
-        tail = self.logs(TargetHandle("container", "", 0, name=name), _LOG_LINES)
+        tail = self.logs(TargetHandle(self.name, "", 0, name=name), _LOG_LINES)
         return f"{message}\n--- last lines of the container's log ---\n{tail}" if tail else message
 
     def _wait_healthy(self, handle: TargetHandle, deployment_id: str, timeout_s: float) -> None:

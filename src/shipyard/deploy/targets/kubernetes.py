@@ -43,6 +43,7 @@ class KubernetesTarget:
     name = "kubernetes"
     builds_image = False  # the Deployment pulls the image `shipyard package --image --push` made
     runs_in_cluster = True
+    on_this_machine = False
 
     def apply(self, spec: DeploymentSpec) -> TargetHandle:
         raise ConfigError(

@@ -13,6 +13,7 @@ class LocalTarget:
     name = "local"
     builds_image = False
     runs_in_cluster = False
+    on_this_machine = True
 
     def apply(self, spec: DeploymentSpec) -> TargetHandle:
         if spec.bundle_dir is None or spec.log_path is None:

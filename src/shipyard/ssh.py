@@ -1,5 +1,8 @@
 """One remote host reached with the system OpenSSH client: argv, identity, commands, clear errors.
 
+Shared by the ssh compute target (compute/ssh/) and the remote-container deploy target
+(deploy/targets/remote_container.py), so both reach a host, and fail, the same way.
+
 Why the system `ssh` (a subprocess) rather than a Python SSH library: it reads the user's agent,
 config and known_hosts exactly as the user's own `ssh` does, and it is what every host already
 trusts. Every call is `ssh -o BatchMode=yes` (never a prompt that would hang a pipeline) with
