@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
+.PHONY: demo test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ test: $(STAMP)
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check tests/ and testpaths" >&2; fi; exit $$rc; }
+
+# The sdist and the wheel of the distribution (shipyard-mlops) into dist/, with the standard frontend.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -59,7 +59,6 @@ class CiConfig(Strict):
     )
     wheel: str | None = Field(
         None,
-        pattern=r"\.whl$",
         description="A Shipyard wheel in the repository (relative to the project) that the default install "
         "step installs instead of the published distribution; `shipyard init --vendor-wheel` sets it.",
     )
@@ -100,6 +99,13 @@ class CiConfig(Strict):
     def _branch(cls, v: str) -> str:
         if not _BRANCH.match(v):
             raise ValueError(f"{v!r} is not a branch name")
+        return v
+
+    @field_validator("wheel")
+    @classmethod
+    def _wheel(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(".whl"):
+            raise ValueError(f"{v!r} is not a wheel file: name a .whl in the repository, e.g. from `make dist`")
         return v
 
     @field_validator("paths", "working_directory", "wheel")
