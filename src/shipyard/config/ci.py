@@ -105,7 +105,7 @@ class CiConfig(Strict):
     @classmethod
     def _wheel(cls, v: str | None) -> str | None:
         if v is not None and not v.endswith(".whl"):
-            raise ValueError(f"{v!r} is not a wheel file: name a .whl in the repository (`make dist` builds one)")
+            raise ValueError(f"{v!r} is not a wheel file: name a .whl in the repository (`make dist`)")
         return v
 
     @field_validator("paths", "working_directory", "wheel")
