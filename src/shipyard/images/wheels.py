@@ -45,7 +45,6 @@ SERVING_REQUIREMENTS = (
     "numpy",
 )
 PYTHON_VERSION = "3.11"
-ABI = "cp311"
 # Bookworm has glibc 2.36: every manylinux tag up to it runs there.
 PLATFORMS = (
     "manylinux2014_x86_64",
@@ -128,12 +127,13 @@ def _lock_text(header: str, folder: Path) -> str:
     return "\n".join([header, *body]) + "\n"
 
 
-def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
-    """Wheels for `requirements` (CPython 3.11, manylinux x86_64), from the cache or pip download."""
+def dependency_wheels(cache_root: Path, requirements: list[str], python: str = PYTHON_VERSION) -> WheelSet:
+    """Wheels for `requirements` (CPython `python`, default the base image's 3.11; manylinux
+    x86_64), from the cache or pip download."""
     key = json_sha256(
         {
             "requirements": [*requirements, _pip_requirement()],
-            "python": PYTHON_VERSION,
+            "python": python,
             "platforms": PLATFORMS,
         }
     )
@@ -151,10 +151,10 @@ def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
         _run_pip(
             [
                 "download", "--quiet", "--only-binary=:all:", "--dest", str(staging),
-                "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", ABI,
+                "--python-version", python, "--implementation", "cp", "--abi", "cp" + python.replace(".", ""),
                 *platform_args, "-r", str(req_file),
             ],
-            "downloading the image's wheels",
+            f"downloading wheels for CPython {python}",
         )  # fmt: skip
         req_file.unlink()
         (staging / ".complete").write_text(key + "\n")
