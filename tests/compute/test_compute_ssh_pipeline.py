@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import getpass
 import json
-import subprocess
-import venv
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
+from compute_support import plain_python
 from sshd_support import Sshd, sshd  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 WHEEL = f"shipyard_mlops-{version('shipyard-mlops')}-py3-none-any.whl"
-
-
-def plain_python(folder: Path) -> Path:
-    """The host's Python as a new VM has it: a bare venv (standard library only)."""
-    venv.EnvBuilder(with_pip=False).create(folder)
-    python = folder / "bin" / "python"
-    probe = subprocess.run([python, "-c", "import pandas"], capture_output=True, text=True)
-    assert probe.returncode == 1 and "No module named 'pandas'" in probe.stderr
-    return python
 
 
 def test_training_on_an_ssh_host_lands_in_the_workspace(
