@@ -104,3 +104,22 @@ def test_init_vendor_wheel_copies_the_wheel_this_shipyard_was_installed_from(ins
     vendored = tmp_path / "shop" / "vendor" / wheel.name
     assert f"vendor/{wheel.name}" in json.loads(res.stdout)["written"]
     assert vendored.read_bytes() == wheel.read_bytes()
+
+
+def test_without_its_wheel_file_init_vendor_wheel_says_how_to_get_one(installed, tmp_path):
+    venv_dir, wheel = installed
+    moved = wheel.rename(wheel.with_suffix(".moved"))
+    try:
+        res = subprocess.run(
+            [venv_dir / "bin" / "shipyard", "init", "shop", "--vendor-wheel"],
+            cwd=tmp_path,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        moved.rename(wheel)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "there is no wheel file of shipyard-mlops==" in res.stderr and "make dist" in res.stderr
+    assert not (tmp_path / "shop").exists()

@@ -200,9 +200,9 @@ def runtime_wheel(cache_root: Path) -> tuple[WheelSet, str]:
     if installed is not None:
         return _wheel_from_file(cache_root, installed)
     raise ShipyardError(
-        f"{distribution.requirement()} was installed from an index, so there is no wheel file of it "
-        "here: install it from a wheel file (`pip install ./shipyard_mlops-*.whl`, e.g. from "
-        "`make dist`) or from a source checkout (`pip install -e <checkout>`)"
+        f"there is no wheel file of {distribution.requirement()} here (it came from an index, or the "
+        "file it was installed from is gone): install it from a wheel file (`pip install "
+        "./shipyard_mlops-*.whl`, e.g. from `make dist`) or from a checkout (`pip install -e <checkout>`)"
     )
 
 
