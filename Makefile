@@ -12,6 +12,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# A venv from before the rename holds the checkout as distribution `shipyard`: replace it.
+	$(BIN)/python -m pip uninstall -q -y shipyard 2>/dev/null || true
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
