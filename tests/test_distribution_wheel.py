@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import venv
 from pathlib import Path
 
@@ -31,11 +32,16 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, repo_root) -> tuple[Path, Path]:
-    """(venv, wheel): a fresh venv with the wheel `python -m build` makes of the checkout, installed
-    offline."""
+    """(venv, wheel): a fresh venv with the wheel `make dist` makes of the checkout (`python -m
+    build`: the sdist, then the wheel from the sdist), installed offline."""
     root = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", root / "dist", repo_root], timeout=300)
-    (wheel,) = (root / "dist").glob("shipyard_mlops-*.whl")
+    _run([sys.executable, "-m", "build", "--outdir", root / "dist", repo_root], timeout=300)
+    (wheel,) = (root / "dist").glob("shipyard_mlops-*-py3-none-any.whl")
+    (sdist,) = (root / "dist").glob("shipyard_mlops-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        assert any(
+            n.endswith("src/shipyard/store/migrations/versions/0001_initial.py") for n in tar.getnames()
+        )
     # The dependencies' wheels, pinned as the project pins them (pip's own cache makes this quick).
     wheels = root / "wheels"
     pip = [sys.executable, "-m", "pip", "download", "-q", "-d", wheels, "-c", repo_root / "constraints.txt"]
@@ -79,7 +85,7 @@ def test_the_installed_wheel_runs_the_example_end_to_end(
         assert steps == {step: "succeeded" for step in steps} and "smoke_test" in steps, steps
         assert summary["model"]["name"] == "diabetes-ridge" and summary["model"]["version"] == "1"
         client = mlflow_client(ws)
-        assert client.get_model_version_by_alias("diabetes-ridge", "production").version == "1"
+        assert str(client.get_model_version_by_alias("diabetes-ridge", "production").version) == "1"
         log = next(ws.rglob("train.log")).read_text()
         assert f"shipyard from: {installed}" in log, log[-2000:]
         [dep] = query(ws, "select state, pid, model_version from shipyard_deployments")
