@@ -231,7 +231,7 @@ def test_with_a_wheel_cache_the_env_gets_shipyard_offline_and_follows_its_wheel(
     t = target(
         sshd, remote_root, python=str(plain_python(tmp_path / "plain")), wheel_cache=tmp_path / "cache"
     )
-    assert run(t, job).state == "succeeded"
+    assert run(t, job).status == "succeeded"
     assert t.last_env_action == "built"
     [env] = [p for p in (remote_root / "envs").iterdir() if p.is_dir()]
     assert all(path.startswith(f"{env}/lib/") for path in (job.outputs_dir / "where").read_text().split())
