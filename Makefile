@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
+.PHONY: demo test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
 
 venv: $(STAMP)
 
@@ -12,6 +12,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# A venv from before the rename holds the checkout as distribution `shipyard`: replace it.
+	$(BIN)/python -m pip uninstall -q -y shipyard 2>/dev/null || true
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -22,6 +24,11 @@ test: $(STAMP)
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check tests/ and testpaths" >&2; fi; exit $$rc; }
+
+# The sdist and the wheel of the distribution (shipyard-mlops) into dist/, with the standard frontend.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

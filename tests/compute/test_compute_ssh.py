@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from compute_support import step_job
+from compute_support import plain_python, step_job
 from sshd_support import Sshd, sshd  # noqa: F401
 
 from shipyard.compute.base import StepJob, run
@@ -217,3 +217,32 @@ def test_spec_builds_a_remote_venv_once_and_reuses_it(sshd: Sshd, tmp_path: Path
     before = marker.stat().st_mtime_ns
     run(t, job)
     assert t.last_env_action == "reused" and marker.stat().st_mtime_ns == before
+
+
+def test_with_a_wheel_cache_the_env_gets_shipyard_offline_and_follows_its_wheel(
+    sshd: Sshd, tmp_path: Path, remote_root: Path
+) -> None:
+    code = (
+        "import os, shipyard, six\n"
+        "open(os.environ['SHIPYARD_OUTPUTS'] + '/where', 'w').write(shipyard.__file__ + ' ' + six.__file__)\n"
+    )
+    job = job_for(tmp_path, code, environment=Path("requirements.txt"))
+    (job.project_dir / "requirements.txt").write_text("six\n")
+    t = target(
+        sshd, remote_root, python=str(plain_python(tmp_path / "plain")), wheel_cache=tmp_path / "cache"
+    )
+    assert run(t, job).status == "succeeded"
+    assert t.last_env_action == "built"
+    [env] = [p for p in (remote_root / "envs").iterdir() if p.is_dir()]
+    assert all(path.startswith(f"{env}/lib/") for path in (job.outputs_dir / "where").read_text().split())
+    marker_file = env / ".shipyard-env.json"
+    marker = json.loads(marker_file.read_text())
+    [wheels] = list((remote_root / "wheels").iterdir())
+    assert marker["wheels"] == wheels.name and marker["requirements"] == ["six"]
+    assert any(p.name.startswith("six-") for p in wheels.glob("*.whl"))
+    # An environment made from other wheels (an older Shipyard): the same venv, reinstalled.
+    marker_file.write_text(json.dumps(marker | {"wheels": "0" * 16}))
+    run(t, job)
+    assert t.last_env_action == "refreshed" and json.loads(marker_file.read_text())["wheels"] == wheels.name
+    run(t, job)
+    assert t.last_env_action == "reused" and list((remote_root / "wheels").iterdir()) == [wheels]

@@ -1,20 +1,26 @@
 """`train.compute: NAME` with an ssh entry in shipyard.yaml, through `shipyard run`: the diabetes
-example trains on a real sshd on 127.0.0.1, logs into a store beside its outputs (it cannot reach
-the workspace), and the train step imports that run — metrics, params, model artifact — into the
-workspace, where the gate, the registry and a second run's cache use it as any local run."""
+example trains on a real sshd on 127.0.0.1 with the host's plain python3 (no pandas, no Shipyard):
+the target builds a venv there from Shipyard's wheel and the wheels of train.environment, shipped
+over the connection and installed offline; the script logs into a store beside its outputs (it
+cannot reach the workspace), and the train step imports that run — metrics, params, model
+artifact — into the workspace, where the gate, the registry and a second run's cache use it as any
+local run."""
 
 from __future__ import annotations
 
 import getpass
 import json
-import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
+from compute_support import plain_python
 from sshd_support import Sshd, sshd  # noqa: F401
 
 pytestmark = pytest.mark.integration
+
+WHEEL = f"shipyard_mlops-{version('shipyard-mlops')}-py3-none-any.whl"
 
 
 def test_training_on_an_ssh_host_lands_in_the_workspace(
@@ -31,14 +37,15 @@ def test_training_on_an_ssh_host_lands_in_the_workspace(
             "user": getpass.getuser(),
             "key": f"file:{sshd.client_key}",
             "known_hosts": str(sshd.known_hosts),
-            "python": sys.executable,  # the "remote" host is this machine; its Python has Shipyard
+            "python": str(plain_python(tmp_path / "plain")),  # no pandas, no Shipyard
             "workdir": str(tmp_path / "remote"),
         }
     }
     data["train"]["compute"] = "vm"
-    # The host's own Python (which has Shipyard) rather than a venv from requirements.txt, which
-    # would not (a remote environment gets Shipyard only when its spec lists it: docs/compute.md).
-    data["train"].pop("environment")
+    train = project / "train.py"
+    train.write_text(
+        "import shipyard as _s, sys\nprint('remote:', sys.prefix, _s.__file__)\n" + train.read_text()
+    )
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     ws = tmp_path / ".shipyard"
 
@@ -62,7 +69,14 @@ def test_training_on_an_ssh_host_lands_in_the_workspace(
     assert [v.run_id for v in versions] == [run_id]
     outputs = next(ws.rglob("outputs/*/train"))
     assert not (outputs / ".tracking").exists()  # the temporary store is gone after the import
-    assert list((tmp_path / "remote").iterdir()) in ([], [tmp_path / "remote" / "envs"])
+    remote = tmp_path / "remote"
+    assert sorted(p.name for p in remote.iterdir() if p.is_dir()) == ["envs", "wheels"]
+    [env] = [p for p in (remote / "envs").iterdir() if p.is_dir()]
+    marker = json.loads((env / ".shipyard-env.json").read_text())
+    [wheels] = list((remote / "wheels").iterdir())
+    assert marker["wheels"] == wheels.name and (wheels / WHEEL).is_file()
+    log = next(ws.rglob("train.log")).read_text()
+    assert f"remote: {env} {env}/lib/python" in log, log[-2000:]  # Shipyard from the remote venv
 
     again = shipyard_proc("run", "--workspace", ws, "--output", "json", cwd=project, timeout=600)
     steps = {s["step"]: s["status"] for s in json.loads(again.out)["steps"]}

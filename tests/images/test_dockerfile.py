@@ -16,7 +16,7 @@ from shipyard.images.wheels import SERVING_REQUIREMENTS, resolve_requirements
 
 SPEC = DockerfileSpec(
     base="localhost/shipyard-base:bookworm",
-    runtime_wheel="shipyard-0.1.0-py3-none-any.whl",
+    runtime_wheel="shipyard_mlops-0.1.0-py3-none-any.whl",
     pip_wheel="pip-26.3-py3-none-any.whl",
     model_name="diabetes-ridge",
     model_version="7",
@@ -47,7 +47,7 @@ def test_layers_put_dependencies_before_the_bundle_and_labels_last() -> None:
     assert venv < _index(lines, "COPY requirements.lock") < deps < runtime < bundle < label
     assert "--no-index" in lines[deps] and "--find-links /wheels" in lines[deps]
     assert "/opt/venv/bin/python /wheels/pip-26.3-py3-none-any.whl/pip install" in lines[deps]
-    assert "--no-deps /runtime/shipyard-0.1.0-py3-none-any.whl" in lines[runtime + 1]
+    assert "--no-deps /runtime/shipyard_mlops-0.1.0-py3-none-any.whl" in lines[runtime + 1]
     # Nothing model-specific may come before the dependency layer, or every model change rebuilds it.
     assert not any("diabetes-ridge" in line or "ab" * 6 in line for line in lines[:bundle])
 

@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -132,6 +133,48 @@ def test_azure_provider_and_a_derived_name(tmp_path: Path):
     assert "provider: azure" in (tmp_path / "My_Churn.Model/shipyard.yaml").read_text()
 
 
+def install_commands(workflow: Path) -> list[str]:
+    steps = [s for job in yaml.safe_load(workflow.read_text())["jobs"].values() for s in job["steps"]]
+    return [line for s in steps for line in s.get("run", "").splitlines() if "pip install" in line]
+
+
+def test_ci_files_pin_the_version_that_generated_them(project: Path):
+    installs = install_commands(project / ".github/workflows/shop-release.yml")
+    assert f"python -m pip install shipyard-mlops=={version('shipyard-mlops')}" in installs
+    assert not any(line.endswith(" shipyard") for line in installs)
+
+
+def test_vendor_wheel_copies_this_shipyards_wheel_and_ci_installs_that_file(tmp_path: Path):
+    folder = tmp_path / "shop"
+    code, out, err = shipyard("init", folder, "--vendor-wheel", "-o", "json")
+    assert code == 0, err
+    rel = f"vendor/shipyard_mlops-{version('shipyard-mlops')}-py3-none-any.whl"
+    assert rel in json.loads(out)["written"]
+    with zipfile.ZipFile(folder / rel) as wheel:
+        names = set(wheel.namelist())
+        meta = wheel.read(f"shipyard_mlops-{version('shipyard-mlops')}.dist-info/METADATA").decode()
+    assert "Name: shipyard-mlops" in meta.splitlines()
+    # package data the code reads from its own folder
+    assert {"shipyard/py.typed", "shipyard/store/migrations/versions/0001_initial.py"} <= names
+    assert load_project(folder / "shipyard.yaml").ci.wheel == rel
+    installs = install_commands(folder / ".github/workflows/shop-pr.yml")
+    assert f"python -m pip install {rel}" in installs and not any("shipyard-mlops" in i for i in installs)
+    code, out, err = shipyard("ci", "generate", "--project", folder, "-o", "json")
+    assert code == 0 and {r["status"] for r in json.loads(out)} == {"unchanged"}, err
+
+
+@pytest.mark.parametrize(
+    ("wheel", "message"),
+    [("/opt/x.whl", "use a path relative to the project"), ("vendor/x.tar.gz", "is not a wheel file")],
+)
+def test_ci_wheel_must_be_a_wheel_inside_the_project(project: Path, tmp_path: Path, wheel, message):
+    data = yaml.safe_load((project / "shipyard.yaml").read_text())
+    data["ci"]["wheel"] = wheel
+    (tmp_path / "shipyard.yaml").write_text(yaml.safe_dump(data))
+    code, _, err = shipyard("ci", "generate", "--project", tmp_path, "--out", tmp_path / "out")
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_ci_run_pr_until_lint_and_a_lint_failure_stops_the_run(project: Path, capsys):
     config = load_project(project / "shipyard.yaml")
     result = run_workflow(config, "pr", Options(until="lint"))
@@ -163,7 +206,7 @@ def test_ci_run_checks_before_anything_runs(project: Path, tmp_path: Path):
     with pytest.raises(UsageError, match="prod requires approval and there is no terminal.*--approve"):
         run_workflow(config, "release", Options(version="1"))
     data = yaml.safe_load((project / "shipyard.yaml").read_text())
-    data["ci"]["install"] = ["python -m pip install shipyard surely-not-installed-here"]
+    data["ci"]["install"] = ["python -m pip install shipyard-mlops surely-not-installed-here"]
     (tmp_path / "shipyard.yaml").write_text(yaml.safe_dump(data))
     other = load_project(tmp_path / "shipyard.yaml")
     with pytest.raises(UsageError, match="installs surely-not-installed-here, which this Python"):

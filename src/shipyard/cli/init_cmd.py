@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -26,12 +27,20 @@ def init_command(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
+    vendor_wheel: Annotated[
+        bool,
+        typer.Option(
+            "--vendor-wheel",
+            help="Copy this Shipyard's wheel into vendor/ and have the CI files install that file.",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Create a project: model code, data, unit test, shipyard.yaml (dev/qa/prod) and CI files."""
     from shipyard.scaffold import init_project
 
-    result = init_project(folder, provider=provider, name=name, force=force)
+    with console.status("building Shipyard's wheel", spinner="dots") if vendor_wheel else nullcontext():
+        result = init_project(folder, provider=provider, name=name, force=force, vendor_wheel=vendor_wheel)
     data = {
         "folder": str(result.folder),
         "name": result.name,

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from shipyard import distribution
 from shipyard.compute.base import StepJob
 from shipyard.compute.envspec import EnvSpec, read_env_spec
 from shipyard.compute.local import LocalTarget
@@ -67,7 +68,7 @@ class BuiltEnv:
 def runtime_requirements(spec: EnvSpec) -> list[str]:
     """Shipyard's dependencies (no extras) pinned to the versions installed here; the spec's own
     entries win over them."""
-    requires = metadata.requires("shipyard") or []
+    requires = distribution.requires()
     named = spec.names()
     lines = []
     for text in requires:

@@ -8,6 +8,7 @@
       retrain_cron: "0 3 * * 1"   # null: no scheduled retraining
       reap_cron: "0 * * * *"      # null: no scheduled reaper
       runner: hosted              # or the label of a self-hosted runner / agent pool
+      wheel: vendor/shipyard_mlops-0.1.0-py3-none-any.whl   # install this file, not the index's
 
 Everything has a default derived from the rest of the file, so a project without a `ci:` section
 still gets working workflows; the defaults live here (`ci_paths`, `ci_install`) so that the
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from shipyard import distribution
 from shipyard.config.base import Strict
 
 if TYPE_CHECKING:
@@ -55,7 +57,13 @@ class CiConfig(Strict):
     install: list[str] | None = Field(
         None,
         description="Commands that install Shipyard and the project's requirements; default: pip install "
-        "shipyard and, for a requirements file, `pip install -r train.environment`.",
+        "shipyard-mlops==<the version that generated the files> (or ci.wheel) and, for a requirements "
+        "file, `pip install -r train.environment`.",
+    )
+    wheel: str | None = Field(
+        None,
+        description="A Shipyard wheel in the repository (relative to the project) that the default install "
+        "step installs instead of the published distribution; `shipyard init --vendor-wheel` sets it.",
     )
     lint: str = Field("ruff check .", description="The PR lint command.")
     test: str = Field(
@@ -114,7 +122,14 @@ class CiConfig(Strict):
             raise ValueError(f"{v!r} is not a branch name")
         return v
 
-    @field_validator("paths", "working_directory")
+    @field_validator("wheel")
+    @classmethod
+    def _wheel(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(".whl"):
+            raise ValueError(f"{v!r} is not a wheel file: name a .whl in the repository (`make dist`)")
+        return v
+
+    @field_validator("paths", "working_directory", "wheel")
     @classmethod
     def _relative(cls, v: str | list[str] | None) -> str | list[str] | None:
         for p in [v] if isinstance(v, str) else v or []:
@@ -147,7 +162,8 @@ def ci_install(config: ProjectConfig) -> list[str]:
     """The commands that install Shipyard and the project's own requirements on a CI agent."""
     if config.ci.install is not None:
         return list(config.ci.install)
-    commands = ["python -m pip install --upgrade pip", "python -m pip install shipyard"]
+    shipyard = config.ci.wheel or distribution.requirement()
+    commands = ["python -m pip install --upgrade pip", f"python -m pip install {shipyard}"]
     env = config.train.environment
     if env and env.endswith(".txt"):
         commands.append(f"python -m pip install -r {env}")

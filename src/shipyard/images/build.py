@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from shipyard import distribution
 from shipyard.config.targets import ImageConfig
 from shipyard.data.hashing import file_sha256
 from shipyard.errors import NotFoundError, ShipyardError
@@ -150,7 +151,7 @@ def _write_context(context: Path, bundle_dir: Path, deps: WheelSet, runtime: Whe
 
 def _shipyard_version() -> str:
     try:
-        return metadata.version("shipyard")
+        return distribution.version()
     except metadata.PackageNotFoundError:
         return "unknown"
 

@@ -9,7 +9,8 @@ build context. Two sets:
   manylinux x86_64 (the base image's Python) and cached under the workspace by the hash of the
   resolved requirement lines, so a model-only change does not download again;
 - the runtime: Shipyard's own wheel, built with `pip wheel --no-deps` from the source tree of the
-  installed package (found at run time) and cached by the hash of that tree.
+  installed package (found at run time) and cached by the hash of that tree, or, for a Shipyard
+  installed from a wheel file, that file.
 
 Unpinned names are pinned to the version installed here, the environment that trained and tested
 the model (a pickled scikit-learn model must be loaded by the version that saved it).
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from shipyard import distribution
 from shipyard.data.hashing import file_sha256, json_sha256
 from shipyard.errors import ShipyardError
 
@@ -43,7 +45,6 @@ SERVING_REQUIREMENTS = (
     "numpy",
 )
 PYTHON_VERSION = "3.11"
-ABI = "cp311"
 # Bookworm has glibc 2.36: every manylinux tag up to it runs there.
 PLATFORMS = (
     "manylinux2014_x86_64",
@@ -126,12 +127,13 @@ def _lock_text(header: str, folder: Path) -> str:
     return "\n".join([header, *body]) + "\n"
 
 
-def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
-    """Wheels for `requirements` (CPython 3.11, manylinux x86_64), from the cache or pip download."""
+def dependency_wheels(cache_root: Path, requirements: list[str], python: str = PYTHON_VERSION) -> WheelSet:
+    """Wheels for `requirements` (CPython `python`, default the base image's 3.11; manylinux
+    x86_64), from the cache or pip download."""
     key = json_sha256(
         {
             "requirements": [*requirements, _pip_requirement()],
-            "python": PYTHON_VERSION,
+            "python": python,
             "platforms": PLATFORMS,
         }
     )
@@ -154,16 +156,16 @@ def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
                 "--dest",
                 str(staging),
                 "--python-version",
-                PYTHON_VERSION,
+                python,
                 "--implementation",
                 "cp",
                 "--abi",
-                ABI,
+                "cp" + python.replace(".", ""),
                 *platform_args,
                 "-r",
                 str(req_file),
             ],
-            "downloading the image's wheels",
+            f"downloading wheels for CPython {python}",
         )
         req_file.unlink()
         (staging / ".complete").write_text(key + "\n")
@@ -176,19 +178,17 @@ def dependency_wheels(cache_root: Path, requirements: list[str]) -> WheelSet:
     return WheelSet(folder, lock, pip_wheels[-1].name)
 
 
-def shipyard_source() -> Path:
-    """The project folder (with pyproject.toml) the running Shipyard was installed from."""
+def shipyard_source() -> Path | None:
+    """The project folder (with pyproject.toml) the running Shipyard was installed from, if any."""
     import shipyard
 
     package = Path(shipyard.__file__).resolve().parent
+    name = re.compile(rf'(?m)^name\s*=\s*"{re.escape(distribution.NAME)}"')
     for candidate in package.parents:
         pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file() and re.search(r'(?m)^name\s*=\s*"shipyard"', pyproject.read_text()):
+        if pyproject.is_file() and name.search(pyproject.read_text()):
             return candidate
-    raise ShipyardError(
-        f"Shipyard at {package} is not installed from a source checkout, so its wheel cannot be built "
-        "for the image: install Shipyard with `pip install -e <checkout>`"
-    )
+    return None
 
 
 def _copy_source(source: Path, package: Path, dest: Path) -> None:
@@ -202,16 +202,54 @@ def _copy_source(source: Path, package: Path, dest: Path) -> None:
 
 
 def runtime_wheel(cache_root: Path) -> tuple[WheelSet, str]:
-    """Shipyard's own wheel (no dependencies), built from its source tree; (wheels, file name)."""
+    """The running Shipyard's own wheel (no dependencies); (wheels, file name). Built from its source
+    tree when it runs from a checkout, else the wheel file it was installed from."""
     source = shipyard_source()
-    package = Path(__file__).resolve().parents[1]  # the shipyard package (this is images/wheels.py)
+    if source is not None:
+        return _wheel_from_source(cache_root, source)
+    installed = distribution.installed_wheel()
+    if installed is not None:
+        return _wheel_from_file(cache_root, installed)
+    raise ShipyardError(
+        f"there is no wheel file of {distribution.requirement()} here (it came from an index, or the "
+        "file it was installed from is gone): install it from a wheel file (`pip install "
+        "./shipyard_mlops-*.whl`, e.g. from `make dist`) or from a checkout (`pip install -e <checkout>`)"
+    )
+
+
+def _cached_wheel(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{distribution.WHEEL_PREFIX}*.whl")) if folder.is_dir() else []
+
+
+def _wheel_set(folder: Path, header: str) -> tuple[WheelSet, str]:
+    wheels = _cached_wheel(folder)
+    if len(wheels) != 1:
+        raise ShipyardError(f"expected one Shipyard wheel in {folder}, found {len(wheels)}")
+    return WheelSet(folder, _lock_text(header, folder)), wheels[0].name
+
+
+def _wheel_from_file(cache_root: Path, wheel: Path) -> tuple[WheelSet, str]:
+    """A copy of an installed wheel file in the cache (a folder of its own, as images COPY it)."""
+    digest = file_sha256(wheel)
+    folder = cache_root / "runtime" / f"wheel-{digest[:16]}"
+    if not _cached_wheel(folder):
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copy2(wheel, staging / wheel.name)
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    return _wheel_set(folder, f"# shipyard wheel {digest}")
+
+
+def _wheel_from_source(cache_root: Path, source: Path) -> tuple[WheelSet, str]:
+    package = Path(__import__("shipyard").__file__).resolve().parent
     digest = hashlib.sha256(file_sha256(source / "pyproject.toml").encode())
     for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"{path.relative_to(package).as_posix()}\0{file_sha256(path)}\n".encode())
     tree = digest.hexdigest()
     folder = cache_root / "runtime" / tree[:16]
-    wheels = sorted(folder.glob("shipyard-*.whl")) if folder.is_dir() else []
-    if not wheels:
+    if not _cached_wheel(folder):
         staging = folder.with_name(folder.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -225,7 +263,4 @@ def runtime_wheel(cache_root: Path) -> tuple[WheelSet, str]:
         shutil.rmtree(tree_copy)
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
-        wheels = sorted(folder.glob("shipyard-*.whl"))
-    if len(wheels) != 1:
-        raise ShipyardError(f"expected one Shipyard wheel in {folder}, found {len(wheels)}")
-    return WheelSet(folder, _lock_text(f"# shipyard source tree {tree}", folder)), wheels[0].name
+    return _wheel_set(folder, f"# shipyard source tree {tree}")

@@ -25,6 +25,7 @@ from shipyard.scaffold import templates as t
 # `<name>-<env>` must be a valid endpoint name (deployment.name allows 41 characters).
 DATA_CSV = "model/data/diabetes.csv"
 REFERENCE = "model/data/reference_stats.json"
+VENDOR = "vendor"
 
 
 @dataclass
@@ -99,11 +100,29 @@ def _ci_files(shipyard_yaml: str, provider: str) -> dict[str, str]:
         return render(config, provider, Path(scratch))
 
 
-def render_project(name: str, provider: str) -> tuple[dict[str, str], list[str]]:
-    """({relative path: text} of every file of a new project, the paths of its CI files)."""
+def _running_wheel() -> tuple[str, bytes]:
+    """(file name, bytes) of the running Shipyard's wheel: built from its source checkout, or the
+    wheel file it was installed from."""
+    from shipyard.images.wheels import runtime_wheel
+
+    with tempfile.TemporaryDirectory(prefix="shipyard-wheel-") as scratch:
+        wheels, wheel_name = runtime_wheel(Path(scratch))
+        return wheel_name, (wheels.path / wheel_name).read_bytes()
+
+
+def render_project(
+    name: str, provider: str, *, vendor_wheel: bool = False
+) -> tuple[dict[str, str | bytes], list[str]]:
+    """({relative path: text or bytes} of every file of a new project, the paths of its CI files).
+    With `vendor_wheel`, the running Shipyard's wheel goes into vendor/ and ci.wheel names it."""
     if provider not in PROVIDERS:
         raise UsageError(f"unknown CI provider {provider!r}: use one of {', '.join(PROVIDERS)}")
     shipyard_yaml = _fill(t.SHIPYARD_YAML, name, provider)
+    vendored: dict[str, str | bytes] = {}
+    if vendor_wheel:
+        wheel_name, wheel = _running_wheel()
+        vendored[f"{VENDOR}/{wheel_name}"] = wheel
+        shipyard_yaml += f"  wheel: {VENDOR}/{wheel_name}   # installed by the CI files (pip install FILE)\n"
     ci = _ci_files(shipyard_yaml, provider)
     ci_dirs = sorted({p.split("/")[0] + "/" if "/" in p else p for p in ci})
     files = {
@@ -118,13 +137,19 @@ def render_project(name: str, provider: str) -> tuple[dict[str, str], list[str]]
         "pyproject.toml": t.PYPROJECT_TOML,
         ".gitignore": t.GITIGNORE,
         "README.md": _fill(t.README_MD, name, provider, ", ".join(ci_dirs)),
+        **vendored,
         **ci,
     }
     return files, list(ci)
 
 
 def init_project(
-    folder: Path, *, provider: str = "github", name: str | None = None, force: bool = False
+    folder: Path,
+    *,
+    provider: str = "github",
+    name: str | None = None,
+    force: bool = False,
+    vendor_wheel: bool = False,
 ) -> InitResult:
     """Write a new project into `folder` (created if missing); see the module docstring."""
     if folder.exists() and not folder.is_dir():
@@ -132,7 +157,7 @@ def init_project(
     if provider not in PROVIDERS:
         raise UsageError(f"unknown CI provider {provider!r}: use one of {', '.join(PROVIDERS)}")
     project = project_name(folder, name)
-    files, ci = render_project(project, provider)
+    files, ci = render_project(project, provider, vendor_wheel=vendor_wheel)
     existing = [rel for rel in files if (folder / rel).exists()]
     not_files = [rel for rel in existing if not (folder / rel).is_file()]
     if not_files:
@@ -149,7 +174,10 @@ def init_project(
             target = folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.shipyard-init")
-            tmp.write_text(text)
+            if isinstance(text, bytes):
+                tmp.write_bytes(text)
+            else:
+                tmp.write_text(text)
             os.replace(tmp, target)
             if rel not in existing:
                 created.append(target)

@@ -42,6 +42,7 @@ from typing import Any
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
 from shipyard.compute.envspec import EnvSpec, read_env_spec
+from shipyard.compute.ssh.wheelhouse import ship_wheels
 from shipyard.errors import NotFoundError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
 from shipyard.ssh import SshError, SshSession
@@ -90,6 +91,7 @@ class SshTarget:
         grace_s: float = 5.0,
         keep_remote: bool = False,
         poll_s: float = 0.5,
+        wheel_cache: Path | None = None,
     ):
         self.session = SshSession(host, port, user, key, known_hosts, accept_new)
         self.python = python
@@ -97,6 +99,7 @@ class SshTarget:
         self.grace_s = grace_s
         self.keep_remote = keep_remote
         self.poll_s = poll_s
+        self.wheel_cache = wheel_cache  # where the wheels are gathered; None: the host uses an index
         self._facts: tuple[str, str] | None = None  # remote root, python tag
         self._jobs: dict[str, _Job] = {}
         self.last_env_action: str | None = None
@@ -113,6 +116,7 @@ class SshTarget:
             spec.python,
             spec.workdir,
             accept_new=spec.accept_new_host_key,
+            wheel_cache=ws.subdir("cache", "wheels") if ws is not None else None,
         )
 
     # -- the host --------------------------------------------------------------------------------
@@ -144,31 +148,49 @@ class SshTarget:
             self._facts = (root_path, tag)
         return self._facts
 
-    def ensure_env(self, spec_path: Path) -> str:
-        """The remote venv's Python for the spec (built once per spec hash, then reused)."""
+    def ensure_env(self, spec_path: Path | None) -> str:
+        """The remote venv's Python for the spec (built once per spec hash, then reused). With a
+        wheel cache, the venv also gets the running Shipyard's wheel, everything installed offline
+        from wheels shipped from here (ssh/wheelhouse.py); without one, pip reaches an index."""
         root, tag = self.host_facts()
-        spec: EnvSpec = read_env_spec(spec_path, python=tag)
+        spec = read_env_spec(spec_path, python=tag) if spec_path is not None else EnvSpec((), tag)
+        wheels = ship_wheels(self.session, self.wheel_cache, root, spec) if self.wheel_cache else None
         env = f"{root}/envs/{spec.short_hash}"
         q = shlex.quote
-        marker = json.dumps({"hash": spec.hash, "python": tag, "requirements": list(spec.requirements)})
+        marker_file, req_file = q(f"{env}/{MARKER}"), q(f"{env}/requirements.txt")
+        pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 {q(env + '/bin/python')} -m pip install --quiet"
+        fail = "{ tail -n 25 $log >&2; exit 4; }"
+        if wheels is None:
+            requirements = spec.requirements
+            install = f"if [ -s {req_file} ]; then {pip} -r {req_file} >>$log 2>&1 || {fail}; fi; "
+            current = f"[ -f {marker_file} ]"
+        else:
+            requirements = wheels.requirements
+            offline = f"{pip} --no-index --find-links {q(wheels.folder)}"
+            install = (
+                f"{offline} -r {req_file} >>$log 2>&1 || {fail}; "
+                f"{offline} --no-deps --force-reinstall {q(wheels.shipyard)} >>$log 2>&1 || {fail}; "
+            )
+            same_wheels = json.dumps({"wheels": wheels.identity})[1:-1]  # as the marker spells it
+            current = f"grep -qF {q(same_wheels)} {marker_file} 2>/dev/null"
+        marker = json.dumps(
+            {"hash": spec.hash, "python": tag, "requirements": list(spec.requirements)}
+            | ({"wheels": wheels.identity} if wheels else {})
+        )
         script = (
             f"set -e; mkdir -p {q(root + '/envs')}; exec 9>{q(env + '.lock')}; "
             "if command -v flock >/dev/null 2>&1; then flock 9; fi; "
-            f"if [ -f {q(env + '/' + MARKER)} ]; then echo reused; exit 0; fi; "
-            f"rm -rf {q(env)}; log={q(env + '.build.log')}; "
-            f"{q(self.python)} -m venv {q(env)} >$log 2>&1 || {{ tail -n 25 $log >&2; exit 3; }}; "
-            f"cat > {q(env + '/requirements.txt')}; "
-            f"if [ -s {q(env + '/requirements.txt')} ]; then "
-            f"PIP_DISABLE_PIP_VERSION_CHECK=1 {q(env + '/bin/python')} -m pip install --quiet "
-            f"-r {q(env + '/requirements.txt')} >>$log 2>&1 || {{ tail -n 25 $log >&2; exit 4; }}; fi; "
+            f"if {current}; then echo reused; exit 0; fi; log={q(env + '.build.log')}; action=refreshed; "
+            f"if [ ! -f {marker_file} ]; then action=built; rm -rf {q(env)}; "
+            f"{q(self.python)} -m venv {q(env)} >$log 2>&1 || {{ tail -n 25 $log >&2; exit 3; }}; fi; "
+            f"cat > {req_file}; {install}"
             f"printf '%s\\n' {q(marker)} > {q(env + '/' + MARKER + '.tmp')}; "
-            f"mv {q(env + '/' + MARKER + '.tmp')} {q(env + '/' + MARKER)}; rm -f $log; echo built"
+            f"mv {q(env + '/' + MARKER + '.tmp')} {q(env + '/' + MARKER)}; rm -f $log; echo $action"
         )
-        requirements = "".join(f"{line}\n" for line in spec.requirements).encode()
         done = self.session.run(
             script,
-            stdin=requirements,
-            what=f"building the environment for {spec_path} (python -m venv + pip)",
+            stdin="".join(f"{line}\n" for line in requirements).encode(),
+            what=f"building the environment for {spec_path or 'Shipyard'} (python -m venv + pip)",
             timeout_s=_ENV_BUILD_TIMEOUT_S,
         )
         self.last_env_action = done.stdout.decode().strip().splitlines()[-1]
@@ -222,6 +244,8 @@ class SshTarget:
         if job.environment is not None:
             spec = Path(job.environment)
             python = self.ensure_env(spec if spec.is_absolute() else job.project_dir / spec)
+        elif self.wheel_cache is not None:
+            python = self.ensure_env(None)  # Shipyard and its dependencies, nothing else
         job_id = uuid.uuid4().hex[:12]
         job_dir = f"{root}/{job_id}"
         bundle, inputs = self._bundle(job)

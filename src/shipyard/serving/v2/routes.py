@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from importlib import metadata
 from typing import Any
 
 import orjson
@@ -37,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shipyard import distribution
 from shipyard.errors import ShipyardError
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import printable
@@ -142,8 +142,8 @@ async def server_metadata(request: Request) -> Response:
 @functools.cache
 def _server_version() -> str:
     # The installed distribution's version (shipyard.__version__ is the same number): serving
-    # imports nothing of shipyard but errors and itself, not even the package's facade.
-    return metadata.version("shipyard")
+    # imports nothing of shipyard but the two stdlib-only leaves (errors, distribution) and itself.
+    return distribution.version()
 
 
 @_handles_errors
