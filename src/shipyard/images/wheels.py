@@ -243,7 +243,7 @@ def _wheel_from_file(cache_root: Path, wheel: Path) -> tuple[WheelSet, str]:
 
 
 def _wheel_from_source(cache_root: Path, source: Path) -> tuple[WheelSet, str]:
-    package = Path(__import__("shipyard").__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the shipyard package (this is images/wheels.py)
     digest = hashlib.sha256(file_sha256(source / "pyproject.toml").encode())
     for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"{path.relative_to(package).as_posix()}\0{file_sha256(path)}\n".encode())

@@ -125,7 +125,7 @@ def render_project(
         shipyard_yaml += f"  wheel: {VENDOR}/{wheel_name}   # installed by the CI files (pip install FILE)\n"
     ci = _ci_files(shipyard_yaml, provider)
     ci_dirs = sorted({p.split("/")[0] + "/" if "/" in p else p for p in ci})
-    files = {
+    files: dict[str, str | bytes] = {
         "model/train.py": t.TRAIN_PY,
         "model/score.py": t.SCORE_PY,
         "model/schema.py": t.SCHEMA_PY,
