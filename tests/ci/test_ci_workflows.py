@@ -171,14 +171,14 @@ def test_the_rollback_job(staged):
         "name": "Roll prod back",
         "id": "rollback-prod",
         "if": "needs.deploy-prod.result == 'failure'",
-        "run": "shipyard rollback prod",
+        "run": 'shipyard rollback prod --version "$SHIPYARD_MODEL_VERSION"',
     }
     az = {j.get("job"): j for j in yaml_of(staged, "azure")["diabetes-release"]["jobs"]}["rollback"]
     assert az["condition"].startswith("and(failed(),")
     assert az["variables"]["result_deploy_qa"] == "$[ dependencies.deploy_qa.result ]"
     gl = yaml_of(staged, "gitlab")[".gitlab-ci"]["rollback-qa"]
     assert gl["needs"][1] == "deploy-qa" and {r["when"] for r in gl["rules"]} == {"on_failure"}
-    assert "shipyard rollback qa" in gl["script"]
+    assert 'shipyard rollback qa --version "$SHIPYARD_MODEL_VERSION"' in gl["script"]
 
 
 def test_schedules_come_from_the_config(staged, tmp_path):

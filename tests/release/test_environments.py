@@ -98,8 +98,13 @@ def _chain(sy, received: list[dict], url: str) -> None:
     prod2 = sy("promote", "--to", "prod", "--approve", "--by", "ci-bot")
     assert (prod2["status"], prod2["model_version"], prod2["decided_by"]) == ("deployed", "2", "ci-bot")
 
-    back = sy("rollback", "prod")
-    assert back["model"].endswith(":1") and back["env"] == "prod"
+    # A release's rollback job names the version it released: prod serves v2, so a rollback for
+    # v1 (a release of v1 whose prod deployment never went live) changes nothing.
+    unchanged = sy("rollback", "prod", "--version", "1")
+    assert unchanged["rolled_back"] is False
+    assert unchanged["note"] == "prod serves v2, not v1: nothing to roll back"
+    back = sy("rollback", "prod", "--version", "2")
+    assert back["rolled_back"] is True and back["model"].endswith(":1") and back["env"] == "prod"
     assert {s["env"]: s["model_version"] for s in sy("env", "status")} == {"dev": "2", "qa": "2", "prod": "1"}
     history = sy("env", "history", "prod")
     assert [(h["action"], h["model_version"]) for h in history] == [("rollback", "1"), ("promote", "2"),

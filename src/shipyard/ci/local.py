@@ -9,9 +9,10 @@ What a CI agent does and a laptop does not is told, not faked:
 - publishing is a copy into `<ci.outputs>/published/<artifact>/`, made only when the stage's
   condition holds (for the model: a new version was registered), and the release finds its
   version there the way the CI release downloads the train run's artifact (or takes --version,
-  the manual run's input). A train run starts without the hand-off files of an earlier one, as on
-  a fresh agent, so the release follows the *last* train run: after a rejected one there is
-  nothing to release;
+  the manual run's input, or --artifact: the train run's artifact where another machine fetched
+  it, as a release runner that is not the train runner does). A train run starts without the
+  hand-off files of an earlier one, as on a fresh agent, so the release follows the *last* train
+  run: after a rejected one there is nothing to release;
 - approvals (the CI system's protected environment) are `--approve` or a question on a terminal;
   without either the run refuses before it starts, not half-way through a release.
 
@@ -55,6 +56,7 @@ class Options:
 
     until: str | None = None
     version: str | None = None  # the release's manual input
+    artifact: Path | None = None  # the train run's model artifact, fetched from the CI system
     approve: bool = False
     actor: str | None = None
     workspace: str | None = None
@@ -358,6 +360,12 @@ class LocalRunner:
         published, as CI downloads the train run's artifact; None when there is nothing to release."""
         if self.options.version:
             return self.options.version, f"version {self.options.version} (--version)"
+        if self.options.artifact is not None:
+            artifact = self.options.artifact
+            version = registered_version(artifact)
+            if version:
+                return version, f"version {version} (the train run's artifact {artifact})"
+            return None, f"{artifact} holds no newly registered model version: nothing to release"
         artifact = self.outputs / PUBLISHED / MODEL_ARTIFACT
         version = registered_version(artifact) if artifact.is_dir() else None
         if version:
@@ -380,4 +388,8 @@ class LocalRunner:
 
 def run_workflow(config: ProjectConfig, name: str, options: Options) -> RunResult:
     """Run workflow `name` of the project locally; see the module docstring."""
+    if name != "release" and (options.artifact is not None or options.version is not None):
+        raise UsageError(
+            f"--artifact and --version choose what a release deploys: not for the {name} workflow"
+        )
     return LocalRunner(config, select_workflow(config, name), options).run()

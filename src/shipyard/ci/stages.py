@@ -278,7 +278,7 @@ def release_workflow(config: ProjectConfig) -> Workflow | None:
         Stage(
             f"rollback-{env}",
             f"Roll {env} back",
-            commands=(f"shipyard rollback {env}",),
+            commands=(f"shipyard rollback {env} --version {version}",),
             condition=Condition("failed", _env_job_name(env)),
         )
         for env in reversed(chain)

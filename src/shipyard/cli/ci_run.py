@@ -4,6 +4,7 @@ local workspace (shipyard/ci/local.py; docs/init.md)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,6 +30,16 @@ def ci_run_command(
             callback=name_check("version number"),
         ),
     ] = None,
+    artifact: Annotated[
+        Path | None,
+        typer.Option(
+            "--artifact",
+            help="release: the train run's model artifact folder (model.json), fetched from the CI "
+            "system, when the train ran on another machine.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     approve: Annotated[
         bool, typer.Option("--approve", help="Give the approvals (as the CI system's protected environment).")
     ] = False,
@@ -47,6 +58,7 @@ def ci_run_command(
     options = Options(
         until=until,
         version=version,
+        artifact=artifact,
         approve=approve,
         actor=by,
         workspace=workspace,

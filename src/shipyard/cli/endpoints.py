@@ -232,6 +232,15 @@ def rollback_command(
             callback=name_check("endpoint name"),
         ),
     ],
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Only if it serves this model version now (a release's rollback job: a deployment "
+            "that never went live rolls nothing back).",
+            callback=name_check("version number"),
+        ),
+    ] = None,
     project: ProjectOpt = None,
     workspace: WorkspaceOpt = None,
     output: OutputOpt = Output.text,
@@ -242,9 +251,12 @@ def rollback_command(
 
     config, ws = context(project, workspace)
     with err_console.status(f"rolling {endpoint} back…"):
-        result = rollback_endpoint(ws, config, endpoint)
+        result = rollback_endpoint(ws, config, endpoint, version or None)
 
     def render(x: dict) -> None:
+        if not x["rolled_back"]:
+            console.print(x["note"], markup=False)
+            return
         console.print(
             f"[green]✓[/green] {x['endpoint']}: back to {x['model']} "
             f"({x['deployment_id'][:8]}, slot {x['slot']}) at {x['url']}"

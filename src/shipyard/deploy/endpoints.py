@@ -68,6 +68,7 @@ class DeploymentInfo:
     process_start: str | None = None
     image_id: str | None = None
     target_settings: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # the deployment settings it started with
     # Plain keys, only in the result of the call that created them: never stored or logged.
     new_keys: dict[str, str] | None = None
 
@@ -100,6 +101,7 @@ def _info(row: DeploymentRow) -> DeploymentInfo:
         owner_root=row.owner_root,
         process_start=row.process_start,
         target_settings=row.target_settings,
+        config=row.config,
     )
 
 
@@ -171,6 +173,7 @@ def start_deployment(
                 expires_at=expires,
                 starter_pid=os.getpid(),
                 starter_start=process_start(os.getpid()),
+                config=config.model_dump(mode="json", exclude_unset=True),
                 **Owner.here(ws.root).fields(),
             )
         )
@@ -270,6 +273,17 @@ def live_deployments(ws: Workspace, endpoint: str) -> list[DeploymentInfo]:
             select(DeploymentRow)
             .where(DeploymentRow.endpoint == endpoint, DeploymentRow.state.in_(LIVE_STATES))
             .order_by(DeploymentRow.created_at.desc())
+        )
+        return [_info(r) for r in rows]
+
+
+def replaced_deployments(ws: Workspace, endpoint: str) -> list[DeploymentInfo]:
+    """The endpoint's deployments that served and were replaced, the last replaced first."""
+    with ws.store.session() as s:
+        rows = s.scalars(
+            select(DeploymentRow)
+            .where(DeploymentRow.endpoint == endpoint, DeploymentRow.state == "replaced")
+            .order_by(DeploymentRow.updated_at.desc())
         )
         return [_info(r) for r in rows]
 

@@ -23,15 +23,18 @@ from typing import Any
 from shipyard.config.models import DeploymentConfig
 from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import (
+    DeploymentInfo,
     _update,
     activate,
     active_deployment,
     check_deployment,
     get_deployment,
     next_slot,
+    replaced_deployments,
     spawn_recorder,
     start_deployment,
 )
+from shipyard.deploy.targets import target_class
 from shipyard.deploy.traffic import ensure_endpoint, get_endpoint, router, set_traffic, traffic_history
 from shipyard.errors import DeploymentError, NotFoundError, UsageError
 from shipyard.packaging.bundle import Bundle, get_bundle
@@ -192,10 +195,7 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     """Start a stopped deployment again from its bundle (or image), with its own id and settings."""
     dep = get_deployment(ws, dep_id)
     bundle = get_bundle(ws, dep.bundle_id)
-    host = dep.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]") if dep.url else "127.0.0.1"
-    config = DeploymentConfig(
-        name=dep.endpoint, target=dep.target, host=host, port=0, health_timeout_s=health_timeout_s
-    )
+    config = restart_config(dep, health_timeout_s)
     files = runtime.server_files(ws, dep.endpoint, dep.id)
     log_path = Path(dep.log_path or f"{dep_id}.log")
     try:
@@ -216,8 +216,23 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     _update(ws, dep_id, **fields, slot=slot, state="healthy", message="restarted for rollback")
 
 
+def restart_config(dep: DeploymentInfo, health_timeout_s: float) -> DeploymentConfig:
+    """The settings `dep` started with (recorded since migration 0009), on a free port; an older
+    record without them gets its target and host only (enough for the local target)."""
+    if dep.config:
+        return DeploymentConfig.model_validate(
+            dep.config | {"name": dep.endpoint, "port": 0, "health_timeout_s": health_timeout_s}
+        )
+    host = dep.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]") if dep.url else "127.0.0.1"
+    return DeploymentConfig(
+        name=dep.endpoint, target=dep.target, host=host, port=0, health_timeout_s=health_timeout_s
+    )
+
+
 def previous_deployment(ws: Workspace, endpoint: str, current_id: str | None) -> str:
-    """The deployment that had the endpoint's traffic before the current one (from its history)."""
+    """The deployment that served the endpoint before the current one: from its router's traffic
+    history, else (a target without a router here, such as a remote container) the deployment
+    replaced last."""
     for change in traffic_history(ws, endpoint):
         weights = change.get("weights") or {}
         if not weights:
@@ -226,16 +241,20 @@ def previous_deployment(ws: Workspace, endpoint: str, current_id: str | None) ->
         dep_id = (change.get("deployments") or {}).get(primary)
         if dep_id and dep_id != current_id:
             return dep_id
-    raise NotFoundError(f"endpoint {endpoint!r} has no previous deployment in its traffic history")
+    for dep in replaced_deployments(ws, endpoint):
+        if dep.id != current_id:
+            return dep.id
+    raise NotFoundError(f"endpoint {endpoint!r} has no previous deployment to return to")
 
 
 def rollback(ws: Workspace, endpoint: str, health_timeout_s: float = 60, smoke_timeout_s: float = 60) -> dict:
     """Return the endpoint to its previous deployment (restarted from its bundle if it is gone),
     smoke-test it, switch all traffic to it and stop the current one."""
-    require_nginx()
     current = active_deployment(ws, endpoint)
     target_id = previous_deployment(ws, endpoint, current.id if current else None)
     target = get_deployment(ws, target_id)
+    if target_class(target.target).on_this_machine:  # its traffic goes through the router here
+        require_nginx()
     slot = target.slot or "blue"
     if current is not None and current.slot == slot:
         slot = "green" if slot == "blue" else "blue"

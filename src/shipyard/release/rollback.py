@@ -21,13 +21,32 @@ from shipyard.release.environments import record_event
 PRODUCTION = "production"
 
 
-def rollback_endpoint(ws: Any, config: ProjectConfig | None, name: str) -> dict[str, Any]:
-    """Roll back `name`: an environment of the project (recorded in its history) or an endpoint."""
+def rollback_endpoint(
+    ws: Any, config: ProjectConfig | None, name: str, only_version: str | None = None
+) -> dict[str, Any]:
+    """Roll back `name`: an environment of the project (recorded in its history) or an endpoint.
+
+    With `only_version`, only when `name` serves that version now (what a release's rollback job
+    asks: a deployment that never went live leaves the previous version serving, and that one
+    must not be rolled back in turn); otherwise the result says so and nothing changes."""
+    from shipyard.deploy.endpoints import active_deployment
     from shipyard.deploy.rollout import rollback
 
+    if only_version is not None:
+        endpoint = env_deployment(config, name).name if config and name in config.environments else name
+        dep = active_deployment(ws, endpoint)
+        serves = dep.model_version if dep is not None else None
+        if str(serves) != str(only_version):
+            what = f"v{serves}" if serves is not None else "nothing"
+            return {
+                "endpoint": endpoint,
+                "rolled_back": False,
+                "model_version": serves,
+                "note": f"{name} serves {what}, not v{only_version}: nothing to roll back",
+            }
     if config is not None and name in config.environments:
         return rollback_env(ws, config, name)
-    result = rollback(ws, name)
+    result = rollback(ws, name) | {"rolled_back": True}
     own = config.deployment if config is not None and not config.environments else None
     if own is not None and own.name == name:
         result |= follow_production(ws, name, result)
@@ -54,7 +73,7 @@ def rollback_env(ws: Any, config: ProjectConfig, env: str) -> dict[str, Any]:
         deployment_id=result["deployment_id"],
         reason=f"rollback from deployment {result['from_deployment_id']}",
     )
-    result |= {"env": env}
+    result |= {"env": env, "rolled_back": True}
     if env == production_env(config):
         result |= follow_production(ws, env, result)
     return result

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shipyard.errors import StoreUnavailable
 from shipyard.store import urls
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 VERSION_TABLE = "shipyard_alembic_version"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

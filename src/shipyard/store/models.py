@@ -132,6 +132,8 @@ class DeploymentRow(Base):
     # Since 0008: how the target reaches it from any machine (remote-container: the SSH
     # connection and runtime; references only, never a secret).
     target_settings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Since 0009: the deployment settings it started with (references only), to start it again.
+    config: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ImageRow(Base):
