@@ -49,6 +49,7 @@ notifications:
   webhooks: [env:SLACK_WEBHOOK_URL]
 ci:
   python: "3.12"
+  index: env:PRIVATE_INDEX_URL
   retrain_cron: "15 4 * * 2"
   reap_cron: "*/30 * * * *"
 """

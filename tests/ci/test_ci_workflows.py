@@ -261,3 +261,34 @@ def test_ci_version_and_smoke_through_the_cli(staged, tmp_path, capsys):
     assert "qa serves no model: deploy one with `shipyard env deploy qa`" in capsys.readouterr().err
     assert main(["ci", "smoke", "staging", "-p", str(staged.project_dir), "-w", ws]) == 2
     assert "environment 'staging' does not exist" in capsys.readouterr().err
+
+
+def test_a_private_index_reaches_the_install_steps_only(staged):
+    """ci.index: pip's PIP_INDEX_URL from the CI secret, for the install step alone — also in the
+    PR checks, which get no other secret — and never the URL itself."""
+    gh = yaml_of(staged, "github")
+    installing = [j for w in gh.values() for j in w["jobs"].values() if "install" in str(j["steps"])]
+    assert len(installing) == 7  # checks, train, dev, qa, prod, rollback, reap
+    for job in installing:
+        steps = {s["id"]: s for s in job["steps"]}
+        assert steps["install"]["env"] == {"PIP_INDEX_URL": "${{ secrets.PRIVATE_INDEX_URL }}"}
+        assert all("PIP_INDEX_URL" not in s.get("env", {}) for i, s in steps.items() if i != "install")
+    assert "PRIVATE_INDEX_URL" not in gh["diabetes-pr"]["jobs"]["checks"].get("env", {})
+    az = yaml_of(staged, "azure")["diabetes-pr"]
+    install = next(s for s in az["jobs"][0]["steps"] if s.get("name") == "install")
+    assert install["env"] == {"PIP_INDEX_URL": "$(PRIVATE_INDEX_URL)"}
+    assert az["variables"] == [{"group": "shipyard"}]  # the PR pipeline links the secret group
+    script = yaml_of(staged, "gitlab")[".gitlab-ci"]["checks"]["script"]
+    start = script.index('export PIP_INDEX_URL="$PRIVATE_INDEX_URL"')
+    assert script[start + 1].startswith("python -m pip install") and "unset PIP_INDEX_URL" in script[start:]
+    assert "PRIVATE_INDEX_URL" in "".join(files_of(staged, "github").values())  # named, as a secret
+
+
+@pytest.mark.parametrize("index", ["https://user:s3cr3t@pkgs.example/simple", "keyring:team/index", "env:"])
+def test_an_index_that_is_not_an_env_reference_is_refused_without_echo(tmp_path, index):
+    cmd = [sys.executable, "-m", "shipyard.cli.main", "ci", "generate", "-p"]
+    folder = project_at(tmp_path / "repo", f"ci:\n  index: {index!r}\n").parent
+    result = subprocess.run([*cmd, str(folder)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ci.index: give the index as env:NAME" in result.stderr
+    assert "s3cr3t" not in result.stderr + result.stdout and "team/index" not in result.stderr

@@ -63,6 +63,8 @@ def _bash(stage: Stage, lines: list[str], plan: Plan, job: Job, wd: str) -> dict
         step["workingDirectory"] = f"$(Build.SourcesDirectory)/{wd}"
     if job.secrets and stage.kind == "run":
         step["env"] = {name: f"$({name})" for name in plan.secrets}
+    if stage.secret_env:
+        step["env"] = {var: f"$({secret})" for var, secret in stage.secret_env}
     return step
 
 
@@ -212,7 +214,7 @@ def _triggers(plan: Plan, workflow: Workflow, wd: str, group: str) -> dict[str, 
                 }
             ]
         }
-    if any(j.secrets for j in workflow.jobs):
+    if any(j.secrets or any(s.secret_env for s in j.stages) for j in workflow.jobs):
         data["variables"] = [{"group": group}]
     return data
 

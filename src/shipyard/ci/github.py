@@ -103,6 +103,8 @@ def _step(stage: Stage, job: Job, plan: Plan, workflow: Workflow, wd: str) -> di
         step["run"] = script([f'{c} >> "$GITHUB_STEP_SUMMARY"' for c in stage.commands])
     else:
         step["run"] = script(stage.commands)
+    if stage.secret_env:
+        step["env"] = {var: f"${{{{ secrets.{secret} }}}}" for var, secret in stage.secret_env}
     return step
 
 

@@ -53,6 +53,9 @@ def _lines(stage: Stage, wd: str) -> list[str]:
             f'{stage.output}="$({" && ".join(stage.commands)})"',
             f'echo "{VERSION_VAR}=${stage.output}" > "$CI_PROJECT_DIR/{DOTENV}"',
         ]
+    if stage.secret_env:  # GitLab's CI/CD variables are in every job: set for these lines only
+        exports = [f'export {var}="${secret}"' for var, secret in stage.secret_env]
+        return [*exports, *stage.commands, f"unset {' '.join(var for var, _ in stage.secret_env)}"]
     return list(stage.commands)
 
 
@@ -124,7 +127,7 @@ def _job(plan: Plan, workflow: Workflow, job: Job, wd: str) -> dict[str, Any]:
 
 def _rollback_job(plan: Plan, workflow: Workflow, job: Job, stage: Stage, wd: str) -> dict[str, Any]:
     env = stage.name.removeprefix("rollback-")
-    install = [line for s in job.stages if s.kind == "install" for line in s.commands]
+    install = [line for s in job.stages if s.kind == "install" for line in _lines(s, wd)]
     check = f'if [ -z "${{{VERSION_VAR}:-}}" ]; then echo "no release ran: nothing to roll back"; exit 0; fi'
     return {
         "stage": "rollback",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shipyard.config.ci import CiConfig, ci_install, ci_paths, ci_secret_names
+from shipyard.config.ci import INDEX_VAR, CiConfig, ci_index_secret, ci_install, ci_paths, ci_secret_names
 from shipyard.config.models import ProjectConfig
 
 StageKind = Literal["checkout", "setup_python", "install", "run", "publish", "resolve_version"]
@@ -60,6 +60,9 @@ class Stage:
     artifact: str | None = None
     # publish stages: a Cobertura coverage report the CI system can show.
     coverage: str | None = None
+    # install stages: environment variables set from CI secrets for this step only (variable,
+    # secret), such as pip's index URL from ci.index; PR jobs get these and no other secret.
+    secret_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def _setup(config: ProjectConfig, extra: str | None = None) -> tuple[Stage, ...]
     commands = ci_install(config)
     if extra:
         commands = [*commands, extra]
+    index = ci_index_secret(config)
     return (
         Stage("checkout", "Check out the repository", kind="checkout", local=False),
         Stage("python", f"Set up Python {config.ci.python}", kind="setup_python", local=False),
@@ -137,6 +141,7 @@ def _setup(config: ProjectConfig, extra: str | None = None) -> tuple[Stage, ...]
             kind="install",
             commands=tuple(commands),
             local=False,
+            secret_env=((INDEX_VAR, index),) if index else (),
         ),
     )
 

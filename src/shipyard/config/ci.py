@@ -9,6 +9,7 @@
       reap_cron: "0 * * * *"      # null: no scheduled reaper
       runner: hosted              # or the label of a self-hosted runner / agent pool
       wheel: vendor/shipyard_mlops-0.1.0-py3-none-any.whl   # install this file, not the index's
+      index: env:PRIVATE_INDEX_URL  # install from this index: a CI secret holding its URL
 
 Everything has a default derived from the rest of the file, so a project without a `ci:` section
 still gets working workflows; the defaults live here (`ci_paths`, `ci_install`) so that the
@@ -21,6 +22,7 @@ import re
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from shipyard import distribution
 from shipyard.config.base import Strict
@@ -64,6 +66,11 @@ class CiConfig(Strict):
         None,
         description="A Shipyard wheel in the repository (relative to the project) that the default install "
         "step installs instead of the published distribution; `shipyard init --vendor-wheel` sets it.",
+    )
+    index: str | None = Field(
+        None,
+        description="env:NAME of a CI secret holding the URL (with its token) of the package index the "
+        "install step uses (pip's PIP_INDEX_URL, set for that step only); default: the runner's index.",
     )
     lint: str = Field("ruff check .", description="The PR lint command.")
     test: str = Field(
@@ -129,6 +136,18 @@ class CiConfig(Strict):
             raise ValueError(f"{v!r} is not a wheel file: name a .whl in the repository (`make dist`)")
         return v
 
+    @field_validator("index")
+    @classmethod
+    def _index(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^env:[A-Za-z_][A-Za-z0-9_]*$", v):
+            # The type "secret_reference" keeps the value out of the message (config/loader.py).
+            raise PydanticCustomError(
+                "secret_reference",
+                "give the index as env:NAME, the CI secret holding its URL (a URL carries its token: "
+                "never in shipyard.yaml)",
+            )
+        return v
+
     @field_validator("paths", "working_directory", "wheel")
     @classmethod
     def _relative(cls, v: str | list[str] | None) -> str | list[str] | None:
@@ -158,6 +177,14 @@ def ci_paths(config: ProjectConfig) -> list[str]:
     return list(dict.fromkeys(p.removeprefix("./") for p in found))
 
 
+INDEX_VAR = "PIP_INDEX_URL"  # what pip reads; set from the ci.index secret for the install step
+
+
+def ci_index_secret(config: ProjectConfig) -> str | None:
+    """The CI secret holding the private index's URL (ci.index), or None."""
+    return config.ci.index.removeprefix("env:") if config.ci.index else None
+
+
 def ci_install(config: ProjectConfig) -> list[str]:
     """The commands that install Shipyard and the project's own requirements on a CI agent."""
     if config.ci.install is not None:
@@ -176,6 +203,9 @@ def ci_secret_names(config: ProjectConfig) -> list[str]:
     from shipyard.secrets.refs import parse_ref
 
     names = ["SHIPYARD_DATABASE_URI", "SHIPYARD_ARTIFACT_URI"]
+    index = ci_index_secret(config)
+    if index:
+        names.append(index)
     refs = list(config.secrets.values())
     if config.notifications is not None:
         refs.extend(config.notifications.webhooks)
