@@ -17,6 +17,8 @@ need nginx nginx              # the local endpoint router (traffic split, blue/g
 need sshd openssh-server      # a real sshd on 127.0.0.1 for the ssh compute target
 need java openjdk-17-jre-headless  # spark-submit (pyspark 4 needs Java 17+) for the spark compute target
 need shellcheck shellcheck    # actionlint checks the run: scripts of generated GitHub workflows with it
+need docker-registry docker-registry  # an OCI registry on 127.0.0.1 (tests/oci_registry_support.py)
+need htpasswd apache2-utils    # its bcrypt password file
 # PostgreSQL for the shared-workspace tests (tests/pg_support.py); Debian keeps initdb off PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need initdb postgresql
 

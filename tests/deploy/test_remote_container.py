@@ -18,6 +18,7 @@ import pytest
 import yaml
 from bundles import SEED
 from deploy_support import BASE, bundle_at, config, ensure_base_image, make_ws
+from oci_registry_support import oci_registry  # noqa: F401
 from sshd_support import free_port, sshd  # noqa: F401
 
 from shipyard.deploy import runtime
@@ -154,6 +155,51 @@ def test_deploy_score_redeploy_failures_and_delete_from_another_machine(
         assert target.status(handle_of(now)) == "missing"
     finally:
         delete_endpoint(ws, "remote-ep")
+
+
+def test_through_a_registry_the_host_pulls_and_keeps_no_credentials(
+    sshd,  # noqa: F811
+    oci_registry,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    """With image.registry the image is pushed here (the credentials from env: references) and
+    pulled on the host, which logs in with a throw-away auth file: afterwards neither this machine
+    nor the host has a login for the registry. A wrong password fails the push, naming the registry."""
+    ensure_base_image()
+    monkeypatch.setenv("TEST_REGISTRY_USER", oci_registry.username)
+    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", oci_registry.password)
+    ws = make_ws(tmp_path / "ws")
+    image = {
+        "base": BASE,
+        "builder": "podman",
+        "registry": f"{oci_registry.address}/team",
+        "registry_username": "env:TEST_REGISTRY_USER",
+        "registry_password": "env:TEST_REGISTRY_PASSWORD",
+    }
+    cfg = _cfg(sshd).model_copy(update={"name": "pulled-ep", "image": _cfg(sshd).image.model_validate(image)})
+    started = start_deployment(ws, bundle_at(tmp_path / "b1", "1"), cfg)
+    try:
+        dep = run_smoke_test(ws, started.id, SEED, 60)
+        assert dep.state == "active"
+        assert oci_registry.catalog() == ["team/diabetes-ridge"]
+        ran = subprocess.run(
+            ["podman", "container", "inspect", "--format", "{{.ImageName}}", str(dep.container_id)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert ran.startswith(f"{oci_registry.address}/team/diabetes-ridge:1-")
+        assert _score(dep.url, (started.new_keys or {})["primary"]).status_code == 200
+        login = subprocess.run(["podman", "login", "--get-login", oci_registry.address], capture_output=True)
+        assert login.returncode != 0  # no credentials left behind, here or on the host (same store)
+        assert oci_registry.password not in json.dumps(dep.to_dict())
+
+        monkeypatch.setenv("TEST_REGISTRY_PASSWORD", "wrong")
+        with pytest.raises(ShipyardError) as err:
+            start_deployment(ws, bundle_at(tmp_path / "b2", "2"), cfg)
+        assert oci_registry.address in str(err.value) and "wrong" not in str(err.value)
+        assert active_deployment(ws, "pulled-ep").id == dep.id
+    finally:
+        delete_endpoint(ws, "pulled-ep")
 
 
 def test_the_reaper_on_another_machine_deletes_an_expired_one(

@@ -132,16 +132,28 @@ class HostContainers(ContainerTarget):
         self.session.raise_for(load.returncode, load_err, f"loading {tag}")
 
     def pull(self, ref: str, username: str | None, password: str | None) -> None:
-        """Pull `ref` on the host, logging in first (user and password through stdin) when given."""
+        """Pull `ref` on the host. With credentials, the login (user and password through stdin)
+        goes to an auth file in a temporary folder that is removed after the pull, so the host
+        keeps no registry credentials (podman reads REGISTRY_AUTH_FILE, docker DOCKER_CONFIG)."""
+        rt, image = shlex.quote(self.runtime), shlex.quote(ref)
+        login = ""
         if username and password:
             registry = shlex.quote(ref.split("/", 1)[0])
-            rt = shlex.quote(self.runtime)
-            self.session.run(
-                f'read -r user && {rt} login --username "$user" --password-stdin {registry}',
-                stdin=f"{username}\n{password}\n".encode(),
-                what=f"{self.runtime} login to {ref.split('/', 1)[0]}",
+            login = (
+                "tmp=$(mktemp -d) && trap 'rm -rf \"$tmp\"' EXIT && "
+                'export REGISTRY_AUTH_FILE="$tmp/auth.json" DOCKER_CONFIG="$tmp" && '
+                f'read -r user && {rt} login --username "$user" --password-stdin {registry} >/dev/null && '
             )
-        self._cli("pull", ref)
+        done = self.session.run(
+            f"{login}{rt} pull {image}",
+            stdin=f"{username}\n{password}\n".encode() if login else None,
+            what=f"{self.runtime} pull of {ref}",
+            timeout_s=900,
+            check=False,
+        )
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip()[-1500:]
+            raise DeploymentError(f"{self.runtime} pull of {ref} on {self.session.where} failed: {err}")
 
     def upload(self, name: str, spec: DeploymentSpec) -> tuple[DeploymentSpec, Path | None]:
         """Copy the settings, key hashes and env file into the host's folder for `name`: the spec
