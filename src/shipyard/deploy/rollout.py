@@ -196,7 +196,10 @@ def _restart(ws: Workspace, dep_id: str, slot: str, health_timeout_s: float) -> 
     dep = get_deployment(ws, dep_id)
     bundle = get_bundle(ws, dep.bundle_id)
     config = restart_config(dep, health_timeout_s)
-    files = runtime.server_files(ws, dep.endpoint, dep.id)
+    if runtime.settings_path(ws, dep.endpoint, dep.id).is_file():
+        files = runtime.server_files(ws, dep.endpoint, dep.id)
+    else:  # started by another machine: its serving settings again, auth on unless they said off
+        files, _ = runtime.write_server_files(ws, config, dep.id)
     log_path = Path(dep.log_path or f"{dep_id}.log")
     try:
         fields = runtime.launch(
