@@ -18,6 +18,7 @@ from s3_support import s3_server  # noqa: F401
 
 from shipyard.config.models import WorkspaceSettings
 from shipyard.errors import ShipyardError
+from shipyard.store.db import HEAD_REVISION
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def test_workspace_show_masks_the_password(tmp_path, postgres_server, shipyard_p
     shown = res.json()
     assert postgres_server.password not in res.out + res.err
     assert shown["database_uri"] == uri.replace(postgres_server.password, "***")
-    assert shown["store_revision"] == "0007"  # Alembic migrated our tables on PostgreSQL
+    assert shown["store_revision"] == HEAD_REVISION == "0009"  # Alembic migrated our tables on PostgreSQL
 
 
 def test_a_plain_postgresql_uri_means_psycopg_3(tmp_path, postgres_server, shipyard_proc):

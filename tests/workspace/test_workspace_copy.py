@@ -21,6 +21,8 @@ import pytest
 from pg_support import pg_uri, postgres_server  # noqa: F401
 from s3_support import s3_bucket, s3_server  # noqa: F401
 
+from shipyard.store.db import HEAD_REVISION
+
 pytestmark = pytest.mark.integration
 
 MODEL = "diabetes-ridge"
@@ -394,7 +396,7 @@ def test_check_passes_on_a_good_shared_workspace(
     )
     assert "PostgreSQL" in checks["database"]["detail"]
     assert checks["database mode"]["detail"].startswith("shared: a database server at 127.0.0.1:")
-    assert checks["shipyard schema"]["detail"] == "at revision 0007 (current)"
+    assert checks["shipyard schema"]["detail"] == f"at revision {HEAD_REVISION} (current)"
     assert "write, read, list and delete work" in checks["artifact store"]["detail"]
     assert s3_server.endpoint_url in checks["artifact store"]["detail"]
     _no_secrets(res, postgres_server.password, s3_server.secret_key)
