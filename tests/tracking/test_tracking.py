@@ -27,6 +27,7 @@ SCRIPT_VARS = (
     "SHIPYARD_ARTIFACT_URI",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
+    "MLFLOW_RUN_ID",
 )
 
 
@@ -199,6 +200,46 @@ def test_attached_run_is_flushed_but_not_terminated(ws_env, client, monkeypatch)
             raise KeyError("script bug")
     assert client.get_run(run_id).info.status == "RUNNING"
     assert len(history(client, run_id, "loss")) == 1200
+
+
+def test_a_shipyard_run_is_mlflows_active_run(ws_env, client):
+    """mlflow.log_* and a nested run inside `shipyard.start_run` land in Shipyard's runs, in the
+    workspace's store; ending Shipyard's run ends MLflow's."""
+    import mlflow
+
+    with start_run(name="both") as run:
+        assert mlflow.active_run().info.run_id == run.run_id
+        assert mlflow.get_tracking_uri() == client.tracking_uri
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_metric("acc", 0.9)
+        run.log_metric("loss", 0.5)
+        with start_run(name="child", nested=True) as child:
+            assert mlflow.active_run().info.run_id == child.run_id
+            mlflow.log_metric("fold_acc", 0.8)
+        assert mlflow.active_run().info.run_id == run.run_id
+    assert mlflow.active_run() is None
+    data = client.get_run(run.run_id)
+    assert data.info.status == "FINISHED"
+    assert data.data.params == {"lr": "0.1"} and data.data.metrics == {"acc": 0.9, "loss": 0.5}
+    assert client.get_run(child.run_id).data.metrics == {"fold_acc": 0.8}
+    assert client.get_run(child.run_id).data.tags[PARENT_TAG] == run.run_id
+
+
+def test_an_attached_run_leaves_mlflows_stack_without_ending(ws_env, client, monkeypatch):
+    import mlflow
+
+    run_id = new_run(client, ws_env, "runner")
+    monkeypatch.setenv("SHIPYARD_RUN_ID", run_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    with start_run() as run:
+        assert mlflow.active_run().info.run_id == run.run_id == run_id
+        mlflow.log_metric("acc", 0.7)
+    assert mlflow.active_run() is None
+    assert client.get_run(run_id).info.status == "RUNNING"  # the runner's to end
+    mlflow.log_metric("late", 1.0)  # MLflow resumes the runner's run (MLFLOW_RUN_ID), no new one
+    assert mlflow.active_run().info.run_id == run_id
+    mlflow.end_run()
+    assert client.get_run(run_id).data.metrics == {"acc": 0.7, "late": 1.0}
 
 
 # -- script helpers ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import StepFailed
 from shipyard.pipeline.outputs import TrainedRun
 from shipyard.pipeline.training import train_job, trained_run
+from shipyard.tracking.env import run_variables
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,7 +116,7 @@ def run_sweep(
         trials[i].run_id = run.info.run_id
         params = json.loads(job.env["SHIPYARD_PARAMS"])
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
-        return dataclasses.replace(job, env={**job.env, "SHIPYARD_RUN_ID": run.info.run_id})
+        return dataclasses.replace(job, env={**job.env, **run_variables(run.info.run_id)})
 
     def finished(i: int, result: JobResult) -> None:
         trial, run_id = trials[i], trials[i].run_id

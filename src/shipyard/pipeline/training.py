@@ -12,6 +12,9 @@ from shipyard.compute.base import StepJob
 from shipyard.errors import StepFailed
 from shipyard.pipeline.context import StepContext
 from shipyard.pipeline.outputs import TrainedRun
+from shipyard.tracking.env import run_variables
+from shipyard.tracking.model import logged_model_uri
+from shipyard.tracking.run import MODEL_TAG
 
 STEP = "train"
 
@@ -31,8 +34,10 @@ def train_job(
     inputs = {k: str(ctx.config.path(v)) for k, v in t.inputs.items()}
     env = {
         **ctx.ws.environment(),
-        "SHIPYARD_RUN_ID": run_id,
+        **run_variables(run_id),
         "SHIPYARD_EXPERIMENT": ctx.config.experiment_name,
+        # A run the script starts itself (after MLflow consumed MLFLOW_RUN_ID) stays in the project.
+        "MLFLOW_EXPERIMENT_ID": ctx.ws.experiment_id(ctx.config.experiment_name),
         "SHIPYARD_PARAMS": json.dumps(ctx.params if params is None else params),
         "SHIPYARD_INPUTS": json.dumps(inputs),
         "SHIPYARD_OUTPUTS": str(outputs),
@@ -55,16 +60,19 @@ def train_job(
 def trained_run(ctx: StepContext, run_id: str, log_path: Path, tags: dict[str, str]) -> TrainedRun:
     """The step's output record for the run that trained the model (a sweep's best trial)."""
     run = ctx.ws.mlflow.get_run(run_id)
-    artifact = run.data.tags.get("shipyard.model_artifact")
-    if not artifact:
-        t = ctx.config.train
-        raise StepFailed(f"{t.script} logged no model: call shipyard.log_model(model) in the script")
+    artifact = run.data.tags.get(MODEL_TAG)  # shipyard.log_model's folder wins over MLflow's
+    model_uri = f"runs:/{run_id}/{artifact}" if artifact else logged_model_uri(ctx.ws.mlflow, run)
+    if model_uri is None:
+        raise StepFailed(
+            f"{ctx.config.train.script} logged no model: call shipyard.log_model(model), or log it with "
+            "MLflow (mlflow.sklearn.log_model(model, name='model'), mlflow.autolog(), ...)"
+        )
     return TrainedRun(
         run_id=run_id,
         experiment_id=run.info.experiment_id,
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
-        model_uri=f"runs:/{run_id}/{artifact}",
+        model_uri=model_uri,
         dataset_hash=tags.get("shipyard.dataset_hash"),
         log_path=str(log_path),
         compute=ctx.config.train.compute,

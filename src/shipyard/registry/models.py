@@ -192,6 +192,8 @@ def register(
     """
     from mlflow.exceptions import MlflowException
 
+    from shipyard.tracking.model import model_id_of
+
     client = ws.mlflow
     with ws.lock("registry"):
         existing = find_run_version(ws, name, run_id)
@@ -203,8 +205,24 @@ def register(
             client.get_registered_model(name)
         except MlflowException:
             client.create_registered_model(name)
-        mv = client.create_model_version(name, source, run_id=run_id, tags=tags or {})
+        model_id = model_id_of(source)  # an MLflow 3 logged model: linked to the version
+        mv = client.create_model_version(name, source, run_id=run_id, tags=tags or {}, model_id=model_id)
+        if model_id:
+            _link_logged_model(client, model_id, name, str(mv.version))
         return _info(mv), True
+
+
+def _link_logged_model(client: Any, model_id: str, name: str, version: str) -> None:
+    """Record the version on its logged model, as `mlflow.register_model` does (the tag MLflow's
+    UI reads to show a logged model's registered versions)."""
+    import json
+
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    model = client.get_logged_model(model_id)
+    linked = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    linked.append({"name": name, "version": version})
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
 
 
 def set_alias(

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from shipyard.workspace import Workspace
 
 RUN_ID = "SHIPYARD_RUN_ID"  # attach to this MLflow run (the runner created it and will end it)
+# MLflow's own variable for the same run: `mlflow.start_run()`, `mlflow.log_*` and autolog resume
+# it, so a script written only against MLflow logs into the runner's run too.
+MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
 EXPERIMENT = "SHIPYARD_EXPERIMENT"  # experiment of a standalone run
 PARAMS = "SHIPYARD_PARAMS"  # JSON object of hyper-parameters overriding the script's defaults
 INPUTS = "SHIPYARD_INPUTS"  # JSON object: input name -> file path
@@ -28,6 +31,11 @@ DEFAULT_EXPERIMENT = "Default-shipyard"
 # Variables that select the workspace; part of the cache key below.
 _WORKSPACE_VARS = ("SHIPYARD_WORKSPACE", "SHIPYARD_DATABASE_URI", "SHIPYARD_ARTIFACT_URI")
 _workspaces: dict[tuple[str, ...], Workspace] = {}
+
+
+def run_variables(run_id: str) -> dict[str, str]:
+    """What the runner sets for a script that logs into `run_id` (Shipyard's and MLflow's name)."""
+    return {RUN_ID: run_id, MLFLOW_RUN_ID: run_id}
 
 
 def runner_run_id() -> str | None:

@@ -8,6 +8,13 @@ Three ways a run comes to be:
 - implicit: the first `shipyard.log_*` call without an active run starts one (attached or owned);
   a later `start_run()` adopts it, and an atexit hook ends it otherwise.
 Active runs form a process-wide stack (children above parents), guarded by a lock.
+
+Each of them is also MLflow's active run (its fluent API, in the thread that started it): the
+workspace's store becomes MLflow's tracking and registry URI and `mlflow.start_run(run_id=...)`
+resumes the run, so `mlflow.log_*`, `mlflow.autolog()` and `mlflow.<flavor>.log_model` land in
+the same run as `shipyard.log_*`. Ending it ends MLflow's too, except an attached run, which only
+leaves MLflow's stack (the runner sets its status). A script written only against MLflow gets the
+same run from MLFLOW_RUN_ID, which the runner sets beside SHIPYARD_RUN_ID (tracking/env.py).
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class ActiveRun:
         self.implicit = implicit
         self.buffer = MetricBuffer(client, run_id)
         self.ended = False
+        self.mlflow_bound = False  # True: this object made the run MLflow's active run
 
     def __repr__(self) -> str:
         kind = "attached" if self.attached else "owned"
@@ -148,6 +156,7 @@ class ActiveRun:
         except Exception as exc:
             flush_error = exc
             status = "FAILED" if status == "FINISHED" else status
+        _unbind_mlflow(self, status)
         if not self.attached:
             self.client.set_terminated(self.run_id, status)
         if flush_error is not None:
@@ -217,9 +226,47 @@ def _start(
             ws = env.workspace()
             run = _create(ws.mlflow, ws.experiment_id(env.experiment_name(experiment)), name, tags, None)
         run.implicit = implicit
+        _bind_mlflow(run)
         _stack.append(run)
         _register_atexit()
         return run
+
+
+def _bind_mlflow(run: ActiveRun) -> None:
+    """Make `run` MLflow's active run as well, in the workspace's store (module docstring)."""
+    import mlflow
+
+    uri = run.client.tracking_uri
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)  # the workspace keeps both in one store (Workspace.environment)
+    current = mlflow.active_run()
+    if current is not None and current.info.run_id == run.run_id:
+        return  # the script (or autolog) resumed it already: leave it to whoever started it
+    mlflow.start_run(run_id=run.run_id, nested=current is not None)
+    run.mlflow_bound = True
+
+
+def _unbind_mlflow(run: ActiveRun, status: str) -> None:
+    if not run.mlflow_bound:
+        return
+    import mlflow
+
+    current = mlflow.active_run()
+    if current is None or current.info.run_id != run.run_id:
+        return
+    if not run.attached:
+        mlflow.end_run(status)
+        return
+    # Attached: the runner owns the status, so leave MLflow's stack without ending the run
+    # (mlflow.end_run would mark it terminated and unset MLFLOW_RUN_ID). MLflow has no public
+    # call for this; its fluent module keeps the stack per thread (pinned mlflow, tested).
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    if stack and stack[-1].info.run_id == run.run_id:
+        stack.pop()
+        fluent._last_active_run_id.set(run.run_id)
 
 
 def _default_tags() -> dict[str, str]:

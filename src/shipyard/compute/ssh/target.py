@@ -228,6 +228,7 @@ class SshTarget:
             )
             env.pop("MLFLOW_REGISTRY_URI", None)
             env.pop("MLFLOW_RUN_ID", None)
+            env.pop("MLFLOW_EXPERIMENT_ID", None)  # the workspace's, unknown to the stores there
             env.pop("SHIPYARD_RUN_ID", None)
         if python != self.python:  # a remote venv
             venv = python.rsplit("/bin/", 1)[0]
