@@ -22,7 +22,8 @@ def main() -> None:
         shipyard.log_metric("r2", float(r2_score(y_test, pred)))
         # How many rows the metrics were computed on: the gate refuses fewer than gate.min_eval_rows.
         shipyard.log_metric("eval_rows", len(y_test))
-        shipyard.log_model(model, "model")
+        # Its signature comes from the example: the served model's input is 10 numbers a row.
+        shipyard.log_model(model, "model", input_example=X_train.to_numpy()[:5])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import textwrap
 from pathlib import Path
 
 import joblib
+import mlflow.artifacts
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.integration
@@ -80,13 +82,17 @@ def test_standalone_script_logs_run_metrics_params_and_model(project: Path):
     loss = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
     assert loss == [(i, 1.0 / (i + 1)) for i in range(100)]
 
-    files = {a.path for a in client.list_artifacts(run_id, "model")}
-    assert {"model/model.pkl", "model/MLmodel"} <= files
-    local = Path(client.download_artifacts(run_id, "model", str(project / "dl")))
-    model = joblib.load(local / "model.pkl")
+    # An MLflow 3 logged model of the run, with the run id in its MLmodel.
+    uri = proc.stdout.splitlines()[-2].strip()
+    assert uri.startswith("models:/m-") and run.data.tags["shipyard.model_id"] == uri.removeprefix("models:/")
+    logged = client.get_logged_model(uri.removeprefix("models:/"))
+    assert logged.source_run_id == run_id and logged.name == "model"
+    local = Path(mlflow.artifacts.download_artifacts(logged.artifact_location, dst_path=str(project / "dl")))
+    model = joblib.load(local / "model.pkl")  # plain pickle: a scoring script needs no MLflow
     assert model.alpha == 0.5
     requirements = (local / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "numpy==" in requirements
+    assert yaml.safe_load((local / "MLmodel").read_text())["run_id"] == run_id
     # Artifacts live in the workspace, not in ./mlruns.
     assert (project / ".shipyard" / "artifacts").is_dir() and not (project / "mlruns").exists()
 

@@ -98,7 +98,13 @@ def build_bundle(
         model_dir.parent.mkdir(parents=True)
         try:
             downloaded = Path(
-                mlflow.artifacts.download_artifacts(artifact_uri=model.source, dst_path=str(staging / "dl"))
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=model.source,
+                    dst_path=str(staging / "dl"),
+                    # a models:/<model_id> source is looked up in this workspace's store
+                    tracking_uri=ws.database_uri,
+                    registry_uri=ws.database_uri,
+                )
             )
         except Exception:
             # MLflow reports an unreachable store as a missing path; ask the store itself, which

@@ -14,7 +14,7 @@ from shipyard.pipeline.context import StepContext
 from shipyard.pipeline.outputs import TrainedRun
 from shipyard.tracking.env import run_variables
 from shipyard.tracking.model import logged_model_uri
-from shipyard.tracking.run import MODEL_TAG
+from shipyard.tracking.run import MODEL_ID_TAG, MODEL_TAG
 
 STEP = "train"
 
@@ -57,11 +57,19 @@ def train_job(
     )
 
 
+def script_model_uri(run: Any) -> str | None:
+    """The model `shipyard.log_model` logged (it wins over others the run logged through MLflow):
+    its logged model, or for a run from before logged models its run artifact folder."""
+    tags = run.data.tags
+    if tags.get(MODEL_ID_TAG):
+        return f"models:/{tags[MODEL_ID_TAG]}"
+    return f"runs:/{run.info.run_id}/{tags[MODEL_TAG]}" if tags.get(MODEL_TAG) else None
+
+
 def trained_run(ctx: StepContext, run_id: str, log_path: Path, tags: dict[str, str]) -> TrainedRun:
     """The step's output record for the run that trained the model (a sweep's best trial)."""
     run = ctx.ws.mlflow.get_run(run_id)
-    artifact = run.data.tags.get(MODEL_TAG)  # shipyard.log_model's folder wins over MLflow's
-    model_uri = f"runs:/{run_id}/{artifact}" if artifact else logged_model_uri(ctx.ws.mlflow, run)
+    model_uri = script_model_uri(run) or logged_model_uri(ctx.ws.mlflow, run)
     if model_uri is None:
         raise StepFailed(
             f"{ctx.config.train.script} logged no model: call shipyard.log_model(model), or log it with "

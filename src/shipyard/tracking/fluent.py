@@ -64,9 +64,10 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
     current_run().log_artifacts(local_dir, artifact_path)
 
 
-def log_model(model: Any, name: str = "model") -> str:
-    """Save a scikit-learn model in MLflow format into the active run; returns `runs:/<id>/<name>`."""
-    return current_run().log_model(model, name)
+def log_model(model: Any, name: str = "model", *, input_example: Any = None, signature: Any = None) -> str:
+    """Log `model` with its MLflow flavor into the active run (an MLflow 3 logged model, with the
+    signature given or inferred from `input_example`); returns `models:/<model_id>`."""
+    return current_run().log_model(model, name, input_example=input_example, signature=signature)
 
 
 def flush() -> None:

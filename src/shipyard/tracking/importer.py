@@ -8,10 +8,10 @@ outputs folder, which come back with the outputs:
     <outputs>/mlruns/                              what plain `import mlflow` logged (file store)
 
 `import_step_tracking` copies the newest top-level run of those stores into `into_run_id`
-(parameters, every metric with its history, tags, artifacts) and every other run as a child of
-it, then removes the two folders from the outputs. Artifact locations recorded there are the
-remote host's paths; they are mapped onto the fetched copy by what follows `.tracking/` or
-`mlruns/`.
+(parameters, every metric with its history, tags, artifacts, its MLflow 3 logged models) and
+every other run as a child of it, then removes the two folders from the outputs. Artifact
+locations recorded there are the remote host's paths; they are mapped onto the fetched copy by
+what follows `.tracking/` or `mlruns/`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,34 @@ def _copy(src: Any, run: Any, dst: Any, dst_run_id: str, root: Path) -> None:
     artifacts = _local_artifacts(run.info.artifact_uri, root)
     if artifacts is not None:
         dst.log_artifacts(dst_run_id, str(artifacts))
+    _copy_logged_models(src, run, dst, dst_run_id, root)
+
+
+def _copy_logged_models(src: Any, run: Any, dst: Any, dst_run_id: str, root: Path) -> None:
+    """The MLflow 3 logged models `run` logged (shipyard.log_model, <flavor>.log_model): created
+    again in the workspace from `dst_run_id`, with their artifacts; the run's model-id tag follows."""
+    from shipyard.tracking.run import MODEL_ID_TAG
+
+    experiment_id = dst.get_run(dst_run_id).info.experiment_id
+    found = src.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    for model in found:
+        folder = _local_artifacts(model.artifact_location, root)
+        if folder is None:
+            continue
+        copy = dst.create_logged_model(
+            experiment_id,
+            name=model.name,
+            source_run_id=dst_run_id,
+            tags=model.tags,
+            params=model.params,
+            model_type=model.model_type,
+        )
+        dst.log_model_artifacts(copy.model_id, str(folder))
+        dst.finalize_logged_model(copy.model_id, "READY")
+        if run.data.tags.get(MODEL_ID_TAG) == model.model_id:
+            dst.set_tag(dst_run_id, MODEL_ID_TAG, copy.model_id)
 
 
 def import_step_tracking(dst: Any, into_run_id: str, outputs: Path) -> int:

@@ -69,3 +69,60 @@ def model_id_of(source: str) -> str | None:
     """The logged model's id in a `models:/<model_id>` source (not `models:/<name>/<version>`)."""
     rest = source[len(MODELS_URI) :] if source.startswith(MODELS_URI) else ""
     return rest if rest.startswith("m-") and "/" not in rest else None
+
+
+# The flavor a model is logged with, by the module of a class in its MRO (the model's own class
+# first, so xgboost's scikit-learn wrappers are xgboost models): (module prefix, MLflow flavor).
+FLAVORS = (
+    ("xgboost", "mlflow.xgboost"),
+    ("lightgbm", "mlflow.lightgbm"),
+    ("sklearn", "mlflow.sklearn"),
+    ("torch", "mlflow.pytorch"),
+    ("pyspark.ml", "mlflow.spark"),
+)
+PYFUNC = "mlflow.pyfunc"
+
+
+def flavor_of(model: Any) -> str:
+    """The MLflow flavor module that logs `model`; UsageError naming the supported ones."""
+    from mlflow.pyfunc import PythonModel
+
+    from shipyard.errors import UsageError
+
+    if isinstance(model, PythonModel):
+        return PYFUNC
+    for cls in type(model).__mro__:
+        module = cls.__module__ or ""
+        for prefix, flavor in FLAVORS:
+            if module == prefix or module.startswith(prefix + "."):
+                return flavor
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    supported = ", ".join(prefix for prefix, _ in FLAVORS)
+    raise UsageError(
+        f"log_model: no MLflow flavor for a {kind}: supported are {supported} models and "
+        "mlflow.pyfunc.PythonModel (wrap anything else in one)"
+    )
+
+
+def log_flavored_model(model: Any, name: str, input_example: Any = None, signature: Any = None) -> Any:
+    """Log `model` into MLflow's active run with its flavor: an MLflow 3 logged model whose MLmodel
+    has the run id, the signature (given, or inferred from `input_example`) and the example.
+    scikit-learn models keep plain pickle and pinned requirements (a scoring script can
+    `joblib.load` them; MLflow would otherwise infer requirements in a subprocess). Returns
+    MLflow's ModelInfo."""
+    from importlib import import_module
+
+    flavor_name = flavor_of(model)
+    flavor = import_module(flavor_name)
+    kwargs: dict[str, Any] = {"name": name, "input_example": input_example, "signature": signature}
+    if flavor_name == "mlflow.sklearn":
+        kwargs |= {"serialization_format": "pickle", "pip_requirements": pinned_requirements()}
+    quiet = logging.getLogger(flavor_name)  # MLflow warns about pickle on every save
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        if flavor_name == PYFUNC:
+            return flavor.log_model(python_model=model, **kwargs)
+        return flavor.log_model(model, **kwargs)
+    finally:
+        quiet.setLevel(level)

@@ -24,8 +24,9 @@ import getpass
 import logging
 import os
 import sys
-import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
-MODEL_TAG = "shipyard.model_artifact"
+MODEL_TAG = "shipyard.model_artifact"  # the name of the model the script logged
+MODEL_ID_TAG = "shipyard.model_id"  # its MLflow 3 logged model (a run from before: MODEL_TAG only)
 _MAX_PARAMS_PER_BATCH = 100  # mlflow.utils.validation.MAX_PARAMS_TAGS_PER_BATCH
 
 _stack: list[ActiveRun] = []
@@ -114,22 +116,25 @@ class ActiveRun:
             raise UsageError(f"log_artifacts: {p} is not a folder")
         self.client.log_artifacts(self.run_id, str(p), artifact_path)
 
-    def log_model(self, model: Any, name: str = "model") -> str:
-        """Save a scikit-learn model in MLflow format under artifact folder `name`.
+    def log_model(
+        self, model: Any, name: str = "model", *, input_example: Any = None, signature: Any = None
+    ) -> str:
+        """Log `model` with its MLflow flavor (scikit-learn, PyTorch, Spark ML, XGBoost, LightGBM,
+        or an mlflow.pyfunc.PythonModel) as this run's MLflow 3 logged model named `name`, with
+        the signature given or inferred from `input_example`.
 
-        Sets the tag `shipyard.model_artifact=<name>` so the registry step finds it, and returns
-        the model's URI `runs:/<run_id>/<name>`. `name` follows names.py's rule (one folder: no
-        '/', no '..'), so nothing is written outside the temporary folder.
+        Tags the run with `shipyard.model_id` (and `shipyard.model_artifact=<name>`) so that the
+        register step takes this model, and returns its URI `models:/<model_id>`.
         """
-        from shipyard.names import check_name, safe_join
-        from shipyard.tracking.model import save_sklearn_model
+        from shipyard.names import check_name
+        from shipyard.tracking.model import log_flavored_model
 
         check_name("artifact name", name)
-        with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
-            folder = save_sklearn_model(model, safe_join(tmp, name))
-            self.client.log_artifacts(self.run_id, str(folder), name)
+        with _as_mlflow_run(self):
+            info = log_flavored_model(model, name, input_example, signature)
+        self.set_tag(MODEL_ID_TAG, info.model_id)
         self.set_tag(MODEL_TAG, name)
-        return f"runs:/{self.run_id}/{name}"
+        return f"models:/{info.model_id}"
 
     def flush(self) -> None:
         """Write queued metrics now."""
@@ -247,6 +252,22 @@ def _bind_mlflow(run: ActiveRun) -> None:
     run.mlflow_bound = True
 
 
+@contextmanager
+def _as_mlflow_run(run: ActiveRun) -> Iterator[None]:
+    """MLflow's active run is `run` for the block (it is, unless logging from another thread)."""
+    import mlflow
+
+    current = mlflow.active_run()
+    if current is not None and current.info.run_id == run.run_id:
+        yield
+        return
+    mlflow.start_run(run_id=run.run_id, nested=current is not None)
+    try:
+        yield
+    finally:
+        _leave_mlflow_stack(run.run_id)  # still running: its owner ends it
+
+
 def _unbind_mlflow(run: ActiveRun, status: str) -> None:
     if not run.mlflow_bound:
         return
@@ -259,14 +280,19 @@ def _unbind_mlflow(run: ActiveRun, status: str) -> None:
         mlflow.end_run(status)
         return
     # Attached: the runner owns the status, so leave MLflow's stack without ending the run
-    # (mlflow.end_run would mark it terminated and unset MLFLOW_RUN_ID). MLflow has no public
-    # call for this; its fluent module keeps the stack per thread (pinned mlflow, tested).
+    # (mlflow.end_run would mark it terminated and unset MLFLOW_RUN_ID).
+    _leave_mlflow_stack(run.run_id)
+
+
+def _leave_mlflow_stack(run_id: str) -> None:
+    """Take `run_id` off MLflow's active-run stack without ending it. MLflow has no public call
+    for this; its fluent module keeps the stack per thread (mlflow is pinned; tests cover it)."""
     from mlflow.tracking import fluent
 
     stack = fluent._active_run_stack.get()
-    if stack and stack[-1].info.run_id == run.run_id:
+    if stack and stack[-1].info.run_id == run_id:
         stack.pop()
-        fluent._last_active_run_id.set(run.run_id)
+        fluent._last_active_run_id.set(run_id)
 
 
 def _default_tags() -> dict[str, str]:
