@@ -148,6 +148,11 @@ class RegistryConfig(_Strict):
     metric_tags: list[str] = Field(default_factory=list, description="Run metrics copied onto version tags.")
     register_alias: str | None = Field("staging", description="Alias set on every newly registered version.")
     promote_on_pass: bool = Field(True, description="Move the 'production' alias when the gate passes.")
+    load_check: bool = Field(
+        True,
+        description="Before registering, build the bundle and score the input sample in a separate process; "
+        "a model that does not load or score is not registered (needs a deployment section).",
+    )
 
     @field_validator("model_name")
     @classmethod

@@ -80,8 +80,6 @@ def build_bundle(
     (`entry_script=None`) it serves the MLflow model itself (`flavor: pyfunc`, no score.py), which
     must then have MLflow's python_function flavor.
     """
-    import mlflow.artifacts
-
     if entry_script is not None and not entry_script.is_file():
         raise ConfigError(f"deployment.entry_script: {entry_script} does not exist")
     if requirements is not None and not requirements.is_file():
@@ -94,54 +92,8 @@ def build_bundle(
         bundles_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{model.version}-", dir=bundles_dir))
     try:
-        model_dir = staging / "model" / model.name / model.version
-        model_dir.parent.mkdir(parents=True)
-        try:
-            downloaded = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=model.source,
-                    dst_path=str(staging / "dl"),
-                    # a models:/<model_id> source is looked up in this workspace's store
-                    tracking_uri=ws.database_uri,
-                    registry_uri=ws.database_uri,
-                )
-            )
-        except Exception:
-            # MLflow reports an unreachable store as a missing path; ask the store itself, which
-            # names the endpoint (StorageError) when it cannot be reached.
-            if not ws.local_artifacts:
-                ws.artifacts.exists("bundles")
-            raise
-        shutil.move(str(downloaded), model_dir)
-        shutil.rmtree(staging / "dl", ignore_errors=True)
-        if entry_script is not None:
-            shutil.copy2(entry_script, staging / "score.py")
-        else:
-            _check_pyfunc_model(model, model_dir)
-        if requirements is not None:
-            if is_conda_file(requirements):  # an Azure ML conda_dependencies.yml: its pip pins
-                (staging / "requirements.txt").write_text(requirements_text(requirements))
-            else:
-                shutil.copy2(requirements, staging / "requirements.txt")
-        elif (model_dir / "requirements.txt").is_file():
-            shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
-        content_hash = json_sha256(
-            [tree_sha256(staging), sample]
-        )  # before the manifest, which holds the hash itself
-        manifest = {
-            "model_name": model.name,
-            "model_version": model.version,
-            "run_id": model.run_id,
-            "source": model.source,
-            "flavor": FLAVOR_AZUREML if entry_script is not None else FLAVOR_PYFUNC,
-            "entry_script": "score.py" if entry_script is not None else None,
-            "model_dir": f"model/{model.name}/{model.version}",
-            "requirements": "requirements.txt" if (staging / "requirements.txt").exists() else None,
-            "input_sample": sample,
-            "signature": _signature(sample),
-            "content_hash": content_hash,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        manifest = assemble(ws, model, staging, entry_script, requirements, sample)
+        content_hash = manifest["content_hash"]
         existing = _find(ws, content_hash)
         if existing is not None and bundle_stored(ws, existing.id):
             return existing
@@ -159,6 +111,67 @@ def build_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _record(ws, model, uri, stored_hash, content_hash, manifest)
+
+
+def assemble(
+    ws: Workspace,
+    model: ModelVersionInfo,
+    staging: Path,
+    entry_script: Path | None,
+    requirements: Path | None,
+    sample: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Lay out a bundle of `model` (its source downloaded from the workspace store) in the empty
+    folder `staging`; returns the manifest it wrote."""
+    import mlflow.artifacts
+
+    model_dir = staging / "model" / model.name / model.version
+    model_dir.parent.mkdir(parents=True)
+    try:
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=model.source,
+                dst_path=str(staging / "dl"),
+                # a models:/<model_id> source is looked up in this workspace's store
+                tracking_uri=ws.database_uri,
+                registry_uri=ws.database_uri,
+            )
+        )
+    except Exception:
+        # MLflow reports an unreachable store as a missing path; ask the store itself, which
+        # names the endpoint (StorageError) when it cannot be reached.
+        if not ws.local_artifacts:
+            ws.artifacts.exists("bundles")
+        raise
+    shutil.move(str(downloaded), model_dir)
+    shutil.rmtree(staging / "dl", ignore_errors=True)
+    if entry_script is not None:
+        shutil.copy2(entry_script, staging / "score.py")
+    else:
+        _check_pyfunc_model(model, model_dir)
+    if requirements is not None:
+        if is_conda_file(requirements):  # an Azure ML conda_dependencies.yml: its pip pins
+            (staging / "requirements.txt").write_text(requirements_text(requirements))
+        else:
+            shutil.copy2(requirements, staging / "requirements.txt")
+    elif (model_dir / "requirements.txt").is_file():
+        shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
+    content_hash = json_sha256([tree_sha256(staging), sample])  # before the manifest, which holds it
+    manifest = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "run_id": model.run_id,
+        "source": model.source,
+        "flavor": FLAVOR_AZUREML if entry_script is not None else FLAVOR_PYFUNC,
+        "entry_script": "score.py" if entry_script is not None else None,
+        "model_dir": f"model/{model.name}/{model.version}",
+        "requirements": "requirements.txt" if (staging / "requirements.txt").exists() else None,
+        "input_sample": sample,
+        "signature": _signature(sample),
+        "content_hash": content_hash,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
 
 
 def _check_pyfunc_model(model: ModelVersionInfo, model_dir: Path) -> None:

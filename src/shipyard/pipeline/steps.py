@@ -276,7 +276,8 @@ class RegisterStep(Step):
 
     def run(self, ctx: StepContext) -> RegisteredModel:
         from shipyard.gate.promotion import promote, recheck
-        from shipyard.registry.models import actor, register, set_alias
+        from shipyard.packaging.loadcheck import check_candidate
+        from shipyard.registry.models import actor, find_run_version, register, set_alias
 
         reg = ctx.config.registry
         train, gate = ctx.output("train", TrainedRun), ctx.output("evaluate", GateDecision)
@@ -295,6 +296,13 @@ class RegisterStep(Step):
         for metric in reg.metric_tags:
             if metric in train.metrics:
                 tags[f"metric.{metric}"] = f"{train.metrics[metric]:.6g}"
+        if find_run_version(ctx.ws, ctx.model_name, train.run_id) is None:
+            checked = check_candidate(ctx.ws, ctx.config, train.run_id, train.model_uri)
+            if not checked.ok:
+                raise StepFailed(
+                    f"the model of run {train.run_id} failed its load check ({checked.stage}): "
+                    f"{checked.detail}; nothing was registered and production is unchanged"
+                )
         candidate = _candidate(train)
         if gate.accepted and reg.promote_on_pass:
             # Production may have moved since evaluate: a candidate that lost is not registered.

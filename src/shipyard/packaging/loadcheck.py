@@ -1,0 +1,74 @@
+"""The load check before registration: a version is registered only if its bundle loads and
+scores its own input sample.
+
+Without it, a model that cannot be loaded (a missing module, a pickle of the wrong class, a
+score.py that fails in init()) was registered, passed the gate on its metrics and became
+production; the fixed model was then compared with that unservable one. The check assembles the
+bundle the package step would build (packaging/bundle.assemble, into a temporary folder: nothing
+is recorded or uploaded) and runs `python -m shipyard.serving.loadcheck` on it in its own process,
+in the project folder as local serving does, with the deployment's health timeout. It needs a
+`deployment:` section (the entry script and the sample); without one there is nothing to load the
+model with and the check is skipped, as with `registry.load_check: false`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.config.models import ProjectConfig
+from shipyard.packaging.bundle import _read_sample, assemble
+from shipyard.registry.models import ModelVersionInfo
+from shipyard.workspace import Workspace
+
+CANDIDATE = "candidate"  # the version folder of the checked bundle: it has no number yet
+
+
+@dataclass(frozen=True)
+class LoadCheck:
+    ok: bool
+    stage: str  # load | score | bundle | timeout | skipped
+    detail: str = ""
+
+
+def check_candidate(ws: Workspace, project: ProjectConfig, run_id: str, model_uri: str) -> LoadCheck:
+    """Load `model_uri` the way the deployment would serve it and score the input sample."""
+    d = project.deployment
+    if d is None or not project.registry.load_check:
+        why = "no deployment section" if d is None else "registry.load_check: false"
+        return LoadCheck(True, "skipped", why)
+    model = ModelVersionInfo(project.registry.model_name, CANDIDATE, run_id, model_uri)
+    entry = project.path(d.entry_script) if d.entry_script else None
+    requirements = project.path(d.requirements) if d.requirements else None
+    sample = _read_sample(project.path(d.input_sample) if d.input_sample else None)
+    with tempfile.TemporaryDirectory(prefix="shipyard-loadcheck-") as tmp:
+        staging = Path(tmp) / "bundle"
+        staging.mkdir()
+        assemble(ws, model, staging, entry, requirements, sample)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_RUN_ID"))}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "shipyard.serving.loadcheck", str(staging)],
+                cwd=project.project_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=d.health_timeout_s,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            return LoadCheck(False, "timeout", f"did not load and score within {d.health_timeout_s:g}s")
+    lines = proc.stdout.strip().splitlines()
+    try:
+        outcome = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        outcome = {}
+    if proc.returncode == 0 and outcome.get("ok"):
+        return LoadCheck(True, str(outcome.get("stage")))
+    detail = outcome.get("error") or (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return LoadCheck(False, str(outcome.get("stage") or "load"), str(detail)[:1500])
