@@ -63,8 +63,10 @@ def test_training_on_an_ssh_host_lands_in_the_workspace(
     assert run.data.tags["shipyard.compute"] == "vm"
     assert run.data.metrics["mse"] > 0 and run.data.params["alpha"]
     assert run.data.tags["shipyard.imported_from"] != run_id  # logged remotely, imported here
-    artifact = run.data.tags["shipyard.model_artifact"]
-    assert any(a.path == artifact for a in client.list_artifacts(run_id))
+    # The MLflow 3 logged model came along, created again from the run here, with its files.
+    logged = client.get_logged_model(run.data.tags["shipyard.model_id"])
+    assert logged.source_run_id == run_id and logged.name == run.data.tags["shipyard.model_artifact"]
+    assert (Path(logged.artifact_location.removeprefix("file://")) / "MLmodel").is_file()
     versions = client.search_model_versions(f"name='{data['registry']['model_name']}'")
     assert [v.run_id for v in versions] == [run_id]
     outputs = next(ws.rglob("outputs/*/train"))

@@ -67,6 +67,9 @@ def test_a_plain_value_in_the_secrets_section_is_refused_without_echoing_it(
     assert "secrets.API_TOKEN" in res.err and SECRET not in res.err and "Traceback" not in res.err
 
 
+LOG_MODEL = '        shipyard.log_model(model, "model", input_example=X_train.to_numpy()[:5])'
+
+
 def _leaky(project: Path, scan: str | None = None) -> None:
     """The script logs the secret as a param and a tag and writes it into an artifact and its
     outputs folder: the kinds of leak the scan after each step must report."""
@@ -76,9 +79,10 @@ def _leaky(project: Path, scan: str | None = None) -> None:
         '        shipyard.set_tag("auth", "Bearer " + os.environ["API_TOKEN"])\n'
         '        (shipyard.output_dir() / "conn.txt").write_text("token=" + os.environ["API_TOKEN"])\n'
         '        shipyard.log_artifact(str(shipyard.output_dir() / "conn.txt"))\n'
-        '        shipyard.log_model(model, "model")'
+        f"{LOG_MODEL}"
     )
-    train.write_text(train.read_text().replace('        shipyard.log_model(model, "model")', leak))
+    assert LOG_MODEL in train.read_text()
+    train.write_text(train.read_text().replace(LOG_MODEL, leak))
     if scan is not None:
         cfg = project / "shipyard.yaml"
         data = yaml.safe_load(cfg.read_text())

@@ -71,19 +71,25 @@ def _scan_run(ws: Any, run_id: str, values: dict[str, str]) -> list[str]:
                 hits = [s for s, red in redactors.items() if red.contains(key) or red.contains(str(value))]
                 if hits:
                     found.append(f"{where} {kind} {key!r} ({', '.join(hits)})")
-        found += _scan_artifacts(ws, each, values, f"{where} artifact ")
+        found += _scan_artifacts(each.info.artifact_uri, values, f"{where} artifact ")
+        models = client.search_logged_models(
+            experiment_ids=[each.info.experiment_id], filter_string=f"source_run_id = '{each.info.run_id}'"
+        )
+        for model in models:  # MLflow 3 logged models keep their files apart from the run's
+            found += _scan_artifacts(model.artifact_location, values, f"{where} model {model.name!r} file ")
     return found
 
 
-def _scan_artifacts(ws: Any, run: Any, values: dict[str, str], prefix: str) -> list[str]:
-    uri = run.info.artifact_uri or ""
-    parsed = urlparse(uri)
+def _scan_artifacts(uri: str | None, values: dict[str, str], prefix: str) -> list[str]:
+    import mlflow.artifacts
+
+    parsed = urlparse(uri or "")
     if parsed.scheme in ("file", ""):
         folder = Path(unquote(parsed.path))
         return _scan_folder(folder, values, prefix) if folder.is_dir() else []
     try:  # a remote store: look at a downloaded copy
         with tempfile.TemporaryDirectory(prefix="shipyard-scan-") as tmp:
-            local = ws.mlflow.download_artifacts(run.info.run_id, "", tmp)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
             return _scan_folder(Path(local), values, prefix)
     except Exception as exc:  # a scan that cannot read the store must not fail the step
         log.warning("could not scan the artifacts of %s for secrets: %s", prefix.strip(), type(exc).__name__)
