@@ -194,6 +194,11 @@ class DeploymentConfig(TargetConfig):
     )
     requirements: str | None = Field(None, description="Pinned requirements for the bundle.")
     input_sample: str | None = Field(None, description="JSON file with the smoke-test payload.")
+    code: list[str] = Field(
+        default_factory=list,
+        description="The project's own modules score.py (or the model) imports: files and folders, relative "
+        "to the project; packaged under code/ in the bundle and on the server's path everywhere.",
+    )
     host: str = Field("127.0.0.1", description="Interface the server binds to.")
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port for each deployment.")
     health_timeout_s: float = Field(60, gt=0, description="Wait this long for GET / to answer.")
@@ -202,6 +207,15 @@ class DeploymentConfig(TargetConfig):
     azureml: AzureMLSource | None = Field(
         None, description="Import these Azure ML files first (docs/azureml-configs.md)."
     )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            parts = entry.replace("\\", "/").strip("/").split("/")
+            if not entry.strip() or entry.startswith(("/", "~")) or ".." in parts:
+                raise ValueError(f"{entry!r}: give a file or folder relative to the project, inside it")
+        return [e.strip().rstrip("/") for e in v]
 
     @field_validator("name")
     @classmethod

@@ -31,6 +31,8 @@ from shipyard.store.models import BundleRow
 from shipyard.workspace import Workspace
 
 MANIFEST = "manifest.json"
+CODE_DIR = "code"  # deployment.code in the bundle: on the server's sys.path (serving/manifest.py)
+CodePaths = tuple[tuple[str, Path], ...]
 FLAVOR_AZUREML = "azureml"
 FLAVOR_PYFUNC = "pyfunc"
 
@@ -73,6 +75,7 @@ def build_bundle(
     entry_script: Path | None,
     requirements: Path | None,
     input_sample: Path | None,
+    code: CodePaths = (),
 ) -> Bundle:
     """Assemble a bundle for a model version; identical content reuses the recorded bundle.
 
@@ -92,7 +95,7 @@ def build_bundle(
         bundles_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{model.version}-", dir=bundles_dir))
     try:
-        manifest = assemble(ws, model, staging, entry_script, requirements, sample)
+        manifest = assemble(ws, model, staging, entry_script, requirements, sample, code)
         content_hash = manifest["content_hash"]
         existing = _find(ws, content_hash)
         if existing is not None and bundle_stored(ws, existing.id):
@@ -120,9 +123,11 @@ def assemble(
     entry_script: Path | None,
     requirements: Path | None,
     sample: dict[str, Any] | None,
+    code: CodePaths = (),
 ) -> dict[str, Any]:
     """Lay out a bundle of `model` (its source downloaded from the workspace store) in the empty
-    folder `staging`; returns the manifest it wrote."""
+    folder `staging`, with the project's `code` (relative name, path) under code/; returns the
+    manifest it wrote."""
     import mlflow.artifacts
 
     model_dir = staging / "model" / model.name / model.version
@@ -149,6 +154,7 @@ def assemble(
         shutil.copy2(entry_script, staging / "score.py")
     else:
         _check_pyfunc_model(model, model_dir)
+    _copy_code(code, staging / CODE_DIR)
     if requirements is not None:
         if is_conda_file(requirements):  # an Azure ML conda_dependencies.yml: its pip pins
             (staging / "requirements.txt").write_text(requirements_text(requirements))
@@ -166,12 +172,32 @@ def assemble(
         "entry_script": "score.py" if entry_script is not None else None,
         "model_dir": f"model/{model.name}/{model.version}",
         "requirements": "requirements.txt" if (staging / "requirements.txt").exists() else None,
+        "code": CODE_DIR if code else None,
         "input_sample": sample,
         "signature": _signature(sample),
         "content_hash": content_hash,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def _copy_code(code: CodePaths, dest: Path) -> None:
+    """deployment.code into the bundle's code/ folder, each under its path in the project."""
+    for name, path in code:
+        if not path.exists():
+            raise ConfigError(f"deployment.code: {name} does not exist (looked for {path})")
+        target = safe_join(dest, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, target)
+
+
+def code_paths(project: ProjectConfig) -> CodePaths:
+    """deployment.code as (name in the bundle, path in the project)."""
+    d = project.deployment
+    return tuple((name, project.path(name)) for name in (d.code if d is not None else []))
 
 
 def _check_pyfunc_model(model: ModelVersionInfo, model_dir: Path) -> None:
@@ -215,6 +241,7 @@ def bundle_for_deployment(ws: Workspace, model: ModelVersionInfo, project: Proje
         entry_script=project.path(d.entry_script) if d.entry_script else None,
         requirements=project.path(d.requirements) if d.requirements else None,
         input_sample=project.path(d.input_sample) if d.input_sample else None,
+        code=code_paths(project),
     )
 
 

@@ -6,7 +6,8 @@ score.py that fails in init()) was registered, passed the gate on its metrics an
 production; the fixed model was then compared with that unservable one. The check assembles the
 bundle the package step would build (packaging/bundle.assemble, into a temporary folder: nothing
 is recorded or uploaded) and runs `python -m shipyard.serving.loadcheck` on it in its own process,
-in the project folder as local serving does, with the deployment's health timeout. It needs a
+outside the project folder (a container has only the bundle: a module score.py imports from the
+project must be in `deployment.code`), with the deployment's health timeout. It needs a
 `deployment:` section (the entry script and the sample); without one there is nothing to load the
 model with and the check is skipped, as with `registry.load_check: false`.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.config.models import ProjectConfig
-from shipyard.packaging.bundle import _read_sample, assemble
+from shipyard.packaging.bundle import _read_sample, assemble, code_paths
 from shipyard.registry.models import ModelVersionInfo
 from shipyard.workspace import Workspace
 
@@ -49,12 +50,12 @@ def check_candidate(ws: Workspace, project: ProjectConfig, run_id: str, model_ur
     with tempfile.TemporaryDirectory(prefix="shipyard-loadcheck-") as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
-        assemble(ws, model, staging, entry, requirements, sample)
+        assemble(ws, model, staging, entry, requirements, sample, code_paths(project))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_RUN_ID"))}
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "shipyard.serving.loadcheck", str(staging)],
-                cwd=project.project_dir,
+                cwd=tmp,  # not the project: as in a container, only the bundle is there
                 env=env,
                 capture_output=True,
                 text=True,

@@ -33,6 +33,22 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def add_code_path(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    """Put the bundle's `code` folder (deployment.code: the project's own modules) first on
+    sys.path, for good: score.py, an unpickled model and a lazy import inside run() all find them,
+    wherever the server runs (local, container, batch, Kubernetes)."""
+    import sys
+
+    code = manifest.get("code")
+    if not code:
+        return
+    folder = (bundle_dir / str(code)).resolve()
+    if not folder.is_dir() or not folder.is_relative_to(bundle_dir.resolve()):
+        raise BundleError(f"{bundle_dir}/manifest.json: code folder {code!r} is not a folder of the bundle")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
 class ManifestModel:
     """The model name and version of a served bundle, read from its ``manifest`` attribute."""
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from shipyard.serving.azureml import schema_decorators
-from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
+from shipyard.serving.manifest import BundleError, ManifestModel, add_code_path, read_manifest
 from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
 from shipyard.serving.user_errors import INPUT_ERRORS, rejected_input
@@ -132,6 +132,7 @@ class ScoringScript(ManifestModel):
         """Read the manifest, set AZUREML_MODEL_DIR, import the entry script and call its init()."""
         bundle_dir = Path(bundle_dir).resolve()
         manifest = read_manifest(bundle_dir)
+        add_code_path(bundle_dir, manifest)
         script_path = bundle_dir / str(manifest.get("entry_script") or "score.py")
         if not script_path.is_file():
             raise BundleError(f"entry script {script_path} not found (manifest 'entry_script')")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.bounds import ParseBounds
-from shipyard.serving.manifest import BundleError, ManifestModel, read_manifest
+from shipyard.serving.manifest import BundleError, ManifestModel, add_code_path, read_manifest
 from shipyard.serving.mlflow.payloads import (
     CONTENT_TYPE_JSON,
     INPUTS,
@@ -94,6 +94,7 @@ class PyfuncModel(ManifestModel):
             raise BundleError(f"{model_path} is not an MLflow model folder (no MLmodel file)")
         import mlflow.pyfunc
 
+        add_code_path(bundle_dir, manifest)  # a PythonModel's own classes unpickle from there
         model = mlflow.pyfunc.load_model(str(model_path))
         return cls.from_model(model, bundle_dir=bundle_dir, manifest=manifest)
 
