@@ -50,11 +50,28 @@ class Bundle:
         return asdict(self)
 
 
+def _dims(value: Any) -> list[int] | None:
+    """The shape of a regular nested list of numbers ([] for a number); None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return []
+    if not isinstance(value, list) or not value:
+        return None
+    inner = [_dims(v) for v in value]
+    if inner[0] is None or any(d != inner[0] for d in inner):
+        return None
+    return [len(value), *inner[0]]
+
+
 def _signature(sample: dict[str, Any] | None) -> dict[str, Any]:
+    """The input sample's whole shape with any number of rows (`[-1, 8, 8]` for 8x8 images), or
+    nothing when "data" is not a regular array of numbers: no shape is then enforced."""
     rows = (sample or {}).get("data")
-    if isinstance(rows, list) and rows and isinstance(rows[0], list):
-        return {"inputs": {"data": {"type": "array", "shape": [-1, len(rows[0])], "dtype": "float"}}}
-    return {}
+    dims = _dims(rows) if isinstance(rows, list) else None
+    if not dims or len(dims) < 2:
+        return {}
+    return {"inputs": {"data": {"type": "array", "shape": [-1, *dims[1:]], "dtype": "float"}}}
 
 
 def _read_sample(path: Path | None) -> dict[str, Any] | None:
