@@ -54,7 +54,7 @@ def test_project_modules_travel_in_the_bundle(tmp_path: Path, copy_project, ship
     data["deployment"]["code"] = ["features.py", "helpers/"]
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     packaged = shipyard_proc(*args, cwd=project, timeout=400)
-    assert packaged.code == 0, packaged.err[-2000:]
+    assert packaged.code == 0, packaged.out[-3000:]
     [bundle] = [p for p in (ws / "artifacts").rglob("manifest.json") if "bundles" in p.parts]
     manifest = json.loads(bundle.read_text())
     assert manifest["code"] == "code"

@@ -284,7 +284,9 @@ def test_a_run_logged_afterwards_is_copied_by_the_next_copy(
     assert copied["shipyard_pipeline_runs"] == 1 and copied["shipyard_gate_decisions"] == 1
     assert copied["metrics"] == 3 and copied["params"] == 3
     assert "model_versions" not in copied and "registered_model_aliases" not in copied
-    assert report["artifacts"]["copied"] == 5  # the new run's model folder
+    # The new run's logged model: MLmodel, model.pkl, conda.yaml, python_env.yaml,
+    # requirements.txt and the input example (input_example.json, serving_input_example.json).
+    assert report["artifacts"]["copied"] == 7
     pg = lambda sql, *args: postgres_server.psql(_dbname(db), sql, args or None)  # noqa: E731
     assert pg(
         "select verdict, champion_version from shipyard_gate_decisions where candidate_run_id = %s", train_run

@@ -147,18 +147,19 @@ def assemble(
     manifest it wrote."""
     import mlflow.artifacts
 
+    from shipyard.tracking.model import model_id_of
+
     model_dir = staging / "model" / model.name / model.version
     model_dir.parent.mkdir(parents=True)
+    source = model.source
+    model_id = model_id_of(source)
+    if model_id is not None:
+        # A logged model's files, by its location: MLflow resolves `models:/<model_id>` with its
+        # process-wide tracking URI, not the one passed to download_artifacts.
+        source = ws.mlflow.get_logged_model(model_id).artifact_location
     try:
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=model.source,
-                dst_path=str(staging / "dl"),
-                # a models:/<model_id> source is looked up in this workspace's store
-                tracking_uri=ws.database_uri,
-                registry_uri=ws.database_uri,
-            )
-        )
+        fetched = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging / "dl"))
+        downloaded = Path(fetched)
     except Exception:
         # MLflow reports an unreachable store as a missing path; ask the store itself, which
         # names the endpoint (StorageError) when it cannot be reached.

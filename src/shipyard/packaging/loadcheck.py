@@ -10,6 +10,12 @@ outside the project folder (a container has only the bundle: a module score.py i
 project must be in `deployment.code`), with the deployment's health timeout. It needs a
 `deployment:` section (the entry script and the sample); without one there is nothing to load the
 model with and the check is skipped, as with `registry.load_check: false`.
+
+The evaluate step runs it, before the gate decides, for a run not registered yet: an unloadable
+model fails the run there (a broken build, not a worse candidate), and the decision that follows is
+made right before registration as it was (a check between the two widened the window in which a
+concurrent run moves `production`). Its cache key takes `load_check_key`: a change of score.py,
+the sample, the requirements or `deployment.code` checks the model again.
 """
 
 from __future__ import annotations
@@ -35,6 +41,22 @@ class LoadCheck:
     ok: bool
     stage: str  # load | score | bundle | timeout | skipped
     detail: str = ""
+
+
+def load_check_key(project: ProjectConfig) -> str | None:
+    """What the check loads besides the model, for the evaluate step's cache key: the deployment's
+    entry script, requirements, sample and code (their content), or None when it is skipped."""
+    from shipyard.data.hashing import file_sha256, json_sha256, tree_sha256
+
+    d = project.deployment
+    if d is None or not project.registry.load_check:
+        return None
+    files = [d.entry_script, d.requirements, d.input_sample, *d.code]
+    found = {}
+    for name in (f for f in files if f):
+        path = project.path(name)
+        found[name] = tree_sha256(path) if path.is_dir() else file_sha256(path) if path.is_file() else None
+    return json_sha256(found)
 
 
 def check_candidate(ws: Workspace, project: ProjectConfig, run_id: str, model_uri: str) -> LoadCheck:

@@ -180,6 +180,7 @@ class EvaluateStep(Step):
 
     def cache_key(self, ctx: StepContext) -> str | None:
         from shipyard.gate.promotion import withdrawal
+        from shipyard.packaging.loadcheck import load_check_key
         from shipyard.pipeline.records import registered_version
         from shipyard.registry.models import champion_for_cache
 
@@ -194,17 +195,27 @@ class EvaluateStep(Step):
         withdrawn = withdrawal(ctx.ws, ctx.model_name, own)
         if withdrawn is not None:  # taken out of production since: decided again (only then keyed)
             inputs["withdrawn"] = withdrawn.id
+        if own is None:  # the load check runs here: checked again when what it loads changes
+            inputs["load_check"] = load_check_key(ctx.config)
         return ctx.key(self.name, inputs)
 
     def run(self, ctx: StepContext) -> GateDecision:
         from shipyard.gate.policy import decide
         from shipyard.gate.promotion import decide_against, withdrawal, withdrawn_reason
         from shipyard.gate.records import record_decision
+        from shipyard.packaging.loadcheck import check_candidate
         from shipyard.pipeline.records import registered_version
         from shipyard.registry.models import alias_version
 
         train, gate = ctx.output("train", TrainedRun), ctx.config.gate
         own = registered_version(ctx.ws, ctx.model_name, train.run_id)
+        if own is None:  # before any gate verdict: an unloadable model is a broken build
+            checked = check_candidate(ctx.ws, ctx.config, train.run_id, train.model_uri)
+            if not checked.ok:
+                raise StepFailed(
+                    f"the model of run {train.run_id} failed its load check ({checked.stage}): "
+                    f"{checked.detail}; nothing was registered and production is unchanged"
+                )
         event = withdrawal(ctx.ws, ctx.model_name, own)
         withdrawn = withdrawn_reason(event, ctx.model_name) if event is not None else None
         if gate.enabled:
@@ -276,8 +287,7 @@ class RegisterStep(Step):
 
     def run(self, ctx: StepContext) -> RegisteredModel:
         from shipyard.gate.promotion import promote, recheck
-        from shipyard.packaging.loadcheck import check_candidate
-        from shipyard.registry.models import actor, find_run_version, register, set_alias
+        from shipyard.registry.models import actor, register, set_alias
 
         reg = ctx.config.registry
         train, gate = ctx.output("train", TrainedRun), ctx.output("evaluate", GateDecision)
@@ -296,13 +306,6 @@ class RegisterStep(Step):
         for metric in reg.metric_tags:
             if metric in train.metrics:
                 tags[f"metric.{metric}"] = f"{train.metrics[metric]:.6g}"
-        if find_run_version(ctx.ws, ctx.model_name, train.run_id) is None:
-            checked = check_candidate(ctx.ws, ctx.config, train.run_id, train.model_uri)
-            if not checked.ok:
-                raise StepFailed(
-                    f"the model of run {train.run_id} failed its load check ({checked.stage}): "
-                    f"{checked.detail}; nothing was registered and production is unchanged"
-                )
         candidate = _candidate(train)
         if gate.accepted and reg.promote_on_pass:
             # Production may have moved since evaluate: a candidate that lost is not registered.
