@@ -195,8 +195,9 @@ class EvaluateStep(Step):
         withdrawn = withdrawal(ctx.ws, ctx.model_name, own)
         if withdrawn is not None:  # taken out of production since: decided again (only then keyed)
             inputs["withdrawn"] = withdrawn.id
-        if own is None:  # the load check runs here: checked again when what it loads changes
-            inputs["load_check"] = load_check_key(ctx.config)
+        # The load check runs here (for a run not registered yet): checked again when what it
+        # loads changes. Keyed whether or not registered since, so a re-run hits the same key.
+        inputs["load_check"] = load_check_key(ctx.config)
         return ctx.key(self.name, inputs)
 
     def run(self, ctx: StepContext) -> GateDecision:
