@@ -11,11 +11,11 @@ project must be in `deployment.code`), with the deployment's health timeout. It 
 `deployment:` section (the entry script and the sample); without one there is nothing to load the
 model with and the check is skipped, as with `registry.load_check: false`.
 
-The evaluate step runs it, before the gate decides, for a run not registered yet: an unloadable
-model fails the run there (a broken build, not a worse candidate), and the decision that follows is
-made right before registration as it was (a check between the two widened the window in which a
-concurrent run moves `production`). Its cache key takes `load_check_key`: a change of score.py,
-the sample, the requirements or `deployment.code` checks the model again.
+The train step runs it right after training (pipeline/steps.load_check): an unloadable model
+fails the run there, a broken build rather than a worse candidate, before the evaluate step reads
+the champion for its cache key (run later, its seconds widened the window in which a concurrent
+run moves `production`). The record keeps `load_check_key`, the deployment files it passed with;
+when they changed since a cached train step, evaluate (keyed by them) checks the model again.
 """
 
 from __future__ import annotations

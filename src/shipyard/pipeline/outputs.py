@@ -67,9 +67,11 @@ class TrainedRun(StoredAsFields):
     # Where the step's log and outputs folder are stored, on a remote artifact store.
     files_uri: str | None = None
     files_hash: str | None = None
+    # The deployment files the model passed its load check with (packaging/loadcheck.py).
+    load_checked: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _dropping_none(self, "sweep", "files_uri", "files_hash")
+        return _dropping_none(self, "sweep", "files_uri", "files_hash", "load_checked")
 
     def run_json(self) -> dict[str, Any]:
         """The run as run.json (and the run summary) shows it."""

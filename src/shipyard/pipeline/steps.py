@@ -147,6 +147,7 @@ class TrainStep(Step):
         finally:
             client.set_terminated(run_id, status)
         record = output if output is not None else trained_run(ctx, run_id, log_path, tags)
+        record = dataclasses.replace(record, load_checked=load_check(ctx, record))
         # store_step_files returns the record's str fields (log and file URIs) by name
         return dataclasses.replace(record, **store_step_files(ctx, self.name, log_path))  # type: ignore[arg-type]
 
@@ -195,8 +196,8 @@ class EvaluateStep(Step):
         withdrawn = withdrawal(ctx.ws, ctx.model_name, own)
         if withdrawn is not None:  # taken out of production since: decided again (only then keyed)
             inputs["withdrawn"] = withdrawn.id
-        # The load check runs here (for a run not registered yet): checked again when what it
-        # loads changes. Keyed whether or not registered since, so a re-run hits the same key.
+        # What the load check loads besides the model: a change re-runs evaluate, which checks
+        # the model again (keyed whether or not registered since: a re-run hits the same key).
         inputs["load_check"] = load_check_key(ctx.config)
         return ctx.key(self.name, inputs)
 
@@ -204,19 +205,14 @@ class EvaluateStep(Step):
         from shipyard.gate.policy import decide
         from shipyard.gate.promotion import decide_against, withdrawal, withdrawn_reason
         from shipyard.gate.records import record_decision
-        from shipyard.packaging.loadcheck import check_candidate
+        from shipyard.packaging.loadcheck import load_check_key
         from shipyard.pipeline.records import registered_version
         from shipyard.registry.models import alias_version
 
         train, gate = ctx.output("train", TrainedRun), ctx.config.gate
         own = registered_version(ctx.ws, ctx.model_name, train.run_id)
-        if own is None:  # before any gate verdict: an unloadable model is a broken build
-            checked = check_candidate(ctx.ws, ctx.config, train.run_id, train.model_uri)
-            if not checked.ok:
-                raise StepFailed(
-                    f"the model of run {train.run_id} failed its load check ({checked.stage}): "
-                    f"{checked.detail}; nothing was registered and production is unchanged"
-                )
+        if own is None and train.load_checked != load_check_key(ctx.config):
+            load_check(ctx, train)  # the deployment files changed since the (cached) train step
         event = withdrawal(ctx.ws, ctx.model_name, own)
         withdrawn = withdrawn_reason(event, ctx.model_name) if event is not None else None
         if gate.enabled:
@@ -250,6 +246,22 @@ def _reused_decision(ctx: StepContext, decision: GateDecision, source_run: str) 
     if own is not None and champion_for_cache(ctx.ws, ctx.model_name, "production", None) == own:
         reason = f"this run's model is production already (v{own}); {reason}"
     return dataclasses.replace(decision, reason=reason, decided_by=by, decided_reason=said)
+
+
+def load_check(ctx: StepContext, train: TrainedRun) -> str | None:
+    """Check that the trained model loads and scores the input sample (packaging/loadcheck.py),
+    right after training: before the evaluate step reads the champion for its cache key, so the
+    check's seconds do not widen the window in which a concurrent run moves production. Returns
+    the deployment files' key it passed with; StepFailed, naming what failed, otherwise."""
+    from shipyard.packaging.loadcheck import check_candidate, load_check_key
+
+    checked = check_candidate(ctx.ws, ctx.config, train.run_id, train.model_uri)
+    if not checked.ok:
+        raise StepFailed(
+            f"the model of run {train.run_id} failed its load check ({checked.stage}): "
+            f"{checked.detail}; nothing was registered and production is unchanged"
+        )
+    return load_check_key(ctx.config)
 
 
 def _candidate(train: TrainedRun):
