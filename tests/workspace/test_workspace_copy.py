@@ -293,8 +293,11 @@ def test_a_run_logged_afterwards_is_copied_by_the_next_copy(
     ) == [("rejected", "2")]
     train_metrics = {r[0] for r in pg("select key from metrics where run_uuid = %s", train_run)}
     assert train_metrics == {"mse", "r2", "eval_rows"}
+    # The logged model lives under the experiment's models/<model id>/ folder (MLflow 3).
+    [(model_id,)] = pg("select value from tags where run_uuid = %s and key = 'shipyard.model_id'", train_run)
+    assert model_id.startswith("m-")
     keys = _s3_keys(s3_server, artifacts)
-    assert f"{PREFIX}/mlflow/diabetes/{train_run}/artifacts/model/model.pkl" in keys
+    assert any(k.endswith(f"/models/{model_id}/artifacts/model.pkl") for k in keys), sorted(keys)[:20]
 
 
 def test_the_copied_workspace_serves_the_team(
