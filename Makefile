@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
+.PHONY: demo demo-digits test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	cd examples/diabetes && ../../$(BIN)/shipyard run
+
+# The PyTorch CNN on the 8x8 digits: a learning-rate sweep, gate on accuracy, deploy, smoke test.
+demo-digits: $(STAMP)
+	cd examples/digits && ../../$(BIN)/shipyard run
 
 test: $(STAMP)
 	bash scripts/install-test-deps.sh
@@ -58,4 +62,4 @@ bench-shared: $(STAMP)
 	$(BIN)/python benchmarks/shared/bench_shared.py
 
 clean:
-	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs
+	rm -rf $(VENV) examples/diabetes/.shipyard examples/diabetes/outputs examples/digits/.shipyard examples/digits/outputs

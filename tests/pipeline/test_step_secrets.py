@@ -77,8 +77,9 @@ def _leaky(project: Path, scan: str | None = None) -> None:
     leak = (
         '        shipyard.log_param("token", os.environ["API_TOKEN"])\n'
         '        shipyard.set_tag("auth", "Bearer " + os.environ["API_TOKEN"])\n'
-        '        (shipyard.output_dir() / "conn.txt").write_text("token=" + os.environ["API_TOKEN"])\n'
-        '        shipyard.log_artifact(str(shipyard.output_dir() / "conn.txt"))\n'
+        '        conn = os.path.join(shipyard.output_dir(), "conn.txt")\n'
+        '        open(conn, "w").write("token=" + os.environ["API_TOKEN"])\n'
+        '        shipyard.log_artifact(conn)\n'
         f"{LOG_MODEL}"
     )
     assert LOG_MODEL in train.read_text()

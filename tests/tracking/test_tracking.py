@@ -259,14 +259,14 @@ def test_parameters_reject_bad_env(ws_env, monkeypatch, raw):
 
 
 def test_input_path_and_output_dir(ws_env, tmp_path, monkeypatch):
-    assert shipyard.input_path("data", "data/x.csv") == Path("data/x.csv")
+    assert shipyard.input_path("data", "data/x.csv") == "data/x.csv"
     with pytest.raises(UsageError, match="'data'"):
         shipyard.input_path("data")
     monkeypatch.setenv("SHIPYARD_INPUTS", json.dumps({"data": "/in/diabetes.csv"}))
-    assert shipyard.input_path("data", "data/x.csv") == Path("/in/diabetes.csv")
-    assert shipyard.output_dir() == Path("outputs") and (tmp_path / "outputs").is_dir()
+    assert shipyard.input_path("data", "data/x.csv") == "/in/diabetes.csv"
+    assert shipyard.output_dir() == "outputs" and (tmp_path / "outputs").is_dir()
     monkeypatch.setenv("SHIPYARD_OUTPUTS", str(tmp_path / "out" / "step"))
-    assert shipyard.output_dir() == tmp_path / "out" / "step" and (tmp_path / "out" / "step").is_dir()
+    assert shipyard.output_dir() == str(tmp_path / "out" / "step") and (tmp_path / "out" / "step").is_dir()
 
 
 def test_import_shipyard_is_cheap():

@@ -8,7 +8,6 @@ so `shipyard.log_metric("x", 1)` works in a bare script; an atexit hook ends tha
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from shipyard.errors import UsageError
@@ -90,20 +89,22 @@ def parameters(**defaults: Any) -> dict[str, Any]:
     return params
 
 
-def input_path(name: str, default: str | os.PathLike[str] | None = None) -> Path:
-    """Path of input `name`: from the runner's SHIPYARD_INPUTS, else `default`."""
+def input_path(name: str, default: str | os.PathLike[str] | None = None) -> str:
+    """Path of input `name`: from the runner's SHIPYARD_INPUTS, else `default`. A `str`, as every
+    reader takes it (Spark's and Ray Data's refuse a pathlib.Path)."""
     given = env.input_paths().get(name)
     if given is not None:
-        return Path(given)
+        return str(given)
     if default is None:
         raise UsageError(
             f"input {name!r} was not passed (set train.inputs.{name} in shipyard.yaml) and has no default"
         )
-    return Path(default)
+    return os.fspath(default)
 
 
-def output_dir() -> Path:
-    """Folder for the script's outputs (SHIPYARD_OUTPUTS, else ./outputs), created if missing."""
+def output_dir() -> str:
+    """Folder for the script's outputs (SHIPYARD_OUTPUTS, else ./outputs), created if missing; a `str`
+    like input_path."""
     path = env.outputs_dir()
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    return str(path)

@@ -9,16 +9,26 @@ from pathlib import Path
 from typing import Any
 
 # Pinned explicitly: MLflow otherwise infers requirements by importing the model in a subprocess,
-# which takes seconds per logged model.
+# which takes seconds per logged model. The distributions a model of each flavor needs at load
+# time (a pyfunc PythonModel's are unknown: MLflow infers them).
 REQUIREMENT_DISTRIBUTIONS = ("scikit-learn", "numpy", "joblib")
+FLAVOR_REQUIREMENTS = {
+    "mlflow.sklearn": REQUIREMENT_DISTRIBUTIONS,
+    "mlflow.pytorch": ("torch", "numpy"),
+    "mlflow.xgboost": ("xgboost", "numpy", "scikit-learn"),
+    "mlflow.lightgbm": ("lightgbm", "numpy", "scikit-learn"),
+    "mlflow.spark": ("pyspark",),
+}
 
 
-def pinned_requirements() -> list[str]:
-    """`name==version` of the packages a pickled scikit-learn model needs at load time."""
+def pinned_requirements(distributions: tuple[str, ...] = REQUIREMENT_DISTRIBUTIONS) -> list[str]:
+    """`name==version` of the installed `distributions` (default: what a pickled scikit-learn model
+    needs at load time). A local version label (`2.13.0+cpu`) is dropped, as MLflow does, so the
+    pin also installs from an index that only has the public release."""
     reqs = []
-    for dist in REQUIREMENT_DISTRIBUTIONS:
+    for dist in distributions:
         try:
-            reqs.append(f"{dist}=={version(dist)}")
+            reqs.append(f"{dist}=={version(dist).split('+', 1)[0]}")
         except PackageNotFoundError:
             reqs.append(dist)
     return reqs
@@ -107,16 +117,19 @@ def flavor_of(model: Any) -> str:
 def log_flavored_model(model: Any, name: str, input_example: Any = None, signature: Any = None) -> Any:
     """Log `model` into MLflow's active run with its flavor: an MLflow 3 logged model whose MLmodel
     has the run id, the signature (given, or inferred from `input_example`) and the example.
-    scikit-learn models keep plain pickle and pinned requirements (a scoring script can
-    `joblib.load` them; MLflow would otherwise infer requirements in a subprocess). Returns
-    MLflow's ModelInfo."""
+    Requirements are pinned from the installed versions (MLflow would otherwise infer them in a
+    subprocess); scikit-learn models keep plain pickle (a scoring script can `joblib.load` them);
+    PyTorch models get MLflow's default, a torch.export program (no pickle, no model code needed to
+    load). Returns MLflow's ModelInfo."""
     from importlib import import_module
 
     flavor_name = flavor_of(model)
     flavor = import_module(flavor_name)
     kwargs: dict[str, Any] = {"name": name, "input_example": input_example, "signature": signature}
+    if flavor_name in FLAVOR_REQUIREMENTS:
+        kwargs["pip_requirements"] = pinned_requirements(FLAVOR_REQUIREMENTS[flavor_name])
     if flavor_name == "mlflow.sklearn":
-        kwargs |= {"serialization_format": "pickle", "pip_requirements": pinned_requirements()}
+        kwargs["serialization_format"] = "pickle"
     quiet = logging.getLogger(flavor_name)  # MLflow warns about pickle on every save
     level = quiet.level
     quiet.setLevel(logging.ERROR)
