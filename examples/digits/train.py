@@ -60,6 +60,7 @@ def main() -> None:
         shipyard.log_metric("accuracy", accuracy)
         shipyard.log_metric("eval_rows", len(y_test))  # the gate refuses fewer than gate.min_eval_rows
         shipyard.set_tag("device", device.type)
+        shipyard.set_tag("world_size", dist.get_world_size() if distributed else 1)
         # PyTorch flavor; the signature comes from the example: float32 images of shape (-1, 8, 8).
         shipyard.log_model(net.cpu(), "model", input_example=X_train[:3])
 

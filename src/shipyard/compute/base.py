@@ -21,13 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from shipyard.errors import StepFailed, UsageError
+from shipyard.errors import ConfigError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 TAIL_LINES = 20
 _POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Run the script data-parallel on `workers` processes (only the ray target can)."""
+
+    workers: int
+    backend: str = "gloo"
+    gpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class StepJob:
     inputs: Mapping[str, Path] = field(default_factory=dict)
     environment: Path | None = None  # environment spec: requirements.txt or a conda .yml
     timeout_s: float | None = None
+    distribution: Distribution | None = None  # data-parallel workers (train.distributed)
 
     def __post_init__(self) -> None:
         if Path(self.script).is_absolute() or ".." in Path(self.script).parts:
@@ -234,6 +244,11 @@ def run(target: ComputeTarget, job: StepJob, *, check: bool = True) -> JobResult
     last lines; a job running past `job.timeout_s` is cancelled and raises StepFailed. Ctrl-C
     cancels the job on its target, then re-raises.
     """
+    if job.distribution is not None and not getattr(target, "distributes", False):
+        raise ConfigError(
+            f"{job.name}: train.distributed runs on Ray Train workers, and compute {target.name!r} is not a "
+            "Ray cluster: set train.compute to a ray compute"
+        )
     running = RunningJob(target, job)
     try:
         if not running.local_log:  # stream a remote log while the job runs

@@ -96,3 +96,18 @@ class SparkCompute(Strict):
 
 
 ComputeSpec = Annotated[SshCompute | RayCompute | SparkCompute, Field(discriminator="type")]
+
+
+class DistributedConfig(Strict):
+    """Data-parallel training (`train.distributed`): the script runs once per worker under Ray
+    Train's TorchTrainer with torch.distributed set up; only rank 0 logs (docs/compute.md)."""
+
+    workers: int = Field(..., ge=1, le=1024, description="Training workers (processes), one CPU or GPU each.")
+    gpu: bool = Field(False, description="One GPU per worker (the cluster must have them).")
+    backend: Literal["gloo", "nccl"] | None = Field(
+        None, description="torch.distributed backend; default gloo, nccl with gpu: true."
+    )
+
+    @property
+    def torch_backend(self) -> str:
+        return self.backend or ("nccl" if self.gpu else "gloo")

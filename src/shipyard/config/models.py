@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shipyard.config.base import Strict as _Strict
 from shipyard.config.ci import CiConfig
-from shipyard.config.compute import BUILT_IN, ComputeSpec, check_compute_name
+from shipyard.config.compute import BUILT_IN, ComputeSpec, DistributedConfig, check_compute_name
 from shipyard.config.environments import EnvironmentConfig, NotificationsConfig, check_environments
 from shipyard.config.sweep import SweepConfig
 from shipyard.config.targets import TargetConfig
@@ -110,6 +110,20 @@ class TrainConfig(_Strict):
         description="Hyper-parameter search: grid or random trials, each a child run; the best by "
         "the gate's metric is the step's output (docs/sweep.md).",
     )
+    distributed: DistributedConfig | None = Field(
+        None,
+        description="Data-parallel training on a Ray compute: {workers: N, gpu: false}; the script "
+        "runs on N Ray Train workers with torch.distributed set up (docs/compute.md).",
+    )
+
+    @model_validator(mode="after")
+    def _distributed_needs_a_cluster(self) -> TrainConfig:
+        if self.distributed is not None and self.compute in BUILT_IN:
+            raise ValueError(
+                f"train.distributed runs the script on Ray Train workers, not on compute {self.compute!r}: "
+                "set train.compute to a ray compute (`shipyard compute create NAME --type ray`)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _venv_needs_a_spec(self) -> TrainConfig:

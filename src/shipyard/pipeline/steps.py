@@ -94,6 +94,8 @@ class TrainStep(Step):
                 **({"compute": t.compute} if t.compute != "local" else {}),
                 # The search when there is one, but not max_parallel (how fast, not what).
                 **({"sweep": t.sweep.model_dump(mode="json", exclude={"max_parallel"})} if t.sweep else {}),
+                # Data-parallel training gives another model than one process (absent: keys unchanged).
+                **({"distributed": t.distributed.model_dump(mode="json")} if t.distributed else {}),
             },
         )
 

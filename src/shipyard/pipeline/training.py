@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shipyard.compute.base import StepJob
+from shipyard.compute.base import Distribution, StepJob
 from shipyard.errors import StepFailed
 from shipyard.pipeline.context import StepContext
 from shipyard.pipeline.outputs import TrainedRun
@@ -54,6 +54,9 @@ def train_job(
         inputs={k: Path(v) for k, v in inputs.items()},
         environment=ctx.config.path(t.environment) if t.environment else None,
         timeout_s=t.timeout_s,
+        distribution=(
+            Distribution(d.workers, d.torch_backend, d.gpu) if (d := t.distributed) is not None else None
+        ),
     )
 
 

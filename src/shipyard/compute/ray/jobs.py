@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
-from shipyard.compute.ray import jobs_api
+from shipyard.compute.ray import distributed, jobs_api
 from shipyard.errors import ConfigError, StepFailed
 from shipyard.secrets.redact import Redactor
 
@@ -52,6 +52,7 @@ class RayTarget:
     """Runs jobs on the Ray cluster whose dashboard is at `address`."""
 
     name = "ray"
+    distributes = True  # runs train.distributed jobs (compute/ray/distributed.py)
 
     def __init__(
         self,
@@ -172,13 +173,17 @@ class RayTarget:
         # With pip packages Ray activates a virtualenv for the entrypoint: `python` is its Python
         # (an absolute path to ours would skip it and the packages with it).
         python = "python" if "pip" in runtime_env else self.python
-        entrypoint = " ".join(shlex.quote(p) for p in (python, job.script, *job.args))
+        command, driver_cpus = [job.script, *job.args], self.entrypoint_num_cpus
+        if (d := job.distribution) is not None:
+            # The driver only starts the TorchTrainer and waits: its workers get the CPUs.
+            command, driver_cpus = distributed.command(d.workers, d.backend, d.gpu, job.script, job.args), 0
+        entrypoint = " ".join(shlex.quote(p) for p in (python, *command))
         try:
             self.client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 runtime_env=runtime_env,
-                entrypoint_num_cpus=self.entrypoint_num_cpus,
+                entrypoint_num_cpus=driver_cpus,
                 metadata={"shipyard.step": job.name},
             )
         except ConfigError:
