@@ -136,6 +136,10 @@ def log_flavored_model(model: Any, name: str, input_example: Any = None, signatu
     try:
         if flavor_name == PYFUNC:
             return flavor.log_model(python_model=model, **kwargs)
+        if flavor_name == "mlflow.spark":
+            # MLflow's spark flavor still logs a run artifact (`runs:/<run>/<name>`), not a logged
+            # model: its log_model takes artifact_path and returns a ModelInfo without model_id.
+            return flavor.log_model(model, artifact_path=kwargs.pop("name"), **kwargs)
         return flavor.log_model(model, **kwargs)
     finally:
         quiet.setLevel(level)

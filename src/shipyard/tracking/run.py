@@ -124,7 +124,9 @@ class ActiveRun:
         the signature given or inferred from `input_example`.
 
         Tags the run with `shipyard.model_id` (and `shipyard.model_artifact=<name>`) so that the
-        register step takes this model, and returns its URI `models:/<model_id>`.
+        register step takes this model, and returns its URI `models:/<model_id>`. A Spark ML
+        model is a run artifact (MLflow's spark flavor has no logged-model record):
+        `runs:/<run_id>/<name>`, found by the `shipyard.model_artifact` tag alone.
         """
         from shipyard.names import check_name
         from shipyard.tracking.model import log_flavored_model
@@ -132,8 +134,10 @@ class ActiveRun:
         check_name("artifact name", name)
         with _as_mlflow_run(self):
             info = log_flavored_model(model, name, input_example, signature)
-        self.set_tag(MODEL_ID_TAG, info.model_id)
         self.set_tag(MODEL_TAG, name)
+        if not info.model_id:  # a flavor that logs a run artifact (Spark ML)
+            return f"runs:/{self.run_id}/{name}"
+        self.set_tag(MODEL_ID_TAG, info.model_id)
         return f"models:/{info.model_id}"
 
     def flush(self) -> None:
