@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-digits test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared clean
+.PHONY: demo demo-digits test venv lint dist bench bench-tracking bench-run bench-serving bench-images bench-batch bench-shared bench-digits clean
 
 venv: $(STAMP)
 
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m mypy
 
-bench: bench-tracking bench-run bench-serving bench-images bench-batch bench-shared
+bench: bench-tracking bench-run bench-serving bench-images bench-batch bench-shared bench-digits
 
 bench-tracking: $(STAMP)
 	$(BIN)/python benchmarks/tracking/bench_tracking.py
@@ -55,6 +55,11 @@ bench-images: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch/bench_batch.py
+
+# Training one process vs Ray Train workers, serving with batching off/on, image size (podman).
+bench-digits: $(STAMP)
+	bash scripts/install-test-deps.sh
+	$(BIN)/python benchmarks/models/bench_digits.py
 
 # Starts its own PostgreSQL and S3 server (the packages `make test` installs).
 bench-shared: $(STAMP)
