@@ -20,13 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deploy_support import cleaned_ws
 from wheels_support import installed_wheelhouse, write_wheel
 
-from shipyard.config.models import DeploymentConfig, WorkspaceSettings
+from shipyard.config.models import DeploymentConfig
 from shipyard.config.packages import PackageSources
 from shipyard.deploy import runtime
 from shipyard.deploy.endpoints import (
-    delete_endpoint,
     get_deployment,
     list_endpoints,
     run_smoke_test,
@@ -66,13 +66,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace.get_or_create(WorkspaceSettings(root=str(tmp_path / "ws")))
-    yield workspace
-    with workspace.store.session() as s:
-        names = sorted({r.endpoint for r in s.query(DeploymentRow)})
-    for name in names:  # whatever a failing test left running
-        delete_endpoint(workspace, name)
-    workspace.store.dispose()
+    with cleaned_ws(tmp_path / "ws") as workspace:
+        yield workspace
 
 
 def offline(wheels: tuple[Path, Path]) -> PackageSources:

@@ -8,16 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.common import (
-    Output,
-    OutputOpt,
-    ProjectOpt,
-    WorkspaceOpt,
-    console,
-    context,
-    emit,
-    err_console,
-)
+from shipyard.cli.common import Output, OutputOpt, ProjectOpt, WorkspaceOpt, console, context, emit
 from shipyard.cli.endpoints import ModelArg, _bundle
 from shipyard.cli.name_args import name_check
 
@@ -163,6 +154,7 @@ def serve_command(
             bundle = _bundle(ws, config, model)
             bundle_path, name, version = Path(bundle.path), bundle.model_name, bundle.model_version
             # Shipyard's own Python when it has what the bundle needs, else the bundle's environment.
+            from shipyard.cli.common import err_console
             from shipyard.venvs.serving import serving_python
 
             packages = config.deployment.packages if config and config.deployment else None
