@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_ws(root: Path) -> Workspace:
     return Workspace.get_or_create(resolve_workspace_settings(None, cli={"root": str(root)}))
+
+
+@contextmanager
+def cleaned_ws(root: Path) -> Iterator[Workspace]:
+    """A workspace at `root` whose endpoints are deleted at the end, with whatever a failing test
+    left running."""
+    from shipyard.deploy.endpoints import delete_endpoint
+    from shipyard.store.models import DeploymentRow
+
+    workspace = make_ws(root)
+    try:
+        yield workspace
+    finally:
+        with workspace.store.session() as s:
+            names = sorted({r.endpoint for r in s.query(DeploymentRow)})
+        for name in names:
+            delete_endpoint(workspace, name)
+        workspace.store.dispose()
 
 
 def config(name: str = "ep", **extra) -> DeploymentConfig:

@@ -3,8 +3,9 @@
 With `SHIPYARD_TEST_PAUSE_AT=<point>` (e.g. `deploy:spawned`) the process writes its pid to the
 file named by `SHIPYARD_TEST_PAUSE_FILE` when it reaches that point, then sleeps (at most 10
 minutes) until it is killed. Unset — always, outside tests — `pause_at` is a dictionary lookup.
-Points: `deploy:spawned` (the scoring server was started, its pid not yet recorded) and
-`deploy:recorded` (its pid recorded, not yet healthy).
+Points: `deploy:spawned` (the scoring server was started, its pid not yet recorded),
+`deploy:recorded` (its pid recorded, not yet healthy) and `venv:installed` (an environment's
+packages installed, its marker not yet written).
 """
 
 from __future__ import annotations

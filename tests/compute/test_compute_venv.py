@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from shipyard.compute.base import StepJob, run
-from shipyard.compute.venv import MARKER, EnvCache, VenvTarget, uv_path
+from shipyard.compute.venv import VenvTarget
 from shipyard.config.models import WorkspaceSettings
 from shipyard.errors import StepFailed
+from shipyard.venvs.cache import MARKER, EnvCache, uv_path
 from shipyard.workspace import Workspace
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import typer
 from bundles import make_bundle
-from deploy_support import ensure_base_image, port_refuses
+from deploy_support import cleaned_ws, ensure_base_image, port_refuses
 from tools import require_tool
 from typer.testing import CliRunner, Result
 
 from shipyard.cli.reap import reap_command
-from shipyard.config.models import DeploymentConfig, WorkspaceSettings
+from shipyard.config.models import DeploymentConfig
 from shipyard.deploy.endpoints import delete_endpoint, get_deployment, list_endpoints, start_deployment
 from shipyard.deploy.keys import keys_file
 from shipyard.deploy.reaper import reap
@@ -31,13 +31,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def ws(tmp_path: Path):
-    workspace = Workspace.get_or_create(WorkspaceSettings(root=str(tmp_path / "ws")))
-    yield workspace
-    with workspace.store.session() as s:
-        names = sorted({r.endpoint for r in s.query(DeploymentRow)})
-    for name in names:  # whatever a failing test left running
-        delete_endpoint(workspace, name)
-    workspace.store.dispose()
+    with cleaned_ws(tmp_path / "ws") as workspace:
+        yield workspace
 
 
 @pytest.fixture

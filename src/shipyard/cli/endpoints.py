@@ -196,6 +196,9 @@ def _show_deployment(x: dict) -> None:
     console.print(
         f"[green]✓[/green] {x['endpoint']}: {x['model_name']} v{x['model_version']} serving at {where}"
     )
+    settings = x.get("target_settings") or {}
+    if settings.get("environment") not in (None, "shipyard"):
+        console.print(f"  in the bundle's own environment {settings['environment']} ({settings['python']})")
     _print_keys(x.get("new_keys"))
 
 
@@ -328,7 +331,7 @@ def list_cmd(
         output,
         lambda d: table(
             [shown(r) for r in d],
-            ["endpoint", "state", "url", "model", "traffic", "host", "deployment_id"],
+            ["endpoint", "state", "url", "model", "traffic", "host", "environment", "deployment_id"],
             empty="no endpoints",
         ),
     )

@@ -13,6 +13,27 @@ from shipyard.cli.endpoints import ModelArg, _bundle
 from shipyard.cli.name_args import name_check
 
 
+def _serve_with(python: Path, argv: list[str]) -> int:
+    """The server in the foreground with another interpreter (the bundle's own environment); it
+    ends with this command (Ctrl-C reaches both, a SIGTERM here is passed on)."""
+    import os
+    import subprocess
+
+    from shipyard.venvs.cache import activated
+
+    proc = subprocess.Popen([str(python), "-m", "shipyard.serving", *argv], env=activated(os.environ, python))
+    try:
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def _render_serving(info: dict) -> None:
     if info["key"]:
         console.print(
@@ -26,6 +47,9 @@ def _render_serving(info: dict) -> None:
         "(POST /score, /v2/…, /invocations for MLflow models; Ctrl-C stops)",
         soft_wrap=True,
     )
+    if info["environment"] != "shipyard":
+        where = f"{info['environment']} ({info['python']})"
+        console.print(f"in the bundle's own environment {where}", soft_wrap=True)
 
 
 def serve_command(
@@ -73,6 +97,7 @@ def serve_command(
     import secrets
     import shutil
     import signal
+    import sys
     import tempfile
 
     from shipyard.errors import UsageError
@@ -108,6 +133,7 @@ def serve_command(
     tmp = Path(tempfile.mkdtemp(prefix="shipyard-serve-"))
     config = None
     key = None
+    python = None
     try:
         if entry_script is not None:
             from shipyard.packaging.adhoc import bundle_from_files, default_model_name
@@ -127,6 +153,13 @@ def serve_command(
             config, ws = context(project, workspace, required=True)
             bundle = _bundle(ws, config, model)
             bundle_path, name, version = Path(bundle.path), bundle.model_name, bundle.model_version
+            # Shipyard's own Python when it has what the bundle needs, else the bundle's environment.
+            from shipyard.cli.common import err_console
+            from shipyard.venvs.serving import serving_python
+
+            packages = config.deployment.packages if config and config.deployment else None
+            with err_console.status("checking the bundle's requirements…") as status:
+                python = serving_python(ws, bundle_path, packages, progress=status.update)
 
         # The project's serving settings (limits, batching, capture) apply here too; auth is the flag's.
         settings = config.deployment.serving.model_dump() if config and config.deployment else {}
@@ -162,9 +195,11 @@ def serve_command(
             "bundle": str(bundle_path),
             "auth": auth,
             "key": key,
+            "python": str(python.python) if python else sys.executable,
+            "environment": python.environment if python else "shipyard",
         }
         emit(info, output, _render_serving)
-        code = serve_main(argv)
+        code = serve_main(argv) if python is None or python.own else _serve_with(python.python, argv)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if previous_handler is not None:

@@ -19,10 +19,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.errors import ConfigError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
+
+if TYPE_CHECKING:
+    from shipyard.config.packages import PackageSources
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
@@ -59,6 +62,7 @@ class StepJob:
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     inputs: Mapping[str, Path] = field(default_factory=dict)
     environment: Path | None = None  # environment spec: requirements.txt or a conda .yml
+    packages: PackageSources | None = None  # where the spec's packages come from (venv target)
     timeout_s: float | None = None
     distribution: Distribution | None = None  # data-parallel workers (train.distributed)
 

@@ -140,6 +140,7 @@ def load_project(path: Path) -> ProjectConfig:
         raise ConfigError(format_validation_error(path, exc)) from None
     config.project_dir = path.parent
     config.source_file = path
+    config.anchor_paths()
     config.config_warnings = warnings
     report_warnings(warnings)
     return config

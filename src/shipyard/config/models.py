@@ -11,6 +11,7 @@ from shipyard.config.base import Strict as _Strict
 from shipyard.config.ci import CiConfig
 from shipyard.config.compute import BUILT_IN, ComputeSpec, DistributedConfig, check_compute_name
 from shipyard.config.environments import EnvironmentConfig, NotificationsConfig, check_environments
+from shipyard.config.packages import PackageSources
 from shipyard.config.sweep import SweepConfig
 from shipyard.config.targets import TargetConfig
 from shipyard.names import config_name
@@ -218,6 +219,11 @@ class DeploymentConfig(TargetConfig):
     health_timeout_s: float = Field(60, gt=0, description="Wait this long for GET / to answer.")
     smoke_test: SmokeTestConfig = Field(default_factory=SmokeTestConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    packages: PackageSources | None = Field(
+        None,
+        description="Indexes and find-links for the bundle's own environment (local target); default: the "
+        "project's packages: section.",
+    )
     azureml: AzureMLSource | None = Field(
         None, description="Import these Azure ML files first (docs/azureml-configs.md)."
     )
@@ -268,6 +274,11 @@ class ProjectConfig(_Strict):
         None, description="Webhooks for gate/promotion/failure/reap."
     )
     ci: CiConfig = Field(default_factory=CiConfig, description="Generated CI/CD workflows (docs/ci.md).")
+    packages: PackageSources | None = Field(
+        None,
+        description="Where built environments (the venv compute target, local serving) get their packages: "
+        "index_url, extra_index_urls, find_links, no_index.",
+    )
 
     # Set by the loader, not by the user.
     project_dir: Path = Field(default=Path("."), exclude=True)
@@ -296,6 +307,21 @@ class ProjectConfig(_Strict):
                 f"(defined: {defined})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _deployment_packages(self) -> ProjectConfig:
+        # Set (not defaulted), so the recorded deployment settings and the environments' overlay keep it.
+        if self.packages is not None and self.deployment is not None and self.deployment.packages is None:
+            self.deployment.packages = self.packages
+        return self
+
+    def anchor_paths(self) -> None:
+        """Relative find_links folders made absolute from the project folder (the loader calls this
+        once `project_dir` is known): a deployment record must find them from anywhere."""
+        if self.packages is not None:
+            self.packages = self.packages.anchored(self.project_dir)
+        if self.deployment is not None and self.deployment.packages is not None:
+            self.deployment.packages = self.deployment.packages.anchored(self.project_dir)
 
     @field_validator("environments")
     @classmethod

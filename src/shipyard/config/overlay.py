@@ -73,9 +73,12 @@ def env_deployment(config: ProjectConfig, env: str) -> DeploymentConfig:
     if e.ttl is not None:
         merged["ttl"] = e.ttl
     try:
-        return DeploymentConfig.model_validate(merged)
+        deployment = DeploymentConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(f"environments.{env}.deployment: {exc}") from None
+    if deployment.packages is not None:
+        deployment.packages = deployment.packages.anchored(config.project_dir)
+    return deployment
 
 
 def env_project(config: ProjectConfig, env: str) -> ProjectConfig:

@@ -142,7 +142,11 @@ def spawn_recorder(ws: Workspace, deployment_id: str) -> Callable[[int], None]:
 
 
 def start_deployment(
-    ws: Workspace, bundle: Bundle, config: DeploymentConfig, slot: str | None = None
+    ws: Workspace,
+    bundle: Bundle,
+    config: DeploymentConfig,
+    slot: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DeploymentInfo:
     """Start the bundle's server beside any active deployment and wait until it is healthy.
 
@@ -185,7 +189,15 @@ def start_deployment(
     files, created_keys = runtime.write_server_files(ws, config, dep_id)
     try:
         fields = runtime.launch(
-            ws, dep_id, bundle, config, files, log_path, slot=slot, on_spawn=spawn_recorder(ws, dep_id)
+            ws,
+            dep_id,
+            bundle,
+            config,
+            files,
+            log_path,
+            slot=slot,
+            on_spawn=spawn_recorder(ws, dep_id),
+            progress=progress,
         )
     except Exception as exc:
         _update(ws, dep_id, state="failed", message=str(exc))
@@ -342,6 +354,9 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
                 "host": dep.owner_host if dep else None,
                 "owned_here": owned_here(ws.root, dep) if dep else None,
                 "deployment_url": dep.url if dep else None,
+                # A local process's interpreter: "shipyard" (Shipyard's own) or its environment folder.
+                "environment": (dep.target_settings or {}).get("environment") if dep else None,
+                "python": (dep.target_settings or {}).get("python") if dep else None,
                 "slots": {k: v.deployment_id for k, v in routed.slots.items()} if routed else {},
                 "traffic": routed.traffic if routed else {},
                 "mirror": routed.mirror if routed else {},

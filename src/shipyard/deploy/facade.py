@@ -91,7 +91,7 @@ def deploy_bundle(
     what = f"{bundle.model_name} v{bundle.model_version}"
     if not smoke_test:  # start only; a target a cluster runs refuses (deploy/runtime.py)
         say(f"starting {what} on endpoint {d.name}…")
-        started = start_deployment(ws, bundle, d, slot)
+        started = start_deployment(ws, bundle, d, slot, progress=progress)
         return DeployResult(d.name, bundle, deployment=started, new_keys=started.new_keys)
     if target_class(d.target).runs_in_cluster:
         from shipyard.deploy.targets.kubernetes import deploy_kubernetes
@@ -124,7 +124,7 @@ def deploy_bundle(
         )
         return DeployResult(d.name, bundle, rollout=rolled, new_keys=rolled.new_keys)
     say(f"starting {what} on endpoint {d.name}…")
-    started = start_deployment(ws, bundle, d, slot)
+    started = start_deployment(ws, bundle, d, slot, progress=progress)
     say("smoke test…")
     dep = run_smoke_test(ws, started.id, bundle.manifest.get("input_sample"), d.smoke_test.timeout_s)
     return DeployResult(d.name, bundle, deployment=dep, new_keys=started.new_keys)

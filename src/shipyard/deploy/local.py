@@ -22,6 +22,7 @@ from shipyard.crashpoint import pause_at
 from shipyard.errors import DeploymentError
 from shipyard.processes import command_line, process_alive, spawn_detached, stop_process
 from shipyard.secrets.environ import explicit_environment
+from shipyard.venvs.cache import activated
 
 PORT_FILE_TIMEOUT_S = 30.0
 _POLL_S = 0.1
@@ -81,6 +82,7 @@ def start_server(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    python: Path | None = None,
 ) -> LocalProcess:
     """Launch the scoring server for ``bundle_dir`` detached; return once its port is bound.
 
@@ -89,6 +91,8 @@ def start_server(
     (``--settings``, ``--keys-file``, ``--capture-dir``). ``on_spawn(pid)`` runs right after the
     process exists (to record it before it can outlive this one); if it raises, the server is
     stopped. The server's command line names ``deployment_id``: ``find_servers`` finds it by that.
+    ``python`` is the interpreter (default: this one); another one is a virtual environment's, run
+    as activated (shipyard/venvs/serving.py chooses it).
     """
     bundle_dir = Path(bundle_dir).resolve()
     if not (bundle_dir / "manifest.json").is_file():
@@ -98,7 +102,7 @@ def start_server(
     with tempfile.TemporaryDirectory(prefix="shipyard-port-") as tmp:
         port_file = Path(tmp) / "port"
         command = [
-            sys.executable,
+            str(python or sys.executable),
             "-m",
             "shipyard.serving",
             "--bundle",
@@ -115,6 +119,8 @@ def start_server(
         ]
         # Named variables only: a token in the CLI's environment must not live on in the server.
         child_env = explicit_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
+        if python is not None and Path(python) != Path(sys.executable):
+            child_env = activated(child_env, Path(python))
         proc = spawn_detached(command, log_path=log_path, env=child_env)
         pause_at("deploy:spawned")
         if on_spawn is not None:

@@ -85,12 +85,20 @@ def launch(
     slot: str | None = None,
     image_id: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Start the deployment's server on `config.target` and wait until it is healthy; returns
-    the fields to record (pid or container, port, url, image). DeploymentError if it fails.
-    A local process is handed to `on_spawn(pid)` as soon as it exists (deploy/local.py)."""
+    the fields to record (pid or container, port, url, image, and for a local process the
+    interpreter it runs with). DeploymentError if it fails. A local process is handed to
+    `on_spawn(pid)` as soon as it exists (deploy/local.py); `progress` is told what a long
+    preparation (an environment build) is doing."""
     target = get_target(config.target, _runtime(config))
     image = _image(ws, bundle, config, image_id) if target.builds_image else None
+    python = None
+    if getattr(target, "runs_bundle_environment", False):
+        from shipyard.venvs.serving import serving_python
+
+        python = serving_python(ws, Path(bundle.path), config.packages, progress=progress)
     spec = DeploymentSpec(
         deployment_id=deployment_id,
         endpoint=config.name,
@@ -101,17 +109,19 @@ def launch(
         keys_file=files.keys,
         capture_dir=files.capture_dir,
         log_path=log_path,
+        python=python.python if python is not None else None,
         slot=slot,
         on_spawn=on_spawn,
     )
     handle = target.apply(spec)
+    settings = handle.settings if handle.settings is not None else python.record() if python else None
     recorded = {
         "pid": handle.pid,
         "port": handle.port,
         "url": handle.url,
         "container_id": handle.container_id,
         "image_id": image.id if image else None,
-        "target_settings": handle.settings,
+        "target_settings": settings,
     }
     # A deployment that outlives this machine has no owner here: any machine that can reach it
     # (its target_settings) may check and delete it (ownership.owned_here).

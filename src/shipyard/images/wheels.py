@@ -99,8 +99,15 @@ def resolve_requirements(bundle_requirements: str | None) -> list[str]:
         if not spec and (version := _installed_version(name)):
             line = f"{name}{extras}=={version}"
         lines.append(line)
+    return lines + serving_runtime(seen)
+
+
+def serving_runtime(exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """What the scoring server imports (SERVING_REQUIREMENTS) pinned to the versions installed here,
+    less the names in `exclude` (normalized: a bundle's own entry for the same package wins)."""
+    lines = []
     for name in SERVING_REQUIREMENTS:
-        if _normalize(name) in seen:
+        if _normalize(name) in exclude:
             continue
         version = _installed_version(name)
         lines.append(f"{name}=={version}" if version else name)
@@ -242,6 +249,18 @@ def _wheel_from_file(cache_root: Path, wheel: Path) -> tuple[WheelSet, str]:
     return _wheel_set(folder, f"# shipyard wheel {digest}")
 
 
+def _isolation(source: Path) -> list[str]:
+    """No isolated build environment when this interpreter has the build backend already (the
+    dev install does): the build then needs no index, so it works offline."""
+    import tomllib
+
+    from shipyard.installed import unmet
+
+    with open(source / "pyproject.toml", "rb") as handle:
+        requires = tomllib.load(handle).get("build-system", {}).get("requires", [])
+    return ["--no-build-isolation"] if requires and not unmet(requires) else []
+
+
 def _wheel_from_source(cache_root: Path, source: Path) -> tuple[WheelSet, str]:
     package = Path(__file__).resolve().parents[1]  # the shipyard package (this is images/wheels.py)
     digest = hashlib.sha256(file_sha256(source / "pyproject.toml").encode())
@@ -257,7 +276,15 @@ def _wheel_from_source(cache_root: Path, source: Path) -> tuple[WheelSet, str]:
         tree_copy = staging / "src-copy"
         _copy_source(source, package, tree_copy)
         _run_pip(
-            ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(tree_copy)],
+            [
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                *_isolation(source),
+                "--wheel-dir",
+                str(staging),
+                str(tree_copy),
+            ],
             f"building Shipyard's wheel from {source}",
         )
         shutil.rmtree(tree_copy)

@@ -53,6 +53,7 @@ def train_job(
         secret_env=secret_env,  # in this process's memory and the child's environment only
         inputs={k: Path(v) for k, v in inputs.items()},
         environment=ctx.config.path(t.environment) if t.environment else None,
+        packages=ctx.config.packages,
         timeout_s=t.timeout_s,
         distribution=(
             Distribution(d.workers, d.torch_backend, d.gpu) if (d := t.distributed) is not None else None

@@ -141,7 +141,7 @@ class RayTarget:
         }
         pip = list(self.pip)
         if job.environment is not None:
-            from shipyard.compute.envspec import read_env_spec
+            from shipyard.venvs.spec import read_env_spec
 
             spec_path = Path(job.environment)
             pip += read_env_spec(

@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.compute.base import FINAL_STATES, JobHandle, JobResult, JobTimeout, StepJob, tail
-from shipyard.compute.envspec import EnvSpec, read_env_spec
 from shipyard.compute.ssh.wheelhouse import ship_wheels
 from shipyard.errors import NotFoundError, StepFailed, UsageError
 from shipyard.secrets.redact import Redactor
 from shipyard.ssh import SshError, SshSession
 from shipyard.tracking.importer import FILE_STORE_DIR, TRACKING_DIR
+from shipyard.venvs.spec import EnvSpec, read_env_spec
 
 EXCLUDED = frozenset({".shipyard", ".git", "__pycache__", "outputs"})
 MARKER = ".shipyard-env.json"

@@ -18,10 +18,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.compute.envspec import EnvSpec
-from shipyard.compute.venv import runtime_requirements
 from shipyard.images.wheels import dependency_wheels, runtime_wheel
 from shipyard.ssh import SshSession
+from shipyard.venvs.cache import runtime_requirements
+from shipyard.venvs.spec import EnvSpec
 
 _SHIP_TIMEOUT_S = 3600
 

@@ -34,6 +34,8 @@ class DeploymentSpec:
     log_path: Path | None = None  # where a local process writes its log
     capture_dir: Path | None = None  # where a local process writes capture files
     env: dict[str, str] = field(default_factory=dict)
+    # The interpreter a local process runs with (None: Shipyard's own; venvs/serving.py).
+    python: Path | None = None
     slot: str | None = None  # blue, green, ... (names the container)
     # Called with a local process's pid as soon as it exists (deploy/endpoints.spawn_recorder).
     on_spawn: Callable[[int], None] | None = None
@@ -53,7 +55,8 @@ class TargetHandle:
     deployment_id: str | None = None  # finds a local server whose pid was never recorded
     process_start: str | None = None  # tells a recorded pid from a reused one (ownership.py)
     # How the target reaches the deployment from any machine (remote-container: the SSH
-    # connection); recorded, so references only, never a secret.
+    # connection), or what it runs with (local: the interpreter and its environment); recorded,
+    # so references only, never a secret.
     settings: dict[str, Any] | None = None
 
 

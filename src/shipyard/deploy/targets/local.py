@@ -1,4 +1,7 @@
-"""The local process target: deploy/local.py's process functions behind the Target interface."""
+"""The local process target: deploy/local.py's process functions behind the Target interface.
+
+The server runs with the Python `runtime.launch` chose for the bundle (`runs_bundle_environment`):
+Shipyard's own, or the bundle's own environment (shipyard/venvs/serving.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ class LocalTarget:
     builds_image = False
     runs_in_cluster = False
     on_this_machine = True
+    # The server runs with a Python on this machine that must hold the bundle's requirements.
+    runs_bundle_environment = True
 
     def apply(self, spec: DeploymentSpec) -> TargetHandle:
         if spec.bundle_dir is None or spec.log_path is None:
@@ -33,6 +38,7 @@ class LocalTarget:
             deployment_id=spec.deployment_id,
             env=spec.env or None,
             extra_args=extra,
+            python=spec.python,
             on_spawn=spec.on_spawn,
         )
         try:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compute.envspec import read_env_spec
-from shipyard.compute.venv import choose_installer, runtime_requirements
 from shipyard.errors import UsageError
+from shipyard.venvs.cache import choose_installer, runtime_requirements
+from shipyard.venvs.spec import read_env_spec
 
 
 def test_runtime_pins_shipyard_dependencies_to_the_host_versions() -> None:

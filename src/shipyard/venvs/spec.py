@@ -1,15 +1,18 @@
-"""Environment specs: what a step's Python environment must contain, and a hash that names it.
+"""Environment specs: what a Python environment must contain, and a hash that names it.
 
 A spec is a pip `requirements.txt` or an Azure ML conda environment file (`conda_dependencies.yml`:
 conda packages plus a nested `- pip: [...]` list, converted by shipyard.config.conda). Both resolve
 to one normalized list of pip requirements: canonical package names (`Scikit_Learn` →
 `scikit-learn`), sorted extras, specifiers without spaces in a fixed order, duplicates removed,
-the list sorted. Its hash (sha256 of that list plus the Python that runs it) names the built
-environment (`<workspace>/envs/<hash12>/`) and goes into the step's cache key, so reordering or
-reformatting a file changes nothing while changing a pin changes both.
+the list sorted. Its hash (sha256 of that list plus the Python that runs it, and where the
+packages come from when shipyard.yaml's `packages:` says so) names the built environment
+(`<workspace>/envs/<hash12>/`), so reordering or reformatting a file changes nothing while
+changing a pin changes it. The package sources enter the hash as written: a reference by its
+name (`env:PRIVATE_INDEX_URL`), never the URL behind it.
 
 pip options (`-r`, `-e`, `--index-url`, ...) are refused: they would make the environment depend
-on more than the file's text (and index URLs often carry credentials).
+on more than the file's text (and index URLs often carry credentials); indexes and find-links are
+`packages:` settings (config/packages.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from packaging.utils import canonicalize_name
 
 from shipyard.config.conda import conda_requirements, is_conda_file
 from shipyard.config.files import read_yaml
+from shipyard.config.packages import PackageSources
 from shipyard.errors import ConfigError
 
 
@@ -36,17 +40,21 @@ def python_tag(version: tuple[int, int] | None = None) -> str:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """A resolved spec: normalized pip requirements, the Python tag and notes from the conversion."""
+    """A resolved spec: normalized pip requirements, the Python tag, notes from the conversion and
+    where its packages come from (None: the installer's defaults)."""
 
     requirements: tuple[str, ...]
     python: str
     source: Path | None = None
     notes: tuple[str, ...] = ()
+    packages: PackageSources | None = None
 
     @property
     def hash(self) -> str:
-        payload = json.dumps({"python": self.python, "requirements": list(self.requirements)})
-        return hashlib.sha256(payload.encode()).hexdigest()
+        fields: dict[str, object] = {"python": self.python, "requirements": list(self.requirements)}
+        if self.packages is not None and not self.packages.empty:  # without them: the hash as before
+            fields["packages"] = self.packages.fingerprint()
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     @property
     def short_hash(self) -> str:
@@ -63,7 +71,8 @@ def normalize_requirement(line: str, where: str) -> str:
     if text.startswith("-"):
         raise ConfigError(
             f"{where}: {text!r}: pip options are not supported in an environment spec; list one package "
-            "per line (an index with credentials goes into pip's own configuration)"
+            "per line and give indexes and find-links in shipyard.yaml's packages: section "
+            "(index_url, extra_index_urls, find_links)"
         )
     try:
         req = Requirement(text)
@@ -105,11 +114,14 @@ def _conda_lines(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
     return [(line, f"{path}: dependencies") for line in lines], messages
 
 
-def read_env_spec(path: Path | None, python: str | None = None) -> EnvSpec:
-    """Resolve a spec file (requirements.txt or conda .yml/.yaml); None is the empty spec."""
+def read_env_spec(
+    path: Path | None, python: str | None = None, packages: PackageSources | None = None
+) -> EnvSpec:
+    """Resolve a spec file (requirements.txt or conda .yml/.yaml); None is the empty spec.
+    `packages` says where its packages come from (shipyard.yaml's `packages:`)."""
     tag = python or python_tag()
     if path is None:
-        return EnvSpec((), tag)
+        return EnvSpec((), tag, packages=packages)
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -120,4 +132,4 @@ def read_env_spec(path: Path | None, python: str | None = None) -> EnvSpec:
     else:
         lines, notes = _requirements_lines(path), []
     requirements = sorted({normalize_requirement(line, where) for line, where in lines})
-    return EnvSpec(tuple(requirements), tag, path, tuple(notes))
+    return EnvSpec(tuple(requirements), tag, path, tuple(notes), packages)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compute.envspec import normalize_requirement, python_tag, read_env_spec
 from shipyard.errors import ConfigError
+from shipyard.venvs.spec import normalize_requirement, python_tag, read_env_spec
 
 CONDA = """\
 name: project_environment
