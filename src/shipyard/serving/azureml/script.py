@@ -36,7 +36,7 @@ from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
 from shipyard.serving.user_errors import INPUT_ERRORS, rejected_input
 from shipyard.serving.validation import (
-    MatrixInput,
+    ArrayInput,
     ScoringInputError,
     parse_body,
     parse_signature,
@@ -119,7 +119,7 @@ class ScoringScript(ManifestModel):
     bundle_dir: Path
     manifest: dict[str, Any]
     module: ModuleType
-    checks: list[MatrixInput] = field(default_factory=list)
+    checks: list[ArrayInput] = field(default_factory=list)
     run_takes_headers: bool = False
     # Set when run() carries inference-schema decorators: how to call it, and its input parameter.
     schema: schema_decorators.RunSignature | None = None
