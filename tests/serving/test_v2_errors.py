@@ -75,11 +75,6 @@ def test_binary_tensor_data_is_400(client: TestClient) -> None:
     assert_error(client.post(INFER, json=payload), 400, "input 'data'", "binary")
 
 
-def test_compressed_body_is_400(client: TestClient) -> None:
-    response = client.post(INFER, content=b"\x1f\x8b", headers={"content-encoding": "gzip"})
-    assert_error(response, 400, "gzip")
-
-
 def test_shape_not_the_models_is_400(client: TestClient) -> None:
     rows = [row[:9] for row in SEED["data"]]
     assert_error(client.post(INFER, json={"inputs": [tensor(rows)]}), 400, "[2, 9]", "[-1, 10]")

@@ -22,6 +22,7 @@ from shipyard.serving.azureml.script import ParsedBody, ScoringScript
 from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
+from shipyard.serving.server.codings import MalformedEncoding
 from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.server.middleware import BodyTooLarge
 from shipyard.serving.user_errors import failure_message
@@ -129,8 +130,8 @@ class ScoreRoute:
         except ScoringTimeout as exc:
             self.metrics.rejected("timeout")
             return error_response(scope, 504, "scoring_timeout", str(exc))
-        except BodyTooLarge:
-            raise  # the body limit answers 413
+        except (BodyTooLarge, MalformedEncoding):
+            raise  # the body limit answers 413, or 400 for bad compressed data
         except ClientDisconnect:
             # Gone, or its body did not arrive in time (server/connections.py answered 408 and closed).
             return error_response(scope, 408, "request_timeout", "the request body did not arrive")

@@ -5,7 +5,8 @@ Response): the benchmark showed them costing more than the scoring itself.
 `ServingApp` is the Starlette app with one change: a `POST /score` request (no root path) goes
 to `FastScore`, which does what the middleware stack does, in the same order and with the same
 answers: request ids and traceparent echoed, key auth (401), body limit (413 by Content-Length or
-while reading), then `ScoreRoute`, then the access line and request metrics under the route
+while reading; a compressed body decoded, 415 for a coding it does not know), then `ScoreRoute`,
+then the access line and request metrics under the route
 template ``/score``. Everything else, and `/score` before the model is loaded, goes through
 Starlette. `ScoreRoute` (azureml/routes.py) is also the endpoint of the Starlette route, so the two
 paths share their scoring and error answers.
@@ -22,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from shipyard.serving.server.codings import MalformedEncoding
 from shipyard.serving.server.middleware import (
     BodyLimit,
     BodyTooLarge,
@@ -100,14 +102,15 @@ class FastScore:
             refused = self.gate.refusal(scope, headers)
             if refused is not None:
                 return refused
-        if self.limit.declared_too_large(headers):
-            return self.limit.response(scope)
+        refused = self.limit.refusal(scope, headers)
+        if refused is not None:
+            return refused
         assert self.route is not None
-        counted = self.limit.counted(receive)
+        counted = self.limit.counted(receive, scope, headers)
         try:
             return await self.route.answer(scope, lambda: _read_body(counted))
-        except BodyTooLarge:
-            return self.limit.response(scope)
+        except (BodyTooLarge, MalformedEncoding) as exc:
+            return self.limit.error(scope, exc)
 
 
 class ServingApp(Starlette):

@@ -269,9 +269,6 @@ async def infer(request: Request) -> Response:
             "binary tensor data is not supported (Inference-Header-Content-Length was sent); "
             "send the tensors as JSON 'data' (tritonclient: binary_data=False)",
         )
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise V2Error(400, f"Content-Encoding '{encoding}' is not supported; send the body uncompressed")
     body = await request.body()
     bounds = getattr(request.app.state, "bounds", None) or ParseBounds()
     try:
