@@ -276,17 +276,22 @@ class ScoringScript(ManifestModel):
         if self.schema is None or self.input_name is None:
             return None
         spec = schema_decorators.input_schema_of(self.module.run, self.input_name)
-        if not spec or spec.get("type") != "array":
+        found = schema_decorators.tensor_of_schema(spec, numeric_only=True)
+        if found is None:
             return None
-        items = spec.get("items") or {}
-        shape = [-1]
-        if items.get("type") == "array":
-            items = items.get("items") or {}
-            shape = [-1, -1]
-        datatype = {"number": "FP64", "integer": "INT64"}.get(str(items.get("type")))
-        if datatype is None:
+        datatype = "INT64" if found[0].startswith("INT") else "FP64"
+        return {"name": self.input_name, "datatype": datatype, "shape": found[1]}
+
+    def output_spec(self) -> dict[str, Any] | None:
+        """The output the script declares with ``@output_schema``: a list of predictions (or
+        ``{"result": [...]}``, what V2 reads), as {"datatype", "shape"}; None without one."""
+        if self.schema is None:
             return None
-        return {"name": self.input_name, "datatype": datatype, "shape": shape}
+        schema = schema_decorators.output_schema_of(self.module.run)
+        if isinstance(schema, dict) and schema.get("type") == "object":
+            schema = (schema.get("properties") or {}).get("result")
+        found = schema_decorators.tensor_of_schema(schema)
+        return {"datatype": found[0], "shape": found[1]} if found else None
 
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         """Score rows through run() with the script's own contract: {"<input>": rows} in,

@@ -97,3 +97,38 @@ class BodyDecoder:
         """MalformedEncoding unless the body ended where its compressed data ends."""
         if self._inflate is None or not self._inflate.eof:
             raise MalformedEncoding(f"the body ends before its {self.coding} data does (truncated?)")
+
+
+# Smaller answers are sent as they are: compressing them costs more than it saves.
+MIN_COMPRESSED = 1024
+
+
+def encode_response(body: bytes, accept_encoding: str) -> tuple[bytes, str | None]:
+    """`body` compressed with the first of gzip or deflate that `accept_encoding` accepts (q > 0),
+    and the coding; the body itself and None when it is small or neither is accepted."""
+    if len(body) < MIN_COMPRESSED:
+        return body, None
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        quality = params.strip().removeprefix("q=")
+        if quality and quality != params.strip() and _is_zero(quality):
+            continue
+        coding = _CODINGS.get(name.strip())
+        if coding == GZIP:
+            return zlib_compress(body, _GZIP_WBITS), GZIP
+        if coding == DEFLATE:
+            return zlib_compress(body, zlib.MAX_WBITS), DEFLATE
+    return body, None
+
+
+def _is_zero(quality: str) -> bool:
+    try:
+        return float(quality) == 0
+    except ValueError:
+        return True
+
+
+def zlib_compress(body: bytes, wbits: int) -> bytes:
+    """`body` as a gzip (wbits 31) or zlib (15) stream, at a fast level: answers are sent once."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, wbits)
+    return packer.compress(body) + packer.flush()
