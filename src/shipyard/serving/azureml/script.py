@@ -223,8 +223,9 @@ class ScoringScript(ManifestModel):
             result["x-request-id"] = request_id
         return result
 
-    def run(self, raw_body: str, headers: Mapping[str, str] | None = None) -> Any:
-        """Call the script's run() on a body, the way Azure ML's server does.
+    def run(self, raw_body: str | dict[str, Any], headers: Mapping[str, str] | None = None) -> Any:
+        """Call the script's run() on a body, the way Azure ML's server does (or on the dict a body
+        with images or files becomes, azureml/uploads.py).
 
         Undecorated: run(text) (with the headers as second argument if it takes two). Decorated:
         run(**body fields) with the decorators converting them; a value they reject raises
@@ -238,7 +239,7 @@ class ScoringScript(ManifestModel):
         except INPUT_ERRORS as exc:
             raise rejected_input(exc) from exc
 
-    def _call_run(self, raw_body: str, headers: Mapping[str, str] | None) -> Any:
+    def _call_run(self, raw_body: str | dict[str, Any], headers: Mapping[str, str] | None) -> Any:
         if self.schema is None:
             if self.headers_keyword:
                 return self.module.run(raw_body, request_headers=self._headers(headers))
@@ -247,6 +248,8 @@ class ScoringScript(ManifestModel):
             return self.module.run(raw_body)
         if isinstance(raw_body, ParsedBody):
             payload = raw_body.payload
+        elif isinstance(raw_body, dict):  # already parsed (the server sends uploads to undecorated run()s)
+            payload = raw_body
         else:
             _, payload = parse_body(raw_body)
             validate_payload(payload, self.checks)

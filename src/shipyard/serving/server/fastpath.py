@@ -41,7 +41,9 @@ _JSON = (b"content-type", b"application/json")
 class ScoreAnswer(Protocol):
     """What `FastScore` calls once the model is loaded: azureml/routes.py's `ScoreRoute`."""
 
-    async def answer(self, scope: Scope, read: Callable[[], Awaitable[bytes]]) -> bytes | Response:
+    async def answer(
+        self, scope: Scope, read: Callable[[], Awaitable[bytes]], content_type: bytes | None = None
+    ) -> bytes | Response:
         """The JSON body of the answer (200), or the error response; `read()` gives the body."""
         ...
 
@@ -108,7 +110,7 @@ class FastScore:
         assert self.route is not None
         counted = self.limit.counted(receive, scope, headers)
         try:
-            return await self.route.answer(scope, lambda: _read_body(counted))
+            return await self.route.answer(scope, lambda: _read_body(counted), headers.get(b"content-type"))
         except (BodyTooLarge, MalformedEncoding) as exc:
             return self.limit.error(scope, exc)
 
