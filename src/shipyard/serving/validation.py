@@ -131,12 +131,7 @@ def validate_payload(payload: Any, checks: list[ArrayInput]) -> None:
         if not rows:
             raise ScoringInputError(f"{name}: expected at least one row, got an empty list", name)
         if check.flat:
-            if _all_numbers(rows, check.integer):
-                continue
-            for i, value in enumerate(rows):
-                if not _is_number(value, check.integer):
-                    where = f"{name}[{i}]"
-                    raise ScoringInputError(f"{where}: expected one of {kind}, got {_describe(value)}", where)
+            _check_numbers(rows, check.integer, name, f"one of {kind}")
             continue
         if len(check.row_shape) > 1:
             for i, row in enumerate(rows):
@@ -151,10 +146,7 @@ def validate_payload(payload: Any, checks: list[ArrayInput]) -> None:
                 raise ScoringInputError(f"{where}: expected a list of {kind}, got {_type_name(row)}", where)
             if width is not None and len(row) != width:
                 raise ScoringInputError(f"{where}: expected {width} {kind}, got {len(row)}", where)
-            for j, value in enumerate(row):
-                if not _is_number(value, check.integer):
-                    cell = f"{where}[{j}]"
-                    raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
+            _check_numbers(row, integer, where)
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
@@ -191,12 +183,17 @@ def _check_array(node: Any, check: ArrayInput, where: str, depth: int = 0) -> No
         for j, child in enumerate(node):
             _check_array(child, check, f"{where}[{j}]", depth + 1)
         return
-    if _all_numbers(node, check.integer):
+    _check_numbers(node, check.integer, where)
+
+
+def _check_numbers(values: list[Any], integer: bool, where: str, expected: str = "a number") -> None:
+    """Every value one the model can take (the fast check first); else the first bad one, named."""
+    if _all_numbers(values, integer):
         return
-    for j, value in enumerate(node):
-        if not _is_number(value, check.integer):
+    for j, value in enumerate(values):
+        if not _is_number(value, integer):
             cell = f"{where}[{j}]"
-            raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
+            raise ScoringInputError(f"{cell}: expected {expected}, got {_describe(value)}", cell)
 
 
 def _all_numbers(values: list[Any], integer: bool) -> bool:

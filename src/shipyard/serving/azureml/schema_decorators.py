@@ -173,14 +173,21 @@ def input_parameter(run: Callable[..., Any], signature: RunSignature) -> str:
     return signature.names[0]
 
 
-def input_schema_of(run: Callable[..., Any], name: str) -> dict[str, Any] | None:
-    """The swagger schema (with ``example``) the decorators give to parameter ``name``."""
+def _decorator_schema(run: Callable[..., Any], which: str) -> dict[str, Any] | None:
+    """inference-schema's swagger schema of run()'s `which` ("input" or "output"), if any."""
     util = schema_util()
     if util is None:
         return None
     try:
-        schema = util.get_input_schema(run)
+        return getattr(util, f"get_{which}_schema")(run) or None
     except Exception:
+        return None
+
+
+def input_schema_of(run: Callable[..., Any], name: str) -> dict[str, Any] | None:
+    """The swagger schema (with ``example``) the decorators give to parameter ``name``."""
+    schema = _decorator_schema(run, "input")
+    if schema is None:
         return None
     prop = (schema.get("properties") or {}).get(name)
     if not prop:
@@ -190,14 +197,7 @@ def input_schema_of(run: Callable[..., Any], name: str) -> dict[str, Any] | None
 
 def output_schema_of(run: Callable[..., Any]) -> dict[str, Any] | None:
     """The swagger schema the ``@output_schema`` decorator gives to run()'s result, if any."""
-    util = schema_util()
-    if util is None:
-        return None
-    try:
-        schema = util.get_output_schema(run)
-    except Exception:
-        return None
-    return schema or None
+    return _decorator_schema(run, "output")
 
 
 # JSON schema item types (and inference-schema's numpy formats) as V2 datatypes.
