@@ -78,3 +78,23 @@ def serving(
         yield proc
     finally:
         stop_server(proc.pid)
+
+
+def make_pyfunc_bundle(root: Path, x, y, name: str = "ints", version: str = "2") -> Path:
+    """An MLflow bundle (no score.py) of a Ridge fitted on x, y, its signature inferred from them."""
+    import logging
+
+    import mlflow.models
+    import mlflow.sklearn
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    model = Ridge().fit(x, y)
+    mlflow.sklearn.save_model(
+        model,
+        str(root / "model"),
+        signature=mlflow.models.infer_signature(x, model.predict(x)),
+        serialization_format="pickle",
+    )
+    manifest = {"flavor": "pyfunc", "model_name": name, "model_version": version, "model_dir": "model"}
+    (root / "manifest.json").write_text(json.dumps(manifest | {"entry_script": None}))
+    return root

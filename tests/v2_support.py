@@ -33,14 +33,20 @@ def make_app(servable: Any, ready: bool = True, predict_rows: Any = None) -> Sta
 class EchoServable:
     """Predicts each row itself: shows what rows the decoded tensor became."""
 
-    def __init__(self, name: str | None = "echo", version: str | None = "1", spec: Any = None) -> None:
+    def __init__(
+        self, name: str | None = "echo", version: str | None = "1", spec: Any = None, output: Any = None
+    ) -> None:
         self.model_name = name
         self.model_version = version
         self.spec = spec
+        self.output = output
         self.seen: list[Any] = []
 
     def input_spec(self) -> dict[str, Any] | None:
         return self.spec
+
+    def output_spec(self) -> dict[str, Any] | None:
+        return self.output
 
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         self.seen.append(rows)

@@ -1,13 +1,14 @@
 """The bundle's signature from its input sample: the sample's whole shape (any number of rows),
-nothing for a sample that is not a regular array of numbers; the server checks [-1, N] inputs
-and enforces no shape it cannot check (an image sample no longer fails its own smoke test)."""
+nothing for a sample that is not a regular array of numbers; the server checks every row against
+the whole shape (an 8x8 image sample passes, a 7x8 one is refused naming the row) and enforces no
+shape without a signature."""
 
 from __future__ import annotations
 
 import pytest
 
 from shipyard.packaging.bundle import _signature
-from shipyard.serving.validation import parse_signature, validate_payload
+from shipyard.serving.validation import ScoringInputError, parse_signature, validate_payload
 
 TABLE = {"data": [[1, 2, 3], [4, 5.5, 6]]}
 IMAGES = {"data": [[[0.0] * 8 for _ in range(8)]]}  # one 8x8 image
@@ -33,9 +34,36 @@ def test_no_signature_when_the_sample_is_not_a_regular_array(sample):
 
 
 def test_an_image_sample_passes_the_checks_made_from_its_own_signature():
-    checks = parse_signature(_signature(IMAGES))
-    assert checks == []  # an N-d input is not checked value by value: nothing refuses it
-    validate_payload(IMAGES, checks)
+    [images] = parse_signature(_signature(IMAGES))
+    assert images.row_shape == (8, 8) and images.tensor_spec()["shape"] == [-1, 8, 8]
+    validate_payload(IMAGES, [images])
     [table] = parse_signature(_signature(TABLE))
     assert table.width == 3
     validate_payload(TABLE, [table])
+
+
+ROW = "(each row of 'data' has shape [8, 8])"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"data": [[[0.0] * 8] * 7]}, "data[0]", f"data[0]: expected 8 arrays, got 7 {ROW}"),
+        ({"data": [[[0.0] * 8] * 8, [[0.0] * 8] * 7 + [[0.0] * 9]]}, "data[1][7]",
+         f"data[1][7]: expected 8 numbers, got 9 {ROW}"),
+        ({"data": [[[0.0] * 8] * 7 + [[0.0] * 7 + ["x"]]]}, "data[0][7][7]",
+         'data[0][7][7]: expected a number, got "x"'),
+        ({"data": [[0.0] * 8]}, "data[0][0]", f"data[0][0]: expected a list of 8 numbers {ROW}, got number"),
+    ],
+)  # fmt: skip
+def test_a_wrong_inner_shape_is_refused_naming_the_element(payload, field, message):
+    [images] = parse_signature(_signature(IMAGES))
+    with pytest.raises(ScoringInputError) as info:
+        validate_payload(payload, [images])
+    assert (info.value.field, str(info.value)) == (field, message)
+    assert info.value.status_code == 422
+
+
+def test_no_shape_is_enforced_without_a_signature():
+    assert parse_signature(_signature({"data": [[1, 2], [3]]})) == []
+    validate_payload({"anything": "goes"}, [])

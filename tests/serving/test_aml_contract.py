@@ -11,11 +11,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
 import pytest
-from bundles import SEED, make_bundle
+from bundles import SCORE_PY, SEED, make_bundle
 from sklearn.linear_model import Ridge
 from starlette.concurrency import run_in_threadpool
 from starlette.testclient import TestClient
@@ -248,6 +249,20 @@ def test_predict_rows_and_input_spec_of_a_decorated_script(numpy_bundle: tuple[P
     with pytest.raises(ScoringInputError) as info:
         script.predict_rows([[1, 2, 3]])
     assert info.value.field == "data"
+
+
+@pytest.mark.parametrize(
+    ("score_py", "output"),
+    [
+        (NUMPY_PY, {"datatype": "FP64", "shape": [-1]}),  # {"result": [150.0]}: the result list
+        (PANDAS_PY, {"datatype": "FP64", "shape": [-1]}),  # a numpy array of doubles
+        (NESTED_PY, None),  # {"Results": ...}: not what V2 reads
+        (SCORE_PY, None),  # no decorators
+    ],
+)
+def test_output_spec_comes_from_the_output_schema(tmp_path: Path, score_py: str, output: Any) -> None:
+    bundle, _ = make_bundle(tmp_path / "b", score_py)
+    assert ScoringScript.load(bundle).output_spec() == output
 
 
 def test_the_same_script_loads_twice_in_one_process(numpy_bundle: tuple[Path, Ridge]) -> None:

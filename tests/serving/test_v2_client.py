@@ -88,7 +88,7 @@ def test_health(client: Any) -> None:
 
 def test_metadata(client: Any) -> None:
     server = client.get_server_metadata()
-    assert server["name"] == "shipyard" and server["extensions"] == []
+    assert server["name"] == "shipyard" and server["extensions"] == ["binary_tensor_data"]
     metadata = client.get_model_metadata(MODEL)
     assert metadata["name"] == MODEL and metadata["versions"] == ["3"]
     assert metadata["inputs"] == [{"name": "data", "datatype": "FP64", "shape": [-1, 10]}]
@@ -129,7 +129,8 @@ def test_infer_errors_reach_the_client(client: Any) -> None:
     with pytest.raises(InferenceServerException, match=r"\[2, 9\]") as info:
         client.infer(MODEL, inputs=[bad])
     assert info.value.status() == "400"
-    binary = httpclient.InferInput("data", [2, 10], "FP64").set_data_from_numpy(np.zeros((2, 10)))
-    with pytest.raises(InferenceServerException, match="binary tensor data is not supported") as info:
-        client.infer(MODEL, inputs=[binary])
+    shared = httpclient.InferInput("data", [2, 10], "FP64")
+    shared.set_shared_memory("region", 160)
+    with pytest.raises(InferenceServerException, match="shared memory tensors are not supported") as info:
+        client.infer(MODEL, inputs=[shared])
     assert info.value.status() == "400"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from bundles import SEED, make_bundle
 from starlette.requests import Request
@@ -12,6 +14,7 @@ from starlette.testclient import TestClient
 from v2_support import INFER, EchoServable, assert_error, make_app, tensor
 
 from shipyard.serving.azureml.script import ScoringScript
+from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.servable import PredictionShapeError
 from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.validation import ScoringInputError
@@ -67,17 +70,60 @@ def test_unknown_requested_output_is_400(client: TestClient) -> None:
     assert_error(client.post(INFER, json=payload), 400, "'proba'", "'predict'")
 
 
-def test_binary_tensor_data_is_400(client: TestClient) -> None:
-    body = b'{"inputs": []}' + b"\x00" * 16
-    response = client.post(INFER, content=body, headers={"Inference-Header-Content-Length": "14"})
-    assert_error(response, 400, "binary", "not supported")
+def _binary_request(inputs: list[dict], data: bytes, header_length: str | None = None) -> dict:
+    head = json.dumps({"inputs": inputs}).encode()
+    length = header_length if header_length is not None else str(len(head))
+    return {"content": head + data, "headers": {"Inference-Header-Content-Length": length}}
+
+
+BINARY = {"name": "data", "shape": [2, 10], "datatype": "FP64", "parameters": {"binary_data_size": 160}}
+ROWS = np.asarray(SEED["data"], dtype="<f8").tobytes()
+
+
+def _one(datatype: str, shape: list[int], size: int) -> dict:
+    return {**BINARY, "datatype": datatype, "shape": shape, "parameters": {"binary_data_size": size}}
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "words"),
+    [
+        (_binary_request([BINARY], ROWS, "x"), ["Inference-Header-Content-Length must be a number"]),
+        (_binary_request([BINARY], ROWS, "100000"), ["is 100000 but the body has"]),
+        (_binary_request([BINARY], ROWS[:-8]), ["runs past the end of the body"]),
+        (_binary_request([BINARY], ROWS + b"\0"), ["1 bytes of binary data that no input"]),
+        (
+            _binary_request([{**BINARY, "shape": [2, 9]}], ROWS),
+            ["binary_data_size is 160 bytes", "needs 144"],
+        ),
+        (_binary_request([{**BINARY, "parameters": {"binary_data_size": -1}}], b""), ["integer >= 0"]),
+        (_binary_request([_one("BOOL", [2], 2)], b"\x01\x02"), ["element 1 is 2"]),
+        (_binary_request([_one("BYTES", [1], 6)], b"\x05\0\0\0ab"), ["element 0 claims 5 bytes, 2 are left"]),
+        (_binary_request([_one("BYTES", [1], 6)], b"\x02\0\0\0\xff\xfe"), ["not UTF-8"]),
+        (_binary_request([_one("BYTES", [2], 5)], b"\x01\0\0\0a"), ["holds 1 elements, its shape needs 2"]),
+        (_binary_request([BINARY], np.full(20, np.nan).tobytes()), ["element 0 is nan", "finite"]),
+    ],
+)
+def test_bad_binary_tensor_data_is_400(client: TestClient, request_kwargs: dict, words: list[str]) -> None:
+    assert_error(client.post(INFER, **request_kwargs), 400, *words)
+
+
+def test_binary_data_size_without_binary_data_is_400(client: TestClient) -> None:
     payload = {"inputs": [{**tensor(SEED["data"]), "parameters": {"binary_data_size": 160}}]}
-    assert_error(client.post(INFER, json=payload), 400, "input 'data'", "binary")
+    assert_error(client.post(INFER, json=payload), 400, "input 'data'", "Inference-Header-Content-Length")
 
 
-def test_compressed_body_is_400(client: TestClient) -> None:
-    response = client.post(INFER, content=b"\x1f\x8b", headers={"content-encoding": "gzip"})
-    assert_error(response, 400, "gzip")
+def test_shared_memory_is_400(client: TestClient) -> None:
+    payload = {"inputs": [{**tensor(SEED["data"]), "parameters": {"shared_memory_region": "r"}}]}
+    assert_error(client.post(INFER, json=payload), 400, "shared memory tensors are not supported")
+
+
+def test_binary_tensors_count_against_max_body_elements(servable: ScoringScript) -> None:
+    app = make_app(servable)
+    app.state.bounds = ParseBounds(max_elements=100)
+    big = np.zeros((20, 10), dtype="<f8")
+    spec = {**BINARY, "shape": [20, 10], "parameters": {"binary_data_size": big.nbytes}}
+    response = TestClient(app).post(INFER, **_binary_request([spec], big.tobytes()))
+    assert_error(response, 413, "200 values", "max_body_elements")
 
 
 def test_shape_not_the_models_is_400(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,11 @@ def test_no_servable_yet_is_not_ready() -> None:
 def test_server_metadata(client: TestClient) -> None:
     response = client.get("/v2")
     assert response.status_code == 200
-    assert response.json() == {"name": "shipyard", "version": shipyard.__version__, "extensions": []}
+    assert response.json() == {
+        "name": "shipyard",
+        "version": shipyard.__version__,
+        "extensions": ["binary_tensor_data"],
+    }
 
 
 @pytest.mark.parametrize("path", [f"/v2/models/{MODEL}", f"/v2/models/{MODEL}/versions/3"])
@@ -156,17 +161,43 @@ def test_infer_fp32_values_are_the_float32_values(client: TestClient, model: Rid
     assert response.json()["outputs"][0]["data"] == pytest.approx(model.predict(as_fp32).tolist())
 
 
-def test_infer_accepts_what_tritonclient_sends(client: TestClient, model: Ridge) -> None:
-    """Request and output parameters (binary_data flags) are accepted; the answer is JSON."""
-    payload = {
+@pytest.mark.parametrize(
+    ("request_flag", "output_flag", "binary"),
+    [
+        (None, None, False),
+        (False, None, False),
+        (True, None, True),
+        (True, False, False),
+        (False, True, True),
+    ],
+)
+def test_binary_output_when_asked(
+    client: TestClient, model: Ridge, request_flag: Any, output_flag: Any, binary: bool
+) -> None:
+    """An output's own binary_data wins over the request's binary_data_output; JSON otherwise."""
+    payload: dict[str, Any] = {
         "id": "7",
-        "parameters": {"binary_data_output": False},
         "inputs": [{**tensor(SEED["data"]), "parameters": {"binary_data": False}}],
-        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
     }
+    if request_flag is not None:
+        payload["parameters"] = {"binary_data_output": request_flag}
+    if output_flag is not None:
+        payload["outputs"] = [{"name": "predict", "parameters": {"binary_data": output_flag}}]
     response = client.post(INFER, json=payload)
     assert response.status_code == 200, response.text
-    assert response.json()["outputs"][0]["data"] == pytest.approx(expected(model, SEED["data"]))
+    want = expected(model, SEED["data"])
+    if not binary:
+        assert "inference-header-content-length" not in response.headers
+        assert response.json()["outputs"][0]["data"] == pytest.approx(want)
+        return
+    length = int(response.headers["inference-header-content-length"])
+    assert response.headers["content-type"] == "application/octet-stream"
+    head = json.loads(response.content[:length])
+    assert head["id"] == "7"
+    assert head["outputs"] == [
+        {"name": "predict", "datatype": "FP64", "shape": [2], "parameters": {"binary_data_size": 16}}
+    ]
+    assert np.frombuffer(response.content[length:], dtype="<f8").tolist() == pytest.approx(want)
 
 
 def test_infer_picks_the_input_named_in_the_spec(client: TestClient, model: Ridge) -> None:
@@ -204,23 +235,73 @@ def test_infer_rows_passed_through_predict_rows(servable: ScoringScript) -> None
     [
         ("BOOL", [True, False, True], "BOOL", [True, False, True]),
         ("BYTES", ["a", "héllo", ""], "BYTES", ["a", "héllo", ""]),
-        ("INT8", [-128, 0, 127], "INT64", [-128, 0, 127]),
-        ("UINT32", [0, 7, 4294967295], "INT64", [0, 7, 4294967295]),
+        ("INT8", [-128, 0, 127], "INT8", [-128, 0, 127]),
+        ("UINT32", [0, 7, 4294967295], "UINT32", [0, 7, 4294967295]),
         ("UINT64", [0, 18446744073709551615], "UINT64", [0, 18446744073709551615]),
         ("FP64", [1.5, -2, 1e300], "FP64", [1.5, -2.0, 1e300]),
-        ("FP16", [0.5, 65504], "FP64", [0.5, 65504.0]),
+        ("FP16", [0.5, 65504], "FP32", [0.5, 65504.0]),
+        ("INT64", [1, 2], "FP32", [1.0, 2.0]),
     ],
 )
-def test_infer_scalar_rows_and_output_datatypes(
+def test_infer_answers_in_the_declared_output_datatype(
     datatype: str, data: list[Any], out_type: str, out_data: list[Any]
 ) -> None:
-    echo = EchoServable()
+    echo = EchoServable(output={"datatype": out_type, "shape": [-1]})
     client = TestClient(make_app(echo))
     response = client.post("/v2/models/echo/infer", json={"inputs": [tensor(data, [len(data)], datatype)]})
     assert response.status_code == 200, response.text
     assert echo.seen == [out_data if datatype != "FP16" else [0.5, 65504.0]]
     output = response.json()["outputs"][0]
     assert output == {"name": "predict", "datatype": out_type, "shape": [len(data)], "data": out_data}
+    metadata = client.get("/v2/models/echo").json()["outputs"]
+    assert metadata == [{"name": "predict", "datatype": out_type, "shape": [-1]}]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "out_type", "out_data"),
+    [
+        ("INT8", [-128, 0, 127], "FP64", [-128.0, 0.0, 127.0]),
+        ("BOOL", [True, False], "FP64", [1.0, 0.0]),
+        ("FP16", [0.5, 65504], "FP64", [0.5, 65504.0]),
+        ("BYTES", ["a", "b"], "BYTES", ["a", "b"]),  # no FP64 carries text: the one exception
+    ],
+)
+def test_infer_without_a_declared_output_answers_fp64_as_the_metadata_says(
+    datatype: str, data: list[Any], out_type: str, out_data: list[Any]
+) -> None:
+    client = TestClient(make_app(EchoServable()))
+    assert client.get("/v2/models/echo").json()["outputs"] == [
+        {"name": "predict", "datatype": "FP64", "shape": [-1]}
+    ]
+    response = client.post("/v2/models/echo/infer", json={"inputs": [tensor(data, [len(data)], datatype)]})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0] == {
+        "name": "predict",
+        "datatype": out_type,
+        "shape": [len(data)],
+        "data": out_data,
+    }
+
+
+@pytest.mark.parametrize(
+    ("output", "predictions", "words"),
+    [
+        ({"datatype": "INT64", "shape": [-1]}, [1.5, 2.0], "not whole numbers"),
+        ({"datatype": "FP64", "shape": [-1]}, ["a", "b"], "BYTES cannot be sent as the model's FP64"),
+        ({"datatype": "FP64", "shape": [-1]}, [[1.0, 2.0], [3.0, 4.0]], "declared [-1]"),
+        ({"datatype": "UINT8", "shape": [-1]}, [1, 300], "out of range for the model's UINT8"),
+    ],
+)
+def test_predictions_that_break_the_declared_output_are_500(
+    output: dict[str, Any], predictions: list[Any], words: str
+) -> None:
+    class Fixed(EchoServable):
+        def predict_rows(self, rows: list[Any]) -> list[Any]:
+            return predictions
+
+    client = TestClient(make_app(Fixed(output=output)))
+    response = client.post("/v2/models/echo/infer", json={"inputs": [tensor([1.0, 2.0])]})
+    assert_error(response, 500, "cannot be returned", words)
 
 
 def test_infer_multi_value_predictions_are_n_by_k() -> None:

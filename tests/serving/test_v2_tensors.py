@@ -168,8 +168,11 @@ def test_check_compatible() -> None:
 
 
 def test_encode_output() -> None:
-    assert encode_output("p", [1, 2.5]) == {"name": "p", "datatype": "FP64", "shape": [2], "data": [1.0, 2.5]}
-    assert encode_output("p", [np.int32(3)])["datatype"] == "INT64"
+    want = {"name": "p", "datatype": "FP64", "shape": [2], "data": [1.0, 2.5]}
+    assert encode_output("p", [1, 2.5]).to_json() == want
+    assert encode_output("p", [np.int32(3)]).datatype == "FP64"  # nothing declared: FP64
+    assert encode_output("p", [np.int32(3)], {"datatype": "INT64", "shape": [-1]}).to_json()["data"] == [3]
+    assert encode_output("p", [[1, 2]], {"datatype": "INT32", "shape": [-1, 2]}).array.dtype == np.int32
     with pytest.raises(ValueError, match="do not form a tensor"):
         encode_output("p", [[1, 2], [3]])
 

@@ -32,7 +32,8 @@ from shipyard.data.hashing import file_sha256, json_sha256
 from shipyard.errors import ShipyardError
 
 # What `python -m shipyard.serving` imports (see serving/*): the HTTP stack, settings (pydantic,
-# and PyYAML through shipyard.config), metrics, and numpy for V2 tensors.
+# and PyYAML through shipyard.config), metrics, numpy for V2 tensors, and for images and files
+# sent to /score python-multipart (form parsing) and Pillow (decoding).
 SERVING_REQUIREMENTS = (
     "starlette",
     "uvicorn",
@@ -43,6 +44,8 @@ SERVING_REQUIREMENTS = (
     "pydantic",
     "pyyaml",
     "numpy",
+    "python-multipart",
+    "pillow",
 )
 PYTHON_VERSION = "3.11"
 # Bookworm has glibc 2.36: every manylinux tag up to it runs there.

@@ -118,6 +118,7 @@ def create_app(
             app.state.capture,
             metrics,
             app.state.bounds,
+            settings.max_image_pixels,
         )
         fast.route = app.state.score
         app.state.ready = True

@@ -132,6 +132,11 @@ class ParseBounds:
                 where,
             )
 
+    def check_elements(self, values: int) -> None:
+        """BodyTooLargeError if the body holds more than max_elements values (e.g. the elements
+        of binary tensors, which no JSON scan counts)."""
+        self._check_elements(values)
+
     def _check_elements(self, values: int) -> None:
         if values > self.max_elements:
             raise BodyTooLargeError(

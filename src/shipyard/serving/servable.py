@@ -31,6 +31,11 @@ class Servable(Protocol):
         """The input tensor, e.g. {"name": "data", "datatype": "FP64", "shape": [-1, 10]}."""
         ...
 
+    def output_spec(self) -> dict[str, Any] | None:
+        """The output the model declares (its signature), e.g. {"datatype": "FP32", "shape": [-1]},
+        or None: the V2 routes then describe and send one FP64 per row."""
+        ...
+
 
 def check_predictions(rows: list[Any], predictions: Any) -> list[Any]:
     """Predictions as a list with one entry per row, or PredictionShapeError."""

@@ -70,6 +70,11 @@ class ServingConfig(_Strict):
     max_columns: int = Field(
         1000, ge=1, description="Table bodies with more columns get 413 (at least the signature's width)."
     )
+    max_image_pixels: int = Field(
+        4096 * 4096,
+        ge=1,
+        description="Pixels of the images a request decodes to arrays, all together; more get 413.",
+    )
     header_timeout_s: float = Field(
         10, gt=0, le=600, description="A request's headers must arrive within this, else 408 and close."
     )

@@ -1,9 +1,12 @@
 """Request bodies checked before a model sees them: JSON parsing and the manifest's signature.
 
-A manifest signature lists inputs by name with a shape; those of shape ``[-1]`` (a flat list) and
-``[-1, N]`` (rows of N numbers) are checked value by value, so that a bad request answers a 4xx
-naming the field at fault (``data[3][1]``) instead of a stack trace from inside the model. The
-errors defined here are the base of every input error the contracts raise.
+A manifest signature lists inputs by name with a shape whose first size is the rows (-1): ``[-1]``
+(a flat list of numbers), ``[-1, N]`` (rows of N numbers), ``[-1, 8, 8]`` (rows that are 8x8
+arrays: images), and so on; a size of -1 after the first is free. Every row is checked against the
+whole shape, value by value, so that a bad request answers a 4xx naming the field at fault
+(``data[3][1]``, ``data[0][7]``) instead of a stack trace from inside the model. A body whose
+inputs the signature does not describe is not checked (no signature, no shape). The errors
+defined here are the base of every input error the contracts raise.
 """
 
 from __future__ import annotations
@@ -40,17 +43,27 @@ class MalformedBodyError(ScoringInputError):
 
 
 @dataclass(frozen=True)
-class MatrixInput:
-    """One signature input of shape [-1, N] (N None: rows of any width) or [-1] (flat list)."""
+class ArrayInput:
+    """One signature input: a list of rows, each of shape `row_shape` (``()``: a number, ``(N,)``:
+    N numbers, ``(8, 8)``: an 8x8 array); a size of None is free."""
 
     name: str
-    width: int | None
-    flat: bool = False
+    row_shape: tuple[int | None, ...]
     integer: bool = False
+
+    @property
+    def flat(self) -> bool:
+        """True for a flat list of numbers (shape [-1])."""
+        return not self.row_shape
+
+    @property
+    def width(self) -> int | None:
+        """N for rows of N numbers (shape [-1, N]), else None."""
+        return self.row_shape[0] if len(self.row_shape) == 1 else None
 
     def tensor_spec(self) -> dict[str, Any]:
         """This input as a tensor spec {"name", "datatype", "shape"}."""
-        shape = [-1] if self.flat else [-1, self.width or -1]
+        shape = [-1, *(-1 if size is None else size for size in self.row_shape)]
         return {"name": self.name, "datatype": "INT64" if self.integer else "FP64", "shape": shape}
 
 
@@ -81,9 +94,9 @@ def _type_name(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
 
 
-def parse_signature(signature: Mapping[str, Any] | None) -> list[MatrixInput]:
-    """Return the inputs of a manifest signature that can be checked: shapes [-1] and [-1, N]."""
-    checks: list[MatrixInput] = []
+def parse_signature(signature: Mapping[str, Any] | None) -> list[ArrayInput]:
+    """The inputs of a manifest signature that can be checked: shapes [-1, ...] of integer sizes."""
+    checks: list[ArrayInput] = []
     inputs = (signature or {}).get("inputs") or {}
     if not isinstance(inputs, Mapping):
         return checks
@@ -94,15 +107,14 @@ def parse_signature(signature: Mapping[str, Any] | None) -> list[MatrixInput]:
         integer = str(spec.get("dtype", "")).startswith("int")
         if not isinstance(shape, list) or not shape or shape[0] != -1:
             continue
-        if len(shape) == 1:
-            checks.append(MatrixInput(name, None, flat=True, integer=integer))
-        elif len(shape) == 2 and isinstance(shape[1], int):
-            width = shape[1] if shape[1] > 0 else None
-            checks.append(MatrixInput(name, width, integer=integer))
+        if not all(type(size) is int for size in shape[1:]):
+            continue
+        row_shape = tuple(size if size > 0 else None for size in shape[1:])
+        checks.append(ArrayInput(name, row_shape, integer=integer))
     return checks
 
 
-def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
+def validate_payload(payload: Any, checks: list[ArrayInput]) -> None:
     """Check a parsed body against the signature; raise ScoringInputError naming the bad field."""
     if not checks:
         return
@@ -119,12 +131,11 @@ def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
         if not rows:
             raise ScoringInputError(f"{name}: expected at least one row, got an empty list", name)
         if check.flat:
-            if _all_numbers(rows, check.integer):
-                continue
-            for i, value in enumerate(rows):
-                if not _is_number(value, check.integer):
-                    where = f"{name}[{i}]"
-                    raise ScoringInputError(f"{where}: expected one of {kind}, got {_describe(value)}", where)
+            _check_numbers(rows, check.integer, name, f"one of {kind}")
+            continue
+        if len(check.row_shape) > 1:
+            for i, row in enumerate(rows):
+                _check_array(row, check, f"{name}[{i}]")
             continue
         width, integer = check.width, check.integer
         for i, row in enumerate(rows):
@@ -135,10 +146,54 @@ def validate_payload(payload: Any, checks: list[MatrixInput]) -> None:
                 raise ScoringInputError(f"{where}: expected a list of {kind}, got {_type_name(row)}", where)
             if width is not None and len(row) != width:
                 raise ScoringInputError(f"{where}: expected {width} {kind}, got {len(row)}", where)
-            for j, value in enumerate(row):
-                if not _is_number(value, check.integer):
-                    cell = f"{where}[{j}]"
-                    raise ScoringInputError(f"{cell}: expected a number, got {_describe(value)}", cell)
+            _check_numbers(row, integer, where)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("*" if size is None else str(size) for size in shape) + "]"
+
+
+def _check_array(node: Any, check: ArrayInput, where: str, depth: int = 0) -> None:
+    """One row of an N-d input (or a part of it, `depth` sizes in): nested lists, or an array such
+    as a decoded image, of the rest of the input's row shape."""
+    shape = check.row_shape[depth:]
+    whole = f"each row of '{check.name}' has shape {_shape_text(check.row_shape)}"
+    if hasattr(node, "shape") and hasattr(node, "dtype"):  # a numpy array, without importing numpy
+        fits = len(node.shape) == len(shape) and all(
+            want is None or want == got for want, got in zip(shape, node.shape, strict=True)
+        )
+        if not fits:
+            got = _shape_text(tuple(node.shape))
+            raise ScoringInputError(
+                f"{where}: expected an array of shape {_shape_text(shape)}, got {got}", where
+            )
+        if node.dtype.kind not in ("iu" if check.integer else "iuf"):
+            raise ScoringInputError(f"{where}: expected numbers, got an array of {node.dtype}", where)
+        return
+    size, last = shape[0], len(shape) == 1
+    what = ("integers" if check.integer else "numbers") if last else "arrays"
+    if type(node) is not list:
+        count = f"{size} " if size is not None else ""
+        raise ScoringInputError(
+            f"{where}: expected a list of {count}{what} ({whole}), got {_type_name(node)}", where
+        )
+    if size is not None and len(node) != size:
+        raise ScoringInputError(f"{where}: expected {size} {what}, got {len(node)} ({whole})", where)
+    if not last:
+        for j, child in enumerate(node):
+            _check_array(child, check, f"{where}[{j}]", depth + 1)
+        return
+    _check_numbers(node, check.integer, where)
+
+
+def _check_numbers(values: list[Any], integer: bool, where: str, expected: str = "a number") -> None:
+    """Every value one the model can take (the fast check first); else the first bad one, named."""
+    if _all_numbers(values, integer):
+        return
+    for j, value in enumerate(values):
+        if not _is_number(value, integer):
+            cell = f"{where}[{j}]"
+            raise ScoringInputError(f"{cell}: expected {expected}, got {_describe(value)}", cell)
 
 
 def _all_numbers(values: list[Any], integer: bool) -> bool:

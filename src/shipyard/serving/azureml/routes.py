@@ -1,15 +1,17 @@
 """The Azure ML routes: `POST /score` (what every Azure ML client calls) and `GET /swagger.json`.
 
 `ScoreRoute` is built once the model is loaded and answers a body: the script's own run() gets the
-body as text (after the manifest signature's checks), an MLflow model or a batching server gets
-its rows. The same object is the endpoint of the Starlette route and what the fast path
-(server/fastpath.py) calls, so both paths give the same scoring and error answers. Answers are
-JSON encoded with orjson (numpy-safe); NaN and infinities are refused, not sent as null.
+body as text (after the manifest signature's checks), or a dict when the body carries images or
+files (uploads.py); an MLflow model or a batching server gets its rows. The same object is the
+endpoint of the Starlette route and what the fast path (server/fastpath.py) calls, so both paths
+give the same scoring and error answers. Answers are JSON encoded with orjson (numpy-safe); NaN
+and infinities are refused, not sent as null.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,10 +22,12 @@ from starlette.types import Scope
 
 from shipyard.serving.azureml.script import ParsedBody, ScoringScript
 from shipyard.serving.azureml.swagger import SwaggerVersionError, build_swagger
+from shipyard.serving.azureml.uploads import B64_KEY, UnsupportedUpload, Uploads, described, upload_kind
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import error_response
+from shipyard.serving.server.codings import MalformedEncoding
 from shipyard.serving.server.limits import Overloaded, ScoringTimeout
-from shipyard.serving.server.middleware import BodyTooLarge
+from shipyard.serving.server.middleware import BodyTooLarge, first_headers
 from shipyard.serving.user_errors import failure_message
 from shipyard.serving.validation import ScoringInputError, parse_body, validate_payload
 
@@ -93,6 +97,7 @@ class ScoreRoute:
         capture: Any,
         metrics: Any,
         bounds: ParseBounds | None = None,
+        max_image_pixels: int = 4096 * 4096,
     ) -> None:
         self.servable = servable
         self.bounds = bounds or ParseBounds()
@@ -104,13 +109,37 @@ class ScoreRoute:
         self.run_script = isinstance(servable, ScoringScript) and not batching
         self.checks = servable.checks if isinstance(servable, ScoringScript) else None
         self.input_name = (servable.input_spec() or {}).get("name", "data")
+        # Images and files go to an undecorated run() (a decorated one takes JSON: its decorators).
+        self.uploads: Uploads | None = None
+        if self.run_script and not servable.schema_decorated:
+            self.uploads = Uploads.for_signature(servable.checks, max_image_pixels)
 
-    async def answer(self, scope: Scope, read: Any) -> bytes | Response:
+    async def answer(self, scope: Scope, read: Any, content_type: bytes | None = None) -> bytes | Response:
         """The JSON body of the answer (200), or the error response; `read()` gives the body."""
         request_id = scope["state"]["request_id"]
         try:
             body = await read()
+            # An image or a multipart form (uploads.py); the test costs a plain JSON request nothing.
+            kind = (
+                upload_kind(content_type) if content_type is not None and content_type[:1] in b"im" else None
+            )
+            if kind is not None:
+                if self.uploads is None:
+                    raise UnsupportedUpload(self._no_uploads(), "body")
+                decode = (
+                    self.uploads.image_body(body)
+                    if kind == b"image"
+                    else await self.uploads.form(content_type or b"", body)
+                )
+                payload, result = await self.call(self._run_upload, decode, _run_headers(scope, request_id))
+                return self._answer(scope, request_id, payload, result)
             self.bounds.check_json(body)  # depth and size, before any parser or the script sees it
+            if self.uploads is not None and B64_KEY in body:
+                decode_b64 = self.uploads.json_payload(parse_body(body)[1])
+                if decode_b64 is not None:
+                    headers = _run_headers(scope, request_id)
+                    payload, result = await self.call(self._run_upload, decode_b64, headers)
+                    return self._answer(scope, request_id, payload, result)
             if self.run_script:
                 raw = payload = self.servable.validate(body)
                 result = await self.call(self.servable.run, raw, _run_headers(scope, request_id))
@@ -129,8 +158,8 @@ class ScoreRoute:
         except ScoringTimeout as exc:
             self.metrics.rejected("timeout")
             return error_response(scope, 504, "scoring_timeout", str(exc))
-        except BodyTooLarge:
-            raise  # the body limit answers 413
+        except (BodyTooLarge, MalformedEncoding):
+            raise  # the body limit answers 413, or 400 for bad compressed data
         except ClientDisconnect:
             # Gone, or its body did not arrive in time (server/connections.py answered 408 and closed).
             return error_response(scope, 408, "request_timeout", "the request body did not arrive")
@@ -138,6 +167,22 @@ class ScoreRoute:
             logger.exception("run() failed (request_id=%s)", request_id)
             subject = "the scoring script" if isinstance(self.servable, ScoringScript) else "the model"
             return error_response(scope, 500, "scoring_failed", failure_message(subject, exc, request_id))
+        return self._answer(scope, request_id, payload, result)
+
+    def _run_upload(self, decode: Callable[[], Any], headers: dict[str, str]) -> tuple[Any, Any]:
+        """In the scoring slot: decode the uploads, check them against the signature, run()."""
+        payload = decode()
+        validate_payload(payload, self.servable.checks)
+        return described(payload), self.servable.run(payload, headers)
+
+    def _no_uploads(self) -> str:
+        if self.run_script:
+            return "this run() takes JSON through its inference-schema decorators, not images or files"
+        return (
+            "this server scores rows (an MLflow model, or batching on): send JSON rows, not images or files"
+        )
+
+    def _answer(self, scope: Scope, request_id: str, payload: Any, result: Any) -> bytes | Response:
         try:
             answer = json_bytes(result)
         except (TypeError, ValueError) as exc:
@@ -154,7 +199,9 @@ class ScoreRoute:
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint (the middleware stack has done ids, auth and the body limit)."""
-        answer = await self.answer(request.scope, request.body)
+        answer = await self.answer(
+            request.scope, request.body, first_headers(request.scope).get(b"content-type")
+        )
         if isinstance(answer, Response):
             return answer
         return Response(answer, media_type="application/json")

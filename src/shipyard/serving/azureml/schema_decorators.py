@@ -173,16 +173,59 @@ def input_parameter(run: Callable[..., Any], signature: RunSignature) -> str:
     return signature.names[0]
 
 
-def input_schema_of(run: Callable[..., Any], name: str) -> dict[str, Any] | None:
-    """The swagger schema (with ``example``) the decorators give to parameter ``name``."""
+def _decorator_schema(run: Callable[..., Any], which: str) -> dict[str, Any] | None:
+    """inference-schema's swagger schema of run()'s `which` ("input" or "output"), if any."""
     util = schema_util()
     if util is None:
         return None
     try:
-        schema = util.get_input_schema(run)
+        return getattr(util, f"get_{which}_schema")(run) or None
     except Exception:
+        return None
+
+
+def input_schema_of(run: Callable[..., Any], name: str) -> dict[str, Any] | None:
+    """The swagger schema (with ``example``) the decorators give to parameter ``name``."""
+    schema = _decorator_schema(run, "input")
+    if schema is None:
         return None
     prop = (schema.get("properties") or {}).get(name)
     if not prop:
         return None
     return {**prop, "example": (schema.get("example") or {}).get(name)}
+
+
+def output_schema_of(run: Callable[..., Any]) -> dict[str, Any] | None:
+    """The swagger schema the ``@output_schema`` decorator gives to run()'s result, if any."""
+    return _decorator_schema(run, "output")
+
+
+# JSON schema item types (and inference-schema's numpy formats) as V2 datatypes.
+_DATATYPES = {
+    ("number", None): "FP64",
+    ("number", "double"): "FP64",
+    ("number", "float"): "FP32",
+    ("integer", None): "INT64",
+    ("integer", "int64"): "INT64",
+    ("integer", "int32"): "INT32",
+    ("boolean", None): "BOOL",
+    ("string", None): "BYTES",
+}
+
+
+def tensor_of_schema(schema: Any, numeric_only: bool = False) -> tuple[str, list[int]] | None:
+    """(datatype, shape) of a decorator's schema that is a list of rows: an array of numbers
+    (``[-1]``) or of arrays of numbers (``[-1, -1]``: whether the sample's width is enforced cannot
+    be read from the schema); strings and booleans too unless `numeric_only`. None otherwise."""
+    if not isinstance(schema, dict) or schema.get("type") != "array":
+        return None
+    items = schema.get("items") or {}
+    shape = [-1]
+    if items.get("type") == "array":
+        items = items.get("items") or {}
+        shape = [-1, -1]
+    kind = str(items.get("type"))
+    datatype = _DATATYPES.get((kind, items.get("format"))) or _DATATYPES.get((kind, None))
+    if datatype is None or (numeric_only and datatype in ("BOOL", "BYTES")):
+        return None
+    return datatype, shape

@@ -36,7 +36,7 @@ from shipyard.serving.printlog import REQUEST_ID
 from shipyard.serving.servable import check_predictions
 from shipyard.serving.user_errors import INPUT_ERRORS, rejected_input
 from shipyard.serving.validation import (
-    MatrixInput,
+    ArrayInput,
     ScoringInputError,
     parse_body,
     parse_signature,
@@ -119,7 +119,7 @@ class ScoringScript(ManifestModel):
     bundle_dir: Path
     manifest: dict[str, Any]
     module: ModuleType
-    checks: list[MatrixInput] = field(default_factory=list)
+    checks: list[ArrayInput] = field(default_factory=list)
     run_takes_headers: bool = False
     # Set when run() carries inference-schema decorators: how to call it, and its input parameter.
     schema: schema_decorators.RunSignature | None = None
@@ -223,8 +223,9 @@ class ScoringScript(ManifestModel):
             result["x-request-id"] = request_id
         return result
 
-    def run(self, raw_body: str, headers: Mapping[str, str] | None = None) -> Any:
-        """Call the script's run() on a body, the way Azure ML's server does.
+    def run(self, raw_body: str | dict[str, Any], headers: Mapping[str, str] | None = None) -> Any:
+        """Call the script's run() on a body, the way Azure ML's server does (or on the dict a body
+        with images or files becomes, azureml/uploads.py).
 
         Undecorated: run(text) (with the headers as second argument if it takes two). Decorated:
         run(**body fields) with the decorators converting them; a value they reject raises
@@ -238,7 +239,7 @@ class ScoringScript(ManifestModel):
         except INPUT_ERRORS as exc:
             raise rejected_input(exc) from exc
 
-    def _call_run(self, raw_body: str, headers: Mapping[str, str] | None) -> Any:
+    def _call_run(self, raw_body: str | dict[str, Any], headers: Mapping[str, str] | None) -> Any:
         if self.schema is None:
             if self.headers_keyword:
                 return self.module.run(raw_body, request_headers=self._headers(headers))
@@ -247,6 +248,8 @@ class ScoringScript(ManifestModel):
             return self.module.run(raw_body)
         if isinstance(raw_body, ParsedBody):
             payload = raw_body.payload
+        elif isinstance(raw_body, dict):  # already parsed (the server sends uploads to undecorated run()s)
+            payload = raw_body
         else:
             _, payload = parse_body(raw_body)
             validate_payload(payload, self.checks)
@@ -276,17 +279,22 @@ class ScoringScript(ManifestModel):
         if self.schema is None or self.input_name is None:
             return None
         spec = schema_decorators.input_schema_of(self.module.run, self.input_name)
-        if not spec or spec.get("type") != "array":
+        found = schema_decorators.tensor_of_schema(spec, numeric_only=True)
+        if found is None:
             return None
-        items = spec.get("items") or {}
-        shape = [-1]
-        if items.get("type") == "array":
-            items = items.get("items") or {}
-            shape = [-1, -1]
-        datatype = {"number": "FP64", "integer": "INT64"}.get(str(items.get("type")))
-        if datatype is None:
+        datatype = "INT64" if found[0].startswith("INT") else "FP64"
+        return {"name": self.input_name, "datatype": datatype, "shape": found[1]}
+
+    def output_spec(self) -> dict[str, Any] | None:
+        """The output the script declares with ``@output_schema``: a list of predictions (or
+        ``{"result": [...]}``, what V2 reads), as {"datatype", "shape"}; None without one."""
+        if self.schema is None:
             return None
-        return {"name": self.input_name, "datatype": datatype, "shape": shape}
+        schema = schema_decorators.output_schema_of(self.module.run)
+        if isinstance(schema, dict) and schema.get("type") == "object":
+            schema = (schema.get("properties") or {}).get("result")
+        found = schema_decorators.tensor_of_schema(schema)
+        return {"datatype": found[0], "shape": found[1]} if found else None
 
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         """Score rows through run() with the script's own contract: {"<input>": rows} in,

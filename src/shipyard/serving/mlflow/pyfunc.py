@@ -48,6 +48,8 @@ _V2_BY_NUMPY = {
     "bool": "BOOL",
 }
 _V2_BY_COLUMN = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL"}
+# Outputs may be text (a classifier's labels); inputs of strings are not a tensor the V2 routes check.
+_V2_OUTPUT_BY_COLUMN = {**_V2_BY_COLUMN, "string": "BYTES"}
 
 
 def to_jsonable(predictions: Any) -> Any:
@@ -138,6 +140,32 @@ class PyfuncModel(ManifestModel):
             return {"name": INPUTS, "datatype": datatype, "shape": [-1, len(types)]}
         checks = parse_signature(self.manifest.get("signature"))
         return checks[0].tensor_spec() if checks else None
+
+    def output_spec(self) -> dict[str, Any] | None:
+        """The output of the MLflow signature as {"datatype", "shape"}: its single tensor, or its
+        columns (shape [-1] for one, [-1, K] for K of one type, FP64 for K numeric ones of mixed
+        types); None without an output schema, or for one that is not a tensor."""
+        metadata = self.model.metadata
+        schema = metadata.get_output_schema() if metadata is not None else None
+        if schema is None or not schema.inputs:
+            return None
+        if schema.is_tensor_spec():
+            if len(schema.inputs) != 1:
+                return None
+            spec = schema.inputs[0]
+            datatype = _V2_BY_NUMPY.get(str(spec.type), "BYTES")
+            return {"datatype": datatype, "shape": list(spec.shape)}
+        types = [str(getattr(col.type, "name", col.type)) for col in schema.inputs]
+        if any(t not in _V2_OUTPUT_BY_COLUMN for t in types):
+            return None
+        datatypes = {_V2_OUTPUT_BY_COLUMN[t] for t in types}
+        if len(datatypes) == 1:
+            datatype = datatypes.pop()
+        elif "BYTES" in datatypes or "BOOL" in datatypes:
+            return None
+        else:
+            datatype = "FP64"
+        return {"datatype": datatype, "shape": [-1] if len(types) == 1 else [-1, len(types)]}
 
     def predict_rows(self, rows: list[Any]) -> list[Any]:
         """Score rows (lists of values); one prediction per row, in order.

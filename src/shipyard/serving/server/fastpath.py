@@ -5,7 +5,8 @@ Response): the benchmark showed them costing more than the scoring itself.
 `ServingApp` is the Starlette app with one change: a `POST /score` request (no root path) goes
 to `FastScore`, which does what the middleware stack does, in the same order and with the same
 answers: request ids and traceparent echoed, key auth (401), body limit (413 by Content-Length or
-while reading), then `ScoreRoute`, then the access line and request metrics under the route
+while reading; a compressed body decoded, 415 for a coding it does not know), then `ScoreRoute`,
+then the access line and request metrics under the route
 template ``/score``. Everything else, and `/score` before the model is loaded, goes through
 Starlette. `ScoreRoute` (azureml/routes.py) is also the endpoint of the Starlette route, so the two
 paths share their scoring and error answers.
@@ -22,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from shipyard.serving.server.codings import MalformedEncoding
 from shipyard.serving.server.middleware import (
     BodyLimit,
     BodyTooLarge,
@@ -39,7 +41,9 @@ _JSON = (b"content-type", b"application/json")
 class ScoreAnswer(Protocol):
     """What `FastScore` calls once the model is loaded: azureml/routes.py's `ScoreRoute`."""
 
-    async def answer(self, scope: Scope, read: Callable[[], Awaitable[bytes]]) -> bytes | Response:
+    async def answer(
+        self, scope: Scope, read: Callable[[], Awaitable[bytes]], content_type: bytes | None = None
+    ) -> bytes | Response:
         """The JSON body of the answer (200), or the error response; `read()` gives the body."""
         ...
 
@@ -100,14 +104,15 @@ class FastScore:
             refused = self.gate.refusal(scope, headers)
             if refused is not None:
                 return refused
-        if self.limit.declared_too_large(headers):
-            return self.limit.response(scope)
+        refused = self.limit.refusal(scope, headers)
+        if refused is not None:
+            return refused
         assert self.route is not None
-        counted = self.limit.counted(receive)
+        counted = self.limit.counted(receive, scope, headers)
         try:
-            return await self.route.answer(scope, lambda: _read_body(counted))
-        except BodyTooLarge:
-            return self.limit.response(scope)
+            return await self.route.answer(scope, lambda: _read_body(counted), headers.get(b"content-type"))
+        except (BodyTooLarge, MalformedEncoding) as exc:
+            return self.limit.error(scope, exc)
 
 
 class ServingApp(Starlette):

@@ -3,7 +3,7 @@ access log, metrics), key auth, body size limit. Plain ASGI classes: cheap on th
 
 Each concern is one object (`RequestContext`, `KeyGate`, `BodyLimit`) that the middleware class
 wraps and the fast path of `POST /score` (fastpath.py) calls directly, so both paths give the
-same answers from the same code."""
+same answers from the same code. The body limit also decodes compressed bodies (codings.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ from shipyard.serving import printlog
 from shipyard.serving.errors import error_response
 from shipyard.serving.printlog import REQUEST_ID as PRINT_ID
 from shipyard.serving.server.auth import KeyAuth
+from shipyard.serving.server.codings import (
+    BodyDecoder,
+    MalformedEncoding,
+    UnsupportedEncoding,
+    content_coding,
+)
 from shipyard.serving.server.metrics import route_template
 
 # A caller's request id is echoed only if it is short and printable: it lands in logs and headers.
@@ -151,12 +157,19 @@ class KeyGate:
 
 
 class BodyTooLarge(Exception):
-    """Raised by `BodyLimit.counted` once the body read so far is over the limit."""
+    """Raised by `BodyLimit.counted` once the body read so far is over the limit (`decoded`: once
+    it has been decompressed)."""
+
+    def __init__(self, decoded: bool = False) -> None:
+        super().__init__("decoded" if decoded else "sent")
+        self.decoded = decoded
 
 
 class BodyLimit:
     """Request bodies over `max_bytes` get 413: by Content-Length before reading, or as soon as the
-    body read so far passes the limit. `BodyLimitMiddleware` and the fast path both use it."""
+    body read so far passes the limit. A compressed body (Content-Encoding, codings.py) is
+    decoded as it is read, and its decoded size is held to the same limit. `BodyLimitMiddleware`
+    and the fast path both use it."""
 
     def __init__(self, max_bytes: int, metrics: Any = None):
         self.max_bytes = max_bytes
@@ -167,15 +180,48 @@ class BodyLimit:
         length = headers.get(b"content-length")
         return length is not None and length.isdigit() and int(length) > self.max_bytes
 
-    def response(self, scope: Scope) -> Response:
+    def response(self, scope: Scope, decoded: bool = False) -> Response:
         """The 413 answer (and its count in the metrics)."""
         if self.metrics is not None:
             self.metrics.rejected("body_too_large")
         mb = self.max_bytes / (1024 * 1024)
-        return error_response(scope, 413, "payload_too_large", f"request body over {mb:g} MB (max_body_mb)")
+        what = "request body, decompressed," if decoded else "request body"
+        return error_response(scope, 413, "payload_too_large", f"{what} over {mb:g} MB (max_body_mb)")
 
-    def counted(self, receive: Receive) -> Receive:
-        """`receive`, raising `BodyTooLarge` once the body's chunks add up to over the limit."""
+    def refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+        """The answer to a request refused on its headers alone: 413 by Content-Length, 415 for a
+        Content-Encoding the server does not decode; None when it may be read."""
+        if self.declared_too_large(headers):
+            return self.response(scope)
+        coding = headers.get(b"content-encoding")
+        if coding is not None and scope["method"] == "POST":
+            try:
+                content_coding(coding)
+            except UnsupportedEncoding as exc:
+                return error_response(scope, 415, "unsupported_encoding", str(exc))
+        return None
+
+    def error(self, scope: Scope, exc: BodyTooLarge | MalformedEncoding) -> Response:
+        """The answer to a body refused while it was read: 413, or 400 for bad compressed data."""
+        if isinstance(exc, BodyTooLarge):
+            return self.response(scope, exc.decoded)
+        return error_response(scope, 400, "invalid_encoding", str(exc))
+
+    def counted(
+        self, receive: Receive, scope: Scope | None = None, headers: dict[bytes, bytes] | None = None
+    ) -> Receive:
+        """`receive`, raising `BodyTooLarge` once the body's chunks add up to over the limit.
+
+        Given the request's `scope` and `headers` (which have passed `refusal`), a POST body with
+        a Content-Encoding is decoded as it arrives, and the scope's headers lose Content-Encoding
+        and Content-Length, so that routes and run() see a plain body."""
+        header = headers.get(b"content-encoding") if headers is not None else None
+        if header is not None and scope is not None and scope["method"] == "POST":
+            coding = content_coding(header)
+            if coding is None:  # identity
+                return self.counted(receive)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in _CODING_HEADERS]
+            return self._decoded(receive, BodyDecoder(coding))
         seen = 0
 
         async def counted_receive() -> Message:
@@ -188,6 +234,31 @@ class BodyLimit:
             return message
 
         return counted_receive
+
+    def _decoded(self, receive: Receive, decoder: BodyDecoder) -> Receive:
+        sent = produced = 0
+
+        async def decoded_receive() -> Message:
+            nonlocal sent, produced
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            chunk = message.get("body", b"")
+            sent += len(chunk)
+            if sent > self.max_bytes:
+                raise BodyTooLarge
+            body = decoder.feed(chunk, self.max_bytes - produced + 1)
+            produced += len(body)
+            if produced > self.max_bytes:
+                raise BodyTooLarge(decoded=True)
+            if not message.get("more_body", False):
+                decoder.finish()
+            return {**message, "body": body}
+
+        return decoded_receive
+
+
+_CODING_HEADERS = (b"content-encoding", b"content-length")
 
 
 class RequestContextMiddleware:
@@ -246,8 +317,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.limit.declared_too_large(first_headers(scope)):
-            await self.limit.response(scope)(scope, receive, send)
+        headers = first_headers(scope)
+        refused = self.limit.refusal(scope, headers)
+        if refused is not None:
+            await refused(scope, receive, send)
             return
         started = False
 
@@ -257,7 +330,7 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, self.limit.counted(receive), tracking_send)
-        except BodyTooLarge:
+            await self.app(scope, self.limit.counted(receive, scope, headers), tracking_send)
+        except (BodyTooLarge, MalformedEncoding) as exc:
             if not started:
-                await self.limit.response(scope)(scope, receive, send)
+                await self.limit.error(scope, exc)(scope, receive, send)

@@ -16,16 +16,23 @@ model fails. Scoring goes through ``app.state.predict_rows(rows, request)``, the
 to the model (timeouts, micro-batching, threadpool); the exceptions the app answers itself
 (timeouts, overload, body too large) pass through untouched.
 
-Only JSON tensor data is supported: a request using the binary tensor data extension
-(``Inference-Header-Content-Length``) or shared memory gets a 400 that says so, and the server
-metadata lists no extensions. Responses are always JSON, whatever ``binary_data`` an output
-asks for: spec-conforming clients (tritonclient) read either form.
+Tensors come as JSON ``data`` or in the binary tensor data extension (binary.py; the server
+metadata lists ``binary_tensor_data``), and the output goes back in binary when the request asks
+for it (``binary_data`` / ``binary_data_output``), as tritonclient does by default. Shared memory
+is not supported (400). A compressed request body has been decoded by the body limit
+(server/codings.py); a response is compressed when the request's Accept-Encoding asks for gzip or
+deflate and it is at least 1 KiB (tritonclient's ``response_compression_algorithm``).
+
+The model metadata's output (``predict``) is the model's declared output (its signature:
+`Servable.output_spec`), else one FP64 per row; infer answers in exactly that datatype (see
+`tensors.encode_output`), so the metadata tells what the responses carry.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,9 +48,19 @@ from shipyard.errors import ShipyardError
 from shipyard.serving.bounds import ParseBounds
 from shipyard.serving.errors import printable
 from shipyard.serving.servable import PredictionShapeError, Servable, check_predictions
+from shipyard.serving.server.codings import encode_response
 from shipyard.serving.server.limits import Overloaded, ScoringTimeout
 from shipyard.serving.user_errors import failure_message
-from shipyard.serving.v2.tensors import Tensor, TensorError, check_compatible, decode_tensor, encode_output
+from shipyard.serving.v2 import binary
+from shipyard.serving.v2.tensors import (
+    DEFAULT_OUTPUT,
+    Tensor,
+    TensorError,
+    check_compatible,
+    decode_tensor,
+    encode_output,
+    tensor_header,
+)
 from shipyard.serving.validation import ScoringInputError
 
 logger = logging.getLogger("shipyard.serving.v2")
@@ -57,7 +74,6 @@ DEFAULT_MODEL_NAME = "model"
 # untouched, as does any exception carrying one of APP_HANDLED_STATUSES as ``status_code``.
 APP_ERRORS: tuple[type[BaseException], ...] = (Overloaded, ScoringTimeout, HTTPException, TimeoutError)
 APP_HANDLED_STATUSES = frozenset({413, 429, 503, 504})
-BINARY_HEADER = "inference-header-content-length"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -134,9 +150,12 @@ async def server_ready(request: Request) -> Response:
     return json_response({"ready": ready}, 200 if ready else 503)
 
 
+EXTENSIONS = ["binary_tensor_data"]
+
+
 async def server_metadata(request: Request) -> Response:
-    """Server name, version and the protocol extensions supported (none)."""
-    return json_response({"name": SERVER_NAME, "version": _server_version(), "extensions": []})
+    """Server name, version and the protocol extensions supported."""
+    return json_response({"name": SERVER_NAME, "version": _server_version(), "extensions": EXTENSIONS})
 
 
 @functools.cache
@@ -154,13 +173,16 @@ async def model_metadata(request: Request) -> Response:
     inputs = (
         [{"name": spec["name"], "datatype": spec["datatype"], "shape": list(spec["shape"])}] if spec else []
     )
+    output = servable.output_spec() or DEFAULT_OUTPUT
     return json_response(
         {
             "name": served_name(servable),
             "versions": [servable.model_version] if servable.model_version else [],
             "platform": PLATFORM,
             "inputs": inputs,
-            "outputs": [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1]}],
+            "outputs": [
+                {"name": OUTPUT_NAME, "datatype": output["datatype"], "shape": list(output["shape"])}
+            ],
         }
     )
 
@@ -214,11 +236,28 @@ def _select_input(tensors: list[Tensor], spec: dict[str, Any] | None) -> Tensor:
     raise V2Error(400, f"the model takes {wanted}; the request has inputs {names}")
 
 
-def _decode_inputs(payload: dict[str, Any], servable: Servable) -> Tensor:
+def _decode_inputs(
+    payload: dict[str, Any], servable: Servable, data: memoryview | None, bounds: ParseBounds
+) -> Tensor:
+    inputs = payload["inputs"]
     try:
-        tensors = [decode_tensor(spec, i) for i, spec in enumerate(payload["inputs"])]
+        if data is None:
+            tensors = [decode_tensor(spec, i) for i, spec in enumerate(inputs)]
+        else:
+            headers = [tensor_header(spec, i) for i, spec in enumerate(inputs)]
+            parts = binary.input_bytes(headers, data)
+            # The elements sent binary count against max_body_elements as JSON values do.
+            bounds.check_elements(
+                sum(math.prod(h.shape) for h, part in zip(headers, parts, strict=True) if part is not None)
+            )
+            tensors = [
+                decode_tensor(spec, i) if part is None else binary.decode_binary(header, part)
+                for i, (spec, header, part) in enumerate(zip(inputs, headers, parts, strict=True))
+            ]
     except TensorError as exc:
         raise V2Error(400, str(exc)) from exc
+    except ScoringInputError as exc:
+        raise V2Error(exc.status_code, str(exc)) from exc
     seen: set[str] = set()
     for tensor in tensors:
         if tensor.name in seen:
@@ -263,26 +302,28 @@ async def _predict(request: Request, servable: Servable, rows: list[Any]) -> lis
 async def infer(request: Request) -> Response:
     """Score the request's input tensor: one "predict" value per row of its first dimension."""
     servable = _model(request)
-    if BINARY_HEADER in request.headers:
-        raise V2Error(
-            400,
-            "binary tensor data is not supported (Inference-Header-Content-Length was sent); "
-            "send the tensors as JSON 'data' (tritonclient: binary_data=False)",
-        )
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise V2Error(400, f"Content-Encoding '{encoding}' is not supported; send the body uncompressed")
     body = await request.body()
+    header_length = request.headers.get(binary.HEADER)
+    data: memoryview | None = None
+    if header_length is not None:
+        try:
+            body, data = binary.split_body(body, header_length)
+        except TensorError as exc:
+            raise V2Error(400, str(exc)) from exc
     bounds = getattr(request.app.state, "bounds", None) or ParseBounds()
     try:
         bounds.check_json(body)  # depth and size, before parsing
     except ScoringInputError as exc:
         raise V2Error(exc.status_code, str(exc)) from exc
     payload = _parse_request(body)
-    tensor = _decode_inputs(payload, servable)
+    try:
+        as_binary = binary.wants_binary(payload, OUTPUT_NAME)
+    except TensorError as exc:
+        raise V2Error(400, str(exc)) from exc
+    tensor = _decode_inputs(payload, servable, data, bounds)
     predictions = await _predict(request, servable, tensor.rows())
     try:
-        output = encode_output(OUTPUT_NAME, predictions)
+        output = encode_output(OUTPUT_NAME, predictions, servable.output_spec())
     except ValueError as exc:
         logger.error("V2 inference: %s", exc)
         raise V2Error(500, f"the model's predictions cannot be returned: {exc}") from exc
@@ -291,8 +332,24 @@ async def infer(request: Request) -> Response:
         response["model_version"] = servable.model_version
     if "id" in payload:
         response["id"] = payload["id"]
-    response["outputs"] = [output]
-    return json_response(response)
+    if not as_binary:
+        response["outputs"] = [output.to_json()]
+        return _compressed(request, orjson.dumps(response), {}, "application/json")
+    header, tensor_bytes = binary.binary_output(output)
+    response["outputs"] = [header]
+    head = orjson.dumps(response)
+    extra = {"Inference-Header-Content-Length": str(len(head))}
+    return _compressed(request, head + tensor_bytes, extra, binary.CONTENT_TYPE)
+
+
+def _compressed(request: Request, body: bytes, headers: dict[str, str], media_type: str) -> Response:
+    """The infer answer, gzip- or deflate-compressed when the request's Accept-Encoding asks."""
+    accept = request.headers.get("accept-encoding")
+    if accept is not None:
+        body, coding = encode_response(body, accept)
+        if coding is not None:
+            headers = {**headers, "Content-Encoding": coding, "Vary": "Accept-Encoding"}
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def v2_routes() -> list[Route]:

@@ -8,6 +8,10 @@ and that every value is of the JSON type the datatype needs and fits its range, 
 
 Values are checked strictly rather than coerced (the protocol allows either): a ``true`` in an
 FP64 tensor or ``1.5`` in an INT64 tensor is far more likely a client bug than an intent.
+
+A tensor sent in the binary tensor data extension has the same header (name, shape, datatype)
+with ``parameters.binary_data_size`` instead of ``data``: `tensor_header` reads it for both forms,
+and binary.py decodes its bytes. An output (`OutputTensor`) is sent in either form too.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }
 INTEGER_TYPES = frozenset(name for name in DTYPES if name.startswith(("INT", "UINT")))
-FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
+FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64", "BF16"})  # BF16: binary only
 NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
 
 # The JSON values (as orjson/json decode them) each datatype accepts; bool is not an int here.
@@ -55,7 +59,7 @@ _EXPECTED = {
     "BYTES": "a string",
 }
 # Known to the protocol but not sent as JSON: there is no standard JSON form of a bfloat16.
-_BINARY_ONLY = {"BF16"}
+BINARY_ONLY = frozenset({"BF16"})
 
 
 class TensorError(ShipyardError):
@@ -76,7 +80,7 @@ class Tensor:
     name: str
     datatype: str
     shape: tuple[int, ...]
-    values: list[Any]
+    values: list[Any] | None  # None for a binary tensor, whose array is given
     _array: np.ndarray | None = field(default=None, repr=False)
     _rows: list[Any] | None = field(default=None, repr=False)
 
@@ -189,8 +193,24 @@ def _check_values(
     return types
 
 
-def decode_tensor(spec: Any, position: int = 0) -> Tensor:
-    """Decode one ``$request_input`` object into a `Tensor`, or raise `TensorError`."""
+@dataclass(frozen=True)
+class TensorHeader:
+    """What a ``$request_input`` says of its tensor besides the data: name, datatype, shape, and
+    the size of its bytes in the body when it is sent binary (``binary_data_size``)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    binary_size: int | None = None
+
+    @property
+    def where(self) -> str:
+        """How error messages name the input."""
+        return f"input '{self.name}'"
+
+
+def tensor_header(spec: Any, position: int = 0) -> TensorHeader:
+    """Read and check one ``$request_input`` object's header, or raise `TensorError`."""
     if not isinstance(spec, Mapping):
         raise TensorError(f"inputs[{position}]: expected an object, got {_describe(spec)}")
     name = spec.get("name")
@@ -200,17 +220,31 @@ def decode_tensor(spec: Any, position: int = 0) -> Tensor:
     params = spec.get("parameters")
     if params is not None and not isinstance(params, Mapping):
         raise TensorError(f"{where}: 'parameters' must be an object")
-    if params and "binary_data_size" in params:
-        raise TensorError(f"{where}: binary tensor data is not supported; send 'data' as JSON")
     if params and "shared_memory_region" in params:
         raise TensorError(f"{where}: shared memory tensors are not supported; send 'data' as JSON")
+    size = params.get("binary_data_size") if params else None
+    if size is not None and (type(size) is not int or size < 0):
+        raise TensorError(f"{where}: 'binary_data_size' must be an integer >= 0, got {_describe(size)}")
     datatype = spec.get("datatype")
-    if datatype in _BINARY_ONLY:
-        raise TensorError(f"{where}: datatype {datatype} has no JSON form and is not supported")
-    if datatype not in DTYPES:
-        known = ", ".join(DTYPES)
+    if datatype in BINARY_ONLY and size is None:
+        raise TensorError(f"{where}: datatype {datatype} has no JSON form; send it as binary data")
+    if datatype not in DTYPES and datatype not in BINARY_ONLY:
+        known = ", ".join([*DTYPES, *BINARY_ONLY])
         raise TensorError(f"{where}: unknown datatype {_describe(datatype)}; expected one of {known}")
     shape = _check_shape(where, spec.get("shape"))
+    return TensorHeader(name, str(datatype), shape, size)
+
+
+def decode_tensor(spec: Any, position: int = 0) -> Tensor:
+    """Decode one ``$request_input`` object with JSON ``data`` into a `Tensor`, or raise
+    `TensorError`."""
+    header = tensor_header(spec, position)
+    name, datatype, shape, where = header.name, header.datatype, header.shape, header.where
+    if header.binary_size is not None:
+        raise TensorError(
+            f"{where}: 'binary_data_size' is given but the request has no binary data "
+            "(no Inference-Header-Content-Length header)"
+        )
     if "data" not in spec:
         raise TensorError(f"{where}: 'data' is missing")
     flat, nested = _flatten(where, spec["data"], shape)
@@ -273,26 +307,98 @@ def check_compatible(tensor: Tensor, spec: Mapping[str, Any]) -> None:
             )
 
 
-def encode_output(name: str, predictions: list[Any]) -> dict[str, Any]:
-    """One prediction per row as a ``$response_output``: FP64 for numbers, INT64 (or UINT64) for
-    integers, BOOL, BYTES for strings; shape [N], or [N, K] when each prediction has K values.
+# The datatype of predictions as numpy makes them, by dtype kind; numbers go out as FP64 unless
+# the model declares its output (`encode_output`).
+_NATURAL = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64", "U": "BYTES"}
+DEFAULT_OUTPUT = {"datatype": "FP64", "shape": [-1]}
 
-    Raises ValueError when the predictions do not form a tensor (ragged, None, objects).
-    """
+
+@dataclass(frozen=True)
+class OutputTensor:
+    """A ``$response_output``: its elements as a numpy array of its datatype (str objects for
+    BYTES), sent as JSON ``data`` (`to_json`) or as binary data (binary.py)."""
+
+    name: str
+    datatype: str
+    array: np.ndarray
+
+    @property
+    def shape(self) -> list[int]:
+        """The tensor's shape as the response states it."""
+        return list(self.array.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        """The output with its elements as JSON ``data`` (row-major, flat)."""
+        data = self.array.reshape(-1).tolist()
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape, "data": data}
+
+
+def _as_array(predictions: list[Any]) -> np.ndarray:
     try:
         if predictions and set(map(type, predictions)) == {int}:
             # numpy would turn [0, 2**64 - 1] into floats: pick the integer type here.
             big = min(predictions) >= 0 and max(predictions) > np.iinfo(np.int64).max
-            array = np.asarray(predictions, dtype=np.uint64 if big else np.int64)
-        else:
-            array = np.asarray(predictions)
+            return np.asarray(predictions, dtype=np.uint64 if big else np.int64)
+        return np.asarray(predictions)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"the predictions do not form a tensor: {exc}") from exc
-    datatype = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64", "U": "BYTES"}.get(array.dtype.kind)
-    if datatype is None:
+
+
+def encode_output(
+    name: str, predictions: list[Any], declared: Mapping[str, Any] | None = None
+) -> OutputTensor:
+    """One prediction per row as an output tensor of shape [N], or [N, K] when each prediction
+    has K values, in the datatype the model metadata states, so that the two always agree:
+
+    - `declared` (the model's own output spec, from its signature): that datatype and shape;
+      predictions that do not fit it (strings for FP64, 1.5 for INT64, [N, 2] for [-1]) are a
+      ValueError;
+    - nothing declared: the metadata says FP64, and numbers and booleans go out as FP64;
+      strings, which no FP64 can carry, go out as BYTES.
+
+    Raises ValueError when the predictions do not form a tensor (ragged, None, objects).
+    """
+    array = _as_array(predictions)
+    natural = _NATURAL.get(array.dtype.kind)
+    if natural is None:
         kinds = sorted({type(p).__name__ for p in predictions})
         raise ValueError(f"predictions of type {', '.join(kinds)} cannot be sent as a V2 tensor")
-    if datatype == "FP64":
-        array = array.astype(np.float64, copy=False)
-    shape = list(array.shape) if array.ndim else [1]
-    return {"name": name, "datatype": datatype, "shape": shape, "data": array.reshape(-1).tolist()}
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if declared is None:
+        datatype = "BYTES" if natural == "BYTES" else "FP64"
+        return OutputTensor(name, datatype, _cast(array, natural, datatype))
+    datatype = str(declared.get("datatype"))
+    if datatype not in DTYPES and datatype not in BINARY_ONLY:
+        raise ValueError(f"the model's output datatype {datatype!r} is not a V2 datatype")
+    shape = declared.get("shape")
+    if isinstance(shape, list) and not _fits(shape, array.shape):
+        raise ValueError(
+            f"the predictions have shape {list(array.shape)}, the model's output is declared {shape}"
+        )
+    return OutputTensor(name, datatype, _cast(array, natural, datatype))
+
+
+def _fits(declared: list[Any], shape: tuple[int, ...]) -> bool:
+    return len(declared) == len(shape) and all(
+        w in (-1, None) or w == got for w, got in zip(declared, shape, strict=True)
+    )
+
+
+def _cast(array: np.ndarray, natural: str, datatype: str) -> np.ndarray:
+    """The predictions as `datatype`, or ValueError when they are not values of it."""
+    if datatype == natural:
+        return array.astype(object) if datatype == "BYTES" else array
+    if "BYTES" in (datatype, natural) or datatype == "BOOL":
+        raise ValueError(f"predictions of type {natural} cannot be sent as the model's {datatype} output")
+    if datatype in INTEGER_TYPES:
+        if natural == "FP64" and not np.all(np.mod(array, 1) == 0):
+            raise ValueError(
+                f"predictions that are not whole numbers cannot be sent as the model's {datatype} output"
+            )
+        info = np.iinfo(DTYPES[datatype])
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ValueError(f"predictions out of range for the model's {datatype} output")
+        return array.astype(DTYPES[datatype])
+    # A float output: FP16/FP32/FP64, or BF16 (kept as float32, sent as its upper 16 bits).
+    return array.astype(np.float32 if datatype == "BF16" else DTYPES[datatype])
