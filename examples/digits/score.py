@@ -1,7 +1,9 @@
 """Scoring script with the Azure ML contract: init() once, then run(raw_data) per request.
 
 Request:  {"data": [image, ...]} where an image is 8 rows of 8 pixel intensities (0-16, the
-          training data's scale), i.e. an array of shape (N, 8, 8).
+          training data's scale), i.e. an array of shape (N, 8, 8); or 8x8 grayscale PNG/JPEG
+          images (0-255): an image/png body, a multipart upload, or {"data": [{"b64": ...}]}. The
+          server decodes those into uint8 arrays before run() (docs/serving.md, "Images").
 Response: {"result": [digit, ...], "probabilities": [[p0..p9], ...]}
 Invalid input raises ValueError: the server answers it 4xx with the message (docs/serving.md).
 """
@@ -40,6 +42,7 @@ def run(raw_data: str | bytes | dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def _parse(raw_data: str | bytes | dict[str, Any]) -> np.ndarray:
+    """(N, 8, 8) float32 intensities on the training scale, 0-16."""
     if isinstance(raw_data, str | bytes | bytearray):
         try:
             payload = json.loads(raw_data)
@@ -50,7 +53,10 @@ def _parse(raw_data: str | bytes | dict[str, Any]) -> np.ndarray:
     if not isinstance(payload, dict) or "data" not in payload:
         raise ValueError('expected a JSON object {"data": [8x8 image, ...]}')
     try:
-        images = np.asarray(payload["data"], dtype=np.float32)
+        images = np.asarray(payload["data"])
+        if images.dtype == np.uint8:  # decoded images: 0-255 pixels
+            images = images.astype(np.float32) * np.float32(MAX_INTENSITY / 255)
+        images = images.astype(np.float32)
     except (TypeError, ValueError):
         raise ValueError("'data' must be a list of 8x8 images of numbers (not ragged)") from None
     if images.shape[1:] != IMAGE_SHAPE or images.shape[0] == 0:

@@ -4,11 +4,14 @@ image signature, and the deployed score.py (with net.py from deployment.code) cl
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO_ROOT
@@ -23,6 +26,15 @@ def _copy_digits(dest: Path) -> Path:
     leftovers = shutil.ignore_patterns(".shipyard", "mlruns", "outputs", "__pycache__")
     shutil.copytree(DIGITS, dest, ignore=leftovers)
     return dest
+
+
+def _png(image: list[list[float]]) -> bytes:
+    from PIL import Image
+
+    pixels = np.rint(np.asarray(image) * 255 / 16).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def test_the_digits_example_trains_gates_registers_and_classifies_images(
@@ -72,6 +84,17 @@ def test_the_digits_example_trains_gates_registers_and_classifies_images(
         assert all(abs(sum(p) - 1) < 1e-4 and len(p) == 10 for p in body["probabilities"])
         url = f"{endpoint['url']}/score"
         wrong = httpx.post(url, json={"data": [[1, 2, 3]]}, headers=headers, timeout=30)
-        assert wrong.status_code == 422 and "8x8" in wrong.text
+        assert wrong.status_code == 422 and "[8, 8]" in wrong.text, wrong.text
+
+        # Images: 8x8 grayscale PNGs of the first three digits (0-16 scaled to 0-255), as a PNG
+        # body and as base64 in JSON; the server hands run() uint8 arrays, score.py rescales them.
+        pngs = [_png(image) for image in sample["data"]]
+        one = httpx.post(url, content=pngs[2], headers={**headers, "Content-Type": "image/png"}, timeout=30)
+        assert one.status_code == 200, one.text
+        assert one.json()["result"] == [2]
+        b64 = {"data": [{"b64": base64.b64encode(png).decode()} for png in pngs]}
+        several = httpx.post(url, json=b64, headers=headers, timeout=30)
+        assert several.status_code == 200, several.text
+        assert several.json()["result"] == [0, 1, 2]
     finally:
         teardown_endpoints(ws)
