@@ -3,35 +3,49 @@ and finding the model a run logged through MLflow's own flavors (MLflow 3 logged
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 # Pinned explicitly: MLflow otherwise infers requirements by importing the model in a subprocess,
-# which takes seconds per logged model. The distributions a model of each flavor needs at load
-# time (a pyfunc PythonModel's are unknown: MLflow infers them).
-REQUIREMENT_DISTRIBUTIONS = ("scikit-learn", "numpy", "joblib")
+# which takes seconds per logged model. What a model of each flavor imports at load time, by
+# module (a pyfunc PythonModel's needs are unknown: MLflow infers them).
+REQUIREMENT_MODULES = ("sklearn", "numpy", "joblib")
 FLAVOR_REQUIREMENTS = {
-    "mlflow.sklearn": REQUIREMENT_DISTRIBUTIONS,
+    "mlflow.sklearn": REQUIREMENT_MODULES,
     "mlflow.pytorch": ("torch", "numpy"),
-    "mlflow.xgboost": ("xgboost", "numpy", "scikit-learn"),
-    "mlflow.lightgbm": ("lightgbm", "numpy", "scikit-learn"),
+    "mlflow.xgboost": ("xgboost", "numpy", "sklearn"),
+    "mlflow.lightgbm": ("lightgbm", "numpy", "sklearn"),
     "mlflow.spark": ("pyspark",),
 }
 
 
-def pinned_requirements(distributions: tuple[str, ...] = REQUIREMENT_DISTRIBUTIONS) -> list[str]:
-    """`name==version` of the installed `distributions` (default: what a pickled scikit-learn model
-    needs at load time). A local version label (`2.13.0+cpu`) is dropped, as MLflow does, so the
-    pin also installs from an index that only has the public release."""
+def pinned_requirements(modules: tuple[str, ...] = REQUIREMENT_MODULES) -> list[str]:
+    """`name==version` of the installed distributions that provide `modules` (default: what a
+    pickled scikit-learn model needs at load time): scikit-learn for sklearn, xgboost-cpu where
+    that is the one installed. A local version label (`2.13.0+cpu`) is dropped, as MLflow does, so
+    the pin also installs from an index that only has the public release."""
     reqs = []
-    for dist in distributions:
+    for module in modules:
+        dist = _providers().get(module, [_PIP_NAMES.get(module, module)])[0]
         try:
             reqs.append(f"{dist}=={version(dist).split('+', 1)[0]}")
         except PackageNotFoundError:
             reqs.append(dist)
     return reqs
+
+
+_PIP_NAMES = {"sklearn": "scikit-learn"}  # a module not installed here: the distribution to ask for
+
+
+@functools.cache
+def _providers() -> dict[str, list[str]]:
+    """module -> the distributions that install it (read once: it scans every installed one)."""
+    from importlib.metadata import packages_distributions
+
+    return {module: list(dists) for module, dists in packages_distributions().items()}
 
 
 def save_sklearn_model(model: Any, dest: Path) -> Path:
