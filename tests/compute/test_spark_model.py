@@ -90,9 +90,7 @@ def test_a_spark_ml_model_trains_on_spark_registers_and_serves(
         assert version.run_id == run.info.run_id
         import mlflow.artifacts
 
-        mlmodel = yaml.safe_load(
-            mlflow.artifacts.load_text(f"{run.info.artifact_uri}/model/MLmodel")
-        )
+        mlmodel = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/model/MLmodel"))
         assert "spark" in mlmodel["flavors"] and mlmodel["run_id"] == run.info.run_id
 
         headers = {"Authorization": f"Bearer {out['new_keys']['primary']}"}

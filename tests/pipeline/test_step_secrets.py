@@ -79,7 +79,7 @@ def _leaky(project: Path, scan: str | None = None) -> None:
         '        shipyard.set_tag("auth", "Bearer " + os.environ["API_TOKEN"])\n'
         '        conn = os.path.join(shipyard.output_dir(), "conn.txt")\n'
         '        open(conn, "w").write("token=" + os.environ["API_TOKEN"])\n'
-        '        shipyard.log_artifact(conn)\n'
+        "        shipyard.log_artifact(conn)\n"
         f"{LOG_MODEL}"
     )
     assert LOG_MODEL in train.read_text()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.config.package_sources import installer_environment
 from shipyard.config.packages import PackageSources
 from shipyard.errors import ConfigError
 from shipyard.installed import unmet
 from shipyard.secrets import known
-from shipyard.venvs.sources import installer_environment
 
 TOKEN = "index-token-7c1d9e2f4a"
 

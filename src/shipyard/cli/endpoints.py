@@ -65,7 +65,14 @@ def package_command(
 
         assert config is not None and config.deployment is not None
         with err_console.status("building the image…") as status:
-            info = build_image(ws, bundle, config.deployment.image, push=push, progress=status.update)
+            info = build_image(
+                ws,
+                bundle,
+                config.deployment.image,
+                push=push,
+                progress=status.update,
+                packages=config.deployment.packages,
+            )
         result["image"] = info.to_dict()
 
     def render(b: dict) -> None:

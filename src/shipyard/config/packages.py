@@ -12,7 +12,7 @@ project's `deployment.packages` is this section unless the deployment (or an env
 deployment) sets its own. A URL that carries credentials never stands here in clear: an index is
 a URL without user or password, or a reference (`env:NAME`, `keyring:service/name`,
 `file:PATH`) whose value is the URL; the installer gets it from an environment variable
-(shipyard/venvs/sources.py), never on a command line, and the spec hash names the reference,
+(shipyard/config/package_sources.py), never on a command line, and the spec hash names the reference,
 not its value.
 """
 

@@ -139,7 +139,9 @@ def _image(ws: Workspace, bundle: Bundle, config: DeploymentConfig, image_id: st
     from shipyard.images import get_image
     from shipyard.images.build import image_for_bundle
 
-    return get_image(ws, image_id) if image_id else image_for_bundle(ws, bundle, config.image)
+    if image_id:
+        return get_image(ws, image_id)
+    return image_for_bundle(ws, bundle, config.image, packages=config.packages)
 
 
 def _runtime(config: DeploymentConfig) -> str | None:

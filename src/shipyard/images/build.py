@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from shipyard import distribution
+from shipyard.config.packages import PackageSources
 from shipyard.config.targets import ImageConfig
 from shipyard.data.hashing import file_sha256
 from shipyard.errors import NotFoundError, ShipyardError
@@ -182,8 +183,10 @@ def build_image(
     push: bool = False,
     progress: Progress | None = None,
     git_commit: str | None = None,
+    packages: PackageSources | None = None,
 ) -> ImageInfo:
-    """Build (and with `push`, push) the scoring image of `bundle`; record and return it."""
+    """Build (and with `push`, push) the scoring image of `bundle`; record and return it. The
+    wheels come from `packages` (the deployment's indexes and find-links) when given."""
     cfg = image_cfg or ImageConfig()
     say = progress or (lambda _msg: None)
     if push and not cfg.registry:
@@ -199,7 +202,7 @@ def build_image(
     req_file = bundle_dir / "requirements.txt"
     requirements = resolve_requirements(req_file.read_text() if req_file.is_file() else None)
     cache = ws.subdir("cache", "wheels")
-    deps = dependency_wheels(cache, requirements)
+    deps = dependency_wheels(cache, requirements, packages=packages)
     runtime, wheel_name = runtime_wheel(cache)
 
     spec = df.DockerfileSpec(
@@ -269,7 +272,11 @@ def get_image(ws: Workspace, id_or_tag: str) -> ImageInfo:
 
 
 def image_for_bundle(
-    ws: Workspace, bundle: Bundle, image_cfg: ImageConfig, progress: Progress | None = None
+    ws: Workspace,
+    bundle: Bundle,
+    image_cfg: ImageConfig,
+    progress: Progress | None = None,
+    packages: PackageSources | None = None,
 ) -> ImageInfo:
     """The newest recorded image of this bundle on this base that the builder still has, else a
     new build: deploying the same bundle twice builds once."""
@@ -287,4 +294,4 @@ def image_for_bundle(
         except ShipyardError:
             continue  # removed from the builder's store since
         return info
-    return build_image(ws, bundle, image_cfg, progress=progress)
+    return build_image(ws, bundle, image_cfg, progress=progress, packages=packages)

@@ -19,6 +19,7 @@ the model (a pickled scikit-learn model must be loaded by the version that saved
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -26,10 +27,14 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard import distribution
 from shipyard.data.hashing import file_sha256, json_sha256
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.config.packages import PackageSources
 
 # What `python -m shipyard.serving` imports (see serving/*): the HTTP stack, settings (pydantic,
 # and PyYAML through shipyard.config), metrics, numpy for V2 tensors, and for images and files
@@ -117,13 +122,22 @@ def serving_runtime(exclude: set[str] | frozenset[str] = frozenset()) -> list[st
     return lines
 
 
-def _run_pip(args: list[str], what: str) -> None:
+def _run_pip(args: list[str], what: str, packages: PackageSources | None = None) -> None:
+    """pip ARGS in this Python; `packages` (indexes, find-links) reach it as PIP_* variables only,
+    and a secret among them is masked in the error."""
+    from shipyard.config.package_sources import installer_environment
+
+    extra, redactor = installer_environment(packages, "pip")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **extra} if extra else None,
     )
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_TAIL_LINES:])
-        raise ShipyardError(f"{what} failed (pip exit code {proc.returncode}):\n{tail}")
+        raise ShipyardError(f"{what} failed (pip exit code {proc.returncode}):\n{redactor.redact(tail)}")
 
 
 def _pip_requirement() -> str:
@@ -137,14 +151,22 @@ def _lock_text(header: str, folder: Path) -> str:
     return "\n".join([header, *body]) + "\n"
 
 
-def dependency_wheels(cache_root: Path, requirements: list[str], python: str = PYTHON_VERSION) -> WheelSet:
+def dependency_wheels(
+    cache_root: Path,
+    requirements: list[str],
+    python: str = PYTHON_VERSION,
+    packages: PackageSources | None = None,
+) -> WheelSet:
     """Wheels for `requirements` (CPython `python`, default the base image's 3.11; manylinux
-    x86_64), from the cache or pip download."""
+    x86_64), from the cache or pip download; from `packages` (shipyard.yaml's `packages:`: indexes
+    and find-links, part of the cache key as written, a reference by its name) when given."""
+    sources = packages.model_dump(mode="json") if packages is not None and not packages.empty else None
     key = json_sha256(
         {
             "requirements": [*requirements, _pip_requirement()],
             "python": python,
             "platforms": PLATFORMS,
+            **({"packages": sources} if sources else {}),  # absent: the keys of before
         }
     )
     folder = cache_root / "deps" / key[:16]
@@ -158,25 +180,30 @@ def dependency_wheels(cache_root: Path, requirements: list[str], python: str = P
         # the image (python3 -m venv --without-pip).
         req_file.write_text("\n".join([*requirements, _pip_requirement()]) + "\n")
         platform_args = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
-        _run_pip(
-            [
-                "download",
-                "--quiet",
-                "--only-binary=:all:",
-                "--dest",
-                str(staging),
-                "--python-version",
-                python,
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp" + python.replace(".", ""),
-                *platform_args,
-                "-r",
-                str(req_file),
-            ],
-            f"downloading wheels for CPython {python}",
-        )
+        try:
+            _run_pip(
+                [
+                    "download",
+                    "--quiet",
+                    "--only-binary=:all:",
+                    "--dest",
+                    str(staging),
+                    "--python-version",
+                    python,
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp" + python.replace(".", ""),
+                    *platform_args,
+                    "-r",
+                    str(req_file),
+                ],
+                f"downloading wheels for CPython {python}",
+                packages,
+            )
+        except ShipyardError:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-downloaded stays behind
+            raise
         req_file.unlink()
         (staging / ".complete").write_text(key + "\n")
         shutil.rmtree(folder, ignore_errors=True)

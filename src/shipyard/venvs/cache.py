@@ -43,9 +43,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from shipyard import distribution
+from shipyard.config.package_sources import installer_environment
 from shipyard.crashpoint import pause_at
 from shipyard.errors import StepFailed, UsageError
-from shipyard.venvs.sources import installer_environment
 from shipyard.venvs.spec import EnvSpec
 
 if TYPE_CHECKING:
