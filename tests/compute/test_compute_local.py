@@ -155,13 +155,17 @@ def test_timeout_cancels_and_says_so(tmp_path: Path) -> None:
 def test_ctrl_c_cancels_the_job_then_re_raises(tmp_path: Path) -> None:
     job = make_job(tmp_path, "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(60)\n")
     target = LocalTarget()
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(target, job)
-    finally:
-        timer.cancel()
+
+    def press_ctrl_c() -> None:
+        # Once the script runs (a fixed delay raced the submission itself on a loaded machine).
+        wait_for_text(job.log_path, "pid", timeout=60)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        run(target, job)
+    presser.join(5)
     (process,) = target._jobs.values()
     assert process.proc.poll() == -signal.SIGTERM
     assert process.cancelled
