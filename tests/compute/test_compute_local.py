@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,7 +153,16 @@ def test_timeout_cancels_and_says_so(tmp_path: Path) -> None:
     assert process.proc.poll() is not None
 
 
-def test_ctrl_c_cancels_the_job_then_re_raises(tmp_path: Path) -> None:
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test, even when the tests were started with SIGINT
+    ignored (a background job of a shell without job control, e.g. `nohup make test &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_cancels_the_job_then_re_raises(tmp_path: Path, ctrl_c_raises: None) -> None:
     job = make_job(tmp_path, "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(60)\n")
     target = LocalTarget()
 

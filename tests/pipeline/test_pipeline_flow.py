@@ -503,6 +503,9 @@ def run_killed_mid_training_leaves_the_registry_unchanged(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C must reach Python's handler even when the tests run with SIGINT ignored (a
+        # background job of a shell without job control), which a child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 90
