@@ -10,9 +10,9 @@ Invalid input raises ValueError: the server answers it 4xx with the message (doc
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
-import mlflow.pytorch
 import numpy as np
 import torch
 
@@ -22,10 +22,12 @@ model = None
 
 
 def init() -> None:
-    """Load the logged PyTorch model: MLflow saves it as a torch.export program (no pickle), so it
-    loads without DigitsNet's code and is already in inference mode."""
+    """Load the logged PyTorch model. MLflow saves it as a torch.export program (data/model.pt2 in
+    the model folder: no pickle), which torch loads by itself, without MLflow in the image and
+    without DigitsNet's code; it is already in inference mode."""
     global model
-    model = mlflow.pytorch.load_model(os.environ["AZUREML_MODEL_DIR"], map_location="cpu")
+    program = Path(os.environ["AZUREML_MODEL_DIR"]) / "data" / "model.pt2"
+    model = torch.export.load(str(program)).module()
 
 
 def run(raw_data: str | bytes | dict[str, Any]) -> dict[str, list[Any]]:

@@ -148,3 +148,26 @@ def test_a_model_without_pyfunc_flavor_needs_an_entry_script(ws: Workspace, tmp_
     version, _ = register(ws, MODEL, run.info.run_id, f"{run.info.artifact_uri}/model")
     with pytest.raises(ConfigError, match="not an MLflow model .*deployment.entry_script"):
         build_bundle(ws, version, entry_script=None, requirements=None, input_sample=None)
+
+
+def test_a_pyfunc_bundle_keeps_what_the_model_needs_beside_the_deployments_requirements(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """deployment.requirements of an MLflow-model bundle: the deployment's pins win, and what the
+    model's own requirements.txt names besides (mlflow itself, which the pyfunc loader imports)
+    is added; a score.py bundle gets the deployment's file as it is."""
+    version, _ = _log_and_register(ws, tmp_path)
+    given = tmp_path / "requirements.txt"
+    given.write_text("scikit-learn==1.4.0\npandas\n")
+    bundle = build_bundle(ws, version, entry_script=None, requirements=given, input_sample=None)
+    lines = (Path(bundle.path) / "requirements.txt").read_text().splitlines()
+    model_lines = (Path(bundle.path) / bundle.manifest["model_dir"] / "requirements.txt").read_text().split()
+    assert lines[:2] == ["scikit-learn==1.4.0", "pandas"]  # the deployment's, first and unchanged
+    assert any(line.startswith("mlflow") for line in lines)
+    assert not any(line.startswith(("scikit-learn", "pandas")) for line in lines[2:])  # its own won
+    assert {m for m in model_lines if not m.startswith(("scikit-learn", "pandas"))} <= set(lines)
+
+    script = tmp_path / "score.py"
+    script.write_text(SCORE_PY)
+    azure = build_bundle(ws, version, entry_script=script, requirements=given, input_sample=None)
+    assert (Path(azure.path) / "requirements.txt").read_text() == given.read_text()

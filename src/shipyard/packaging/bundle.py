@@ -173,13 +173,16 @@ def assemble(
     else:
         _check_pyfunc_model(model, model_dir)
     _copy_code(code, staging / CODE_DIR)
+    model_requirements = model_dir / "requirements.txt"
     if requirements is not None:
-        if is_conda_file(requirements):  # an Azure ML conda_dependencies.yml: its pip pins
-            (staging / "requirements.txt").write_text(requirements_text(requirements))
-        else:
-            shutil.copy2(requirements, staging / "requirements.txt")
-    elif (model_dir / "requirements.txt").is_file():
-        shutil.copy2(model_dir / "requirements.txt", staging / "requirements.txt")
+        # an Azure ML conda_dependencies.yml: its pip pins
+        text = requirements_text(requirements) if is_conda_file(requirements) else requirements.read_text()
+        if entry_script is None and model_requirements.is_file():
+            # MLflow's pyfunc loader needs what the model's own list names (mlflow itself first).
+            text = with_model_requirements(text, model_requirements.read_text())
+        (staging / "requirements.txt").write_text(text)
+    elif model_requirements.is_file():
+        shutil.copy2(model_requirements, staging / "requirements.txt")
     content_hash = json_sha256([tree_sha256(staging), sample])  # before the manifest, which holds it
     manifest = {
         "model_name": model.name,
@@ -197,6 +200,36 @@ def assemble(
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def with_model_requirements(given: str, model: str) -> str:
+    """`given` (the deployment's requirements) plus each line of the MLflow model's own
+    requirements.txt for a distribution `given` does not name: the deployment's pin wins."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    def names(text: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if not line or line.startswith("-"):
+                continue
+            try:
+                found[canonicalize_name(Requirement(line).name)] = line
+            except InvalidRequirement:
+                continue  # the image build and the environments report a bad line with its text
+        return found
+
+    named = names(given)
+    missing = [line for name, line in names(model).items() if name not in named]
+    if not missing:
+        return given
+    return (
+        given.rstrip("\n")
+        + "\n# what the MLflow model needs to load (its requirements.txt)\n"
+        + "\n".join(missing)
+        + "\n"
+    )
 
 
 def _copy_code(code: CodePaths, dest: Path) -> None:
