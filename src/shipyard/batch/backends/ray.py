@@ -44,6 +44,7 @@ from shipyard.errors import ConfigError, ShipyardError, UsageError
 INDEX, ROW = "__shipyard_mini_batch", "__shipyard_row"
 IN_FLIGHT_PER_WORKER = 3
 FEED_POLL_S = 0.2
+STOP_TIMEOUT_S = 120  # how long a job's end waits for its feeder thread
 BLOCK_SIZE_FACTOR = 0.9
 PROBE_TIMEOUT_S = 5.0
 
@@ -141,6 +142,7 @@ class RayData:
         self.address = address
         self._requested = workers
         self.workers = workers or 0  # 0 until connected: then the cluster's CPUs when not given
+        self._feeding = False  # a feeder thread outlived its stop (see score's shutdown)
 
     def score(self, bundle_dir: Path, batches: Iterable[MiniBatch], key: str | None) -> Iterator[Outcome]:
         ray = import_ray()
@@ -150,8 +152,10 @@ class RayData:
             yield from self._score(ray, bundle_dir, batches, key)
         finally:
             quiet.restore()
-            if connected:
+            if connected and not self._feeding:
                 ray.shutdown()
+            # else: a feeder thread that did not stop keeps the connection open; the process exits
+            # later without it, instead of Ray ending the process for a call after the shutdown.
 
     def _connect(self, ray: Any) -> bool:
         """Connect (True) or use the process's existing connection (False); size the pool."""
@@ -248,7 +252,9 @@ class RayData:
             raise
         finally:
             feeder.stop()
-            queue.shutdown(force=True)
+            self._feeding = feeder.is_alive()
+            if not self._feeding:
+                queue.shutdown(force=True)
 
 
 def _tagged(batch: MiniBatch) -> Any:
@@ -343,6 +349,9 @@ class _Feeder(threading.Thread):
             raise self.error
 
     def stop(self) -> None:
+        """Stop feeding and wait for the thread to end: a feeder still inside a Ray call after
+        ray.shutdown() makes Ray exit the whole process. It checks the stop event at least every
+        FEED_POLL_S and its calls return promptly (the queue is unbounded), so this is short."""
         self._stop_event.set()
         if self.is_alive():
-            super().join(timeout=10)
+            super().join(timeout=STOP_TIMEOUT_S)
